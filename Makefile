@@ -1,0 +1,39 @@
+# ddnm-edu -- two commands for a fresh machine (Python 3.10+, no conda needed):
+#   make book   install into .venv and build the book (open _build/html/index.html)
+#   make test   install into .venv and run every test (unit tests + notebooks)
+#
+# torch is installed first, on its own, so that no other package pulls a multi-GB CUDA build:
+#   TORCH_SPEC defaults to torch==2.13.0. On a CPU-only Linux machine elsewhere, use the CPU wheel:
+#   make test TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: book test venv clean help
+
+help:
+	@echo "make book   - install and build the book (_build/html/index.html)"
+	@echo "make test   - install and run all tests"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "Book built: open $(CURDIR)/_build/html/index.html"
+
+clean:
+	rm -rf _build $(VENV)

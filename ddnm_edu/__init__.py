@@ -1,0 +1,24 @@
+"""ddnm-edu: zero-shot image restoration with the Denoising Diffusion Null-space Model, for learning.
+
+    import ddnm_edu as de
+    sched = de.NoiseSchedule.linear(T=1000)
+    op = de.operators.SuperResolution(scale=4)
+    x0_hat = de.ddnm(model, sched, op, y, steps=100, eta=0.85, seed=0)
+
+Modules, one concept each: ``schedule`` (forward process and one-step samplers),
+``operators`` (A, A^dagger and the range/null projections), ``sampling`` (DDIM, DDPM,
+DDNM, DDNM+), ``metrics``, ``unet``, ``data``, ``train``.
+"""
+from . import metrics, operators
+from .errors import DDNMInputError
+from .operators import LinearOperator
+from .sampling import (RestorationResult, TraceStep, ddnm, ddnm_plus, lambda_and_std, nfe_count, sample,
+                       travel_schedule)
+from .schedule import NoiseSchedule
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DDNMInputError", "LinearOperator", "NoiseSchedule", "RestorationResult", "TraceStep", "ddnm", "ddnm_plus",
+    "lambda_and_std", "metrics", "nfe_count", "operators", "sample", "travel_schedule", "__version__",
+]

@@ -1,0 +1,255 @@
+"""Samplers: plain DDIM / DDPM, DDNM (Algorithm 1) and DDNM+ (noise scaling + time travel).
+
+One loop serves them all. Each denoising step from timestep t to s < t:
+
+1. eps = model(x_t, t)                                          (Algorithm 1, line 2)
+2. x0_t = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)   (line 3)
+3. x0_hat = x0_t - lambda_t A^dagger (A x0_t - y)                 (line 4 / DDNM+ eq. 17)
+4. x_s = a_t x0_hat + c_eps eps + c_xt x_t + std_t z              (line 5, see NoiseSchedule.step_coefs)
+
+Without an operator step 3 is skipped and this is plain DDIM (``kind="ddim"``) or
+DDPM ancestral sampling (``kind="ddpm"``).
+
+**The eta convention.** ``kind="ddim"`` (default) follows the DDNM / DDRM code:
+the fresh-noise std is sigma_t = eta * sqrt(1 - alpha_bar_s) and the model's eps keeps
+the rest, sqrt(1 - alpha_bar_s) * sqrt(1 - eta^2). This differs from the DDIM paper's
+eta (``kind="ddim-paper"``), where eta = 1 means DDPM's posterior variance.
+
+**DDNM+ noise scaling (paper, eq. 17-19).** With y = A x + n, n ~ N(0, sigma_y^2 I),
+the range part of x0_hat carries lambda_t A^dagger n, which enters x_s multiplied by a_t
+(the coefficient of x0_hat in step 4): extra noise of std a_t lambda_t sigma_y per pixel
+(exactly so when A^dagger has orthonormal columns or replicates values: SR, inpainting,
+colorization, CS -- the paper's simplification). The step wants fresh noise of std
+sigma_t in total, so the paper chooses
+
+    lambda_t = 1                          if sigma_t >= a_t sigma_y
+    lambda_t = sigma_t / (a_t sigma_y)    otherwise,
+    std_t    = sqrt(sigma_t^2 - (a_t lambda_t sigma_y)^2)     (the noise actually added),
+
+so that (a_t lambda_t sigma_y)^2 + std_t^2 = sigma_t^2: the total variance stays right.
+The paper states it for DDPM steps (a_t = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t),
+``kind="ddpm"``); with DDIM steps (``kind="ddim"``) a_t = sqrt(alpha_bar_s). With
+sigma_y = 0 we get lambda_t = 1 and std_t = sigma_t: DDNM+ *is* DDNM.
+
+**Time travel (DDNM+ / RePaint).** After every ``travel_length`` steps the sampler
+jumps back ``travel_length`` steps with q(x_{t+l} | x_t) and denoises again, ``travel_repeat``
+times in all (travel_repeat = 1: no travel). :func:`travel_schedule` gives the visited
+step indices, :func:`nfe_count` the number of model calls.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+import warnings
+
+import torch
+
+from .errors import DDNMInputError, check_finite, check_int_range, check_sigma_y
+from .operators import LinearOperator
+from .schedule import NoiseSchedule
+
+Tensor = torch.Tensor
+Model = Callable[[Tensor, Tensor], Tensor]
+
+
+# --------------------------------------------------------------------------- time travel
+def travel_schedule(steps: int, travel_length: int = 1, travel_repeat: int = 1) -> list[int]:
+    """Step indices visited, from ``steps - 1`` down to -1 (clean), with RePaint-style jumps back.
+
+    Index i stands for timestep ``NoiseSchedule.set_timesteps(steps)[::-1][i]``; -1 is clean data.
+    A decrease i -> j is a denoising step (one model call); an increase i -> i + 1 is a forward
+    (re-noising) step. Same construction as ``get_schedule_jump`` in the RePaint / DDNM code.
+    """
+    steps = check_int_range(steps, "steps", 1)
+    travel_repeat = check_int_range(travel_repeat, "travel_repeat", 1, hint=" Use 1 for no time travel.")
+    if travel_repeat > 1:
+        travel_length = check_int_range(travel_length, "travel_length", 1, max(1, steps - 1),
+                                        f" It must be smaller than steps={steps}.")
+        if steps < 2:
+            raise DDNMInputError("time travel needs steps >= 2.")
+    jumps = {j: travel_repeat - 1 for j in range(0, steps - travel_length, travel_length)} if travel_repeat > 1 else {}
+    t, ts = steps, []
+    while t >= 1:
+        t -= 1
+        ts.append(t)
+        if jumps.get(t, 0) > 0:
+            jumps[t] -= 1
+            for _ in range(travel_length):
+                t += 1
+                ts.append(t)
+    ts.append(-1)
+    return ts
+
+
+def nfe_count(steps: int, travel_length: int = 1, travel_repeat: int = 1) -> int:
+    """Model calls of a run: steps + travel_length * (travel_repeat - 1) * #jump points."""
+    if travel_repeat <= 1:
+        return steps
+    return steps + travel_length * (travel_repeat - 1) * len(range(0, steps - travel_length, travel_length))
+
+
+# --------------------------------------------------------------------------- results
+@dataclass
+class TraceStep:
+    """What one denoising step saw (CPU float32 copies, for plotting and widgets)."""
+
+    t: int  # timestep of x_t
+    t_prev: int  # timestep of the sample it produced (-1 = clean)
+    x_t: Tensor  # (B, C, H, W)
+    x0_t: Tensor  # model's clean estimate (Algorithm 1 line 3)
+    range_part: Tensor  # A^dagger y
+    null_part: Tensor  # (I - A^dagger A) x0_t
+    x0_hat: Tensor  # rectified estimate (line 4)
+    lam: float  # lambda_t (1 for DDNM)
+    consistency: float  # ||A x0_hat - y|| / ||y||
+
+
+@dataclass
+class RestorationResult:
+    x0_hat: Tensor  # (B, C, H, W), not clipped: clip with .clamp(-1, 1) for display
+    nfe: int
+    schedule: list[int]  # visited step indices (travel_schedule)
+    timesteps: list[int]  # timestep of each step index (index i -> timesteps[i])
+    trace: list[TraceStep] | None = field(default=None, repr=False)
+
+
+# --------------------------------------------------------------------------- helpers
+def lambda_and_std(sigma_t: float, a_t: float, sigma_y: float) -> tuple[float, float]:
+    """DDNM+ eq. 19: (lambda_t, std of the noise to add) for step noise sigma_t and x0_hat coefficient a_t."""
+    if sigma_t >= a_t * sigma_y:
+        return 1.0, max(sigma_t ** 2 - (a_t * sigma_y) ** 2, 0.0) ** 0.5
+    # lambda_t = sigma_t / (a_t sigma_y): the range noise a_t lambda_t sigma_y = sigma_t uses the whole budget
+    return sigma_t / (a_t * sigma_y), 0.0
+
+
+def _check_model_output(eps: Tensor, x_t: Tensor) -> None:
+    if eps.shape != x_t.shape:
+        raise DDNMInputError(f"the model returned shape {tuple(eps.shape)} for x_t of shape {tuple(x_t.shape)}; "
+                             "is it a model for this number of channels / image size?")
+
+
+def _expected_channels(model) -> int | None:
+    cfg = getattr(model, "config", None)
+    return getattr(cfg, "in_channels", None)
+
+
+def _call(model: Model, x: Tensor, t: int) -> Tensor:
+    tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+    eps = model(x, tt)
+    _check_model_output(eps, x)
+    return eps.to(x.dtype)
+
+
+# --------------------------------------------------------------------------- the loop
+@torch.no_grad()
+def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: Tensor | None,
+              sigma_y: float = 0.0, steps: int = 100, eta: float = 0.85, travel_length: int = 1,
+              travel_repeat: int = 1, seed: int = 0, trace: bool = False, kind: str = "ddim",
+              progress: bool = False, shape: tuple[int, ...] | None = None,
+              x_T: Tensor | None = None, clip_x0: bool = False) -> RestorationResult:
+    """DDNM+ (noise scaling eq. 17-19, time travel) -- and DDNM, DDIM, DDPM as special cases.
+
+    ``op=None, y=None`` with ``shape=(B, C, H, W)`` samples unconditionally.
+    ``clip_x0`` clips x0_t to [-1, 1] before the projection (off by default, as in the DDNM code;
+    the projection comes after the clip, so consistency is unaffected).
+    Noise is drawn on the CPU from ``torch.Generator().manual_seed(seed)``: the same seed gives
+    the same result on the same device.
+    """
+    sigma_y = check_sigma_y(sigma_y)
+    steps = check_int_range(steps, "steps", 1, sched.T, f" Choose 1 <= steps <= T={sched.T}.")
+    if not 0.0 <= float(eta) <= 1.0:
+        raise DDNMInputError(f"eta must be in [0, 1], got {eta}.")
+    schedule = travel_schedule(steps, travel_length, travel_repeat)
+    timesteps = sched.set_timesteps(steps)[::-1]  # index i -> timestep (ascending)
+
+    if op is None:
+        if shape is None and x_T is None:
+            raise DDNMInputError("unconditional sampling needs shape=(B, C, H, W) (or x_T).")
+        ref = x_T if x_T is not None else torch.empty(shape)
+        range_part = None
+    else:
+        if y is None:
+            raise DDNMInputError("y is required when an operator is given.")
+        if not isinstance(y, torch.Tensor):
+            raise DDNMInputError("y must be a torch.Tensor; load images with ddnm_edu.data or torch.as_tensor.")
+        check_finite(y, "y")
+        range_part = op.A_pinv(y)  # A^dagger y, (B, C, H, W)
+        ref = range_part
+        err = op.consistency_probe(range_part)
+        if err > 1e-4:
+            warnings.warn(f"{op!r}: A A^dagger A != A on random images (relative error {err:.1e}); the result "
+                          "will not be consistent with y. Check op.check_pinv(shape).", stacklevel=2)
+    ch = _expected_channels(model)
+    if ch is not None and ref.shape[1] != ch:
+        raise DDNMInputError(f"the model works on {ch}-channel images but this task produces {ref.shape[1]}-channel "
+                             f"images; use a {ch}-channel model or task (e.g. colorization needs an RGB model).")
+    device, dtype = ref.device, ref.dtype if ref.dtype.is_floating_point else torch.float32
+    try:  # run where the model lives (CPU, CUDA or MPS)
+        device = next(model.parameters()).device  # type: ignore[union-attr]
+    except (AttributeError, StopIteration):
+        pass
+    if op is not None:
+        y = y.to(device)
+        range_part = range_part.to(device)
+    gen = torch.Generator().manual_seed(int(seed))
+    x = (torch.randn(ref.shape, generator=gen, dtype=dtype) if x_T is None else x_T.to(dtype)).to(device)
+    y_norm = float(y.norm()) if y is not None else 1.0
+    records: list[TraceStep] = []
+
+    pairs = list(zip(schedule[:-1], schedule[1:]))
+    from tqdm.auto import tqdm
+
+    for i, j in tqdm(pairs, disable=not progress, desc="sampling"):
+        t = timesteps[i]
+        t_prev = timesteps[j] if j >= 0 else -1
+        z = torch.randn(x.shape, generator=gen, dtype=dtype).to(device)
+        if j > i:  # time travel: re-noise with q(x_{t_prev} | x_t)
+            x = sched.forward_jump(x, t, t_prev, z)
+            continue
+        eps = _call(model, x, t)
+        x0_t = sched.predict_x0(x, eps, t)
+        if clip_x0:
+            x0_t = x0_t.clamp(-1, 1)
+        c = sched.step_coefs(t, t_prev, eta, kind, like=x)
+        sigma_t, a_t = float(c.sigma.reshape(-1)[0]), float(c.c_x0.reshape(-1)[0])
+        if op is not None:
+            lam, std = lambda_and_std(sigma_t, a_t, sigma_y)
+            x0_hat = op.project(x0_t, y, lam)
+        else:
+            lam, std, x0_hat = 1.0, sigma_t, x0_t
+        if trace:
+            null = op.null_part(x0_t) if op is not None else torch.zeros_like(x0_t)
+            cons = float((op.A(x0_hat) - y).norm()) / max(y_norm, 1e-30) if op is not None else 0.0
+            records.append(TraceStep(t, t_prev, _cpu(x), _cpu(x0_t),
+                                     _cpu(range_part) if op is not None else torch.zeros(1),
+                                     _cpu(null), _cpu(x0_hat), lam, cons))
+        x_new = c.c_x0 * x0_hat + c.c_eps * eps + c.c_xt * x
+        if std > 0:
+            x_new = x_new + std * z
+        x = x_new
+    nfe = sum(1 for i, j in pairs if j < i)
+    return RestorationResult(x0_hat=x, nfe=nfe, schedule=schedule, timesteps=timesteps,
+                             trace=records if trace else None)
+
+
+def _cpu(x: Tensor) -> Tensor:
+    return x.detach().to("cpu", torch.float32).clone()
+
+
+def ddnm(model: Model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, steps: int = 100,
+         eta: float = 0.85, seed: int = 0, **kwargs) -> Tensor:
+    """DDNM, Algorithm 1 of Wang et al. (2023): x0_hat consistent with y (A x0_hat = y).
+
+    The same loop as :func:`ddnm_plus` with sigma_y = 0 and no time travel.
+    """
+    for k in ("sigma_y", "travel_length", "travel_repeat"):
+        if k in kwargs:
+            raise DDNMInputError(f"{k} is a DDNM+ setting; call ddnm_plus(...) for it.")
+    return ddnm_plus(model, sched, op, y, steps=steps, eta=eta, seed=seed, **kwargs).x0_hat
+
+
+def sample(model: Model, sched: NoiseSchedule, shape: tuple[int, int, int, int], steps: int = 100,
+           eta: float = 0.0, seed: int = 0, kind: str = "ddim", **kwargs) -> Tensor:
+    """Unconditional samples (B, C, H, W): DDIM (``kind="ddim"``, eta=0 deterministic) or DDPM (``"ddpm"``)."""
+    return ddnm_plus(model, sched, None, None, steps=steps, eta=eta, seed=seed, kind=kind,
+                     shape=shape, **kwargs).x0_hat

@@ -1,0 +1,274 @@
+"""DDNM / DDNM+ samplers: oracle recovery, consistency, DDNM+ variance rule, time travel, seeds, errors."""
+import math
+
+import pytest
+import torch
+
+import ddnm_edu as de
+from ddnm_edu import DDNMInputError
+from ddnm_edu import operators as ops
+from ddnm_edu.unet import UNet, UNetConfig
+
+
+def make_ops(size=32):
+    return {
+        "sr4": ops.SuperResolution(4),
+        "sr2": ops.SuperResolution(2),
+        "inpaint": ops.Inpainting(ops.Inpainting.random_mask(size, 0.5, seed=0)),
+        "box": ops.Inpainting(ops.Inpainting.box_mask(size, size // 2)),
+        "colorize": ops.Colorization(),
+        "denoise": ops.Denoising(),
+        "cs": ops.CompressedSensing(0.25, seed=0),
+        # sigma = 1 blur: smallest |K| is ~5e-5 of the largest, so rcond=1e-6 keeps every frequency
+        # (exact Moore-Penrose); the default rcond=1e-3 truncates a few and is only approximately consistent
+        "deblur": ops.Deblur(ops.gaussian_kernel(1.0), rcond=1e-6),
+        "colorize+sr2": ops.Composite([ops.Colorization(), ops.SuperResolution(2)]),
+    }
+
+
+def images(n=2, c=3, size=32, seed=0):
+    return torch.rand(n, c, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def oracle(sched, x0):
+    """eps computed from the true x0: the perfect denoiser for this one image."""
+    return lambda x_t, t: sched.predict_eps(x_t, x0, t)
+
+
+@pytest.fixture(scope="module")
+def random_unet():
+    """An untrained UNet (PyTorch's default init, also for the layers the UNet zero-initialises): arbitrary eps."""
+    torch.manual_seed(0)
+    m = UNet(UNetConfig(in_channels=3, ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(16,)))
+    for mod in m.modules():
+        if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)):
+            mod.reset_parameters()
+    return m.eval()
+
+
+@pytest.mark.parametrize("name", list(make_ops()))
+def test_oracle_model_recovers_x0(sched, name):
+    op = make_ops()[name]
+    x0 = images()
+    out = de.ddnm(oracle(sched, x0), sched, op, op.A(x0), steps=20, eta=0.85, seed=1)
+    torch.testing.assert_close(out, x0, atol=2e-4, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["ddim", "ddim-paper", "ddpm"])
+def test_oracle_recovery_for_every_step_kind(sched, kind):
+    op = ops.SuperResolution(4)
+    x0 = images(c=1)
+    out = de.ddnm_plus(oracle(sched, x0), sched, op, op.A(x0), steps=10, eta=1.0, kind=kind).x0_hat
+    torch.testing.assert_close(out, x0, atol=2e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", list(make_ops()))
+def test_any_model_gives_consistent_result(sched, random_unet, name):
+    """Whatever the model predicts, A x0_hat = y to float32 precision (noise-free y)."""
+    op = make_ops()[name]
+    x0 = images(seed=3)
+    y = op.A(x0)
+    out = de.ddnm(random_unet, sched, op, y, steps=10, seed=0, clip_x0=True)
+    assert de.metrics.consistency(op, out, y).max() <= 1e-5
+    if name not in ("denoise", "deblur"):  # (these two are invertible here: no null space, the answer is A^-1 y)
+        assert (out - x0).abs().mean() > 1e-3  # the model filled the null space: the test is not vacuous
+    # Without clipping an untrained model's x0_t reaches |x| ~ 100 (x_t / sqrt(alpha_bar) at t = T):
+    # still consistent to float32 precision *relative to that scale*.
+    raw = de.ddnm(random_unet, sched, op, y, steps=10, seed=0)
+    scale = max(1.0, float(raw.abs().max()))
+    assert de.metrics.consistency(op, raw, y).max() <= 1e-5 * scale
+
+
+def test_ddnm_plus_without_noise_or_travel_is_ddnm(sched, random_unet):
+    op = ops.SuperResolution(2)
+    y = op.A(images(seed=4))
+    a = de.ddnm(random_unet, sched, op, y, steps=15, eta=0.85, seed=7)
+    b = de.ddnm_plus(random_unet, sched, op, y, sigma_y=0.0, steps=15, eta=0.85, seed=7,
+                     travel_length=5, travel_repeat=1).x0_hat
+    assert torch.equal(a, b)
+
+
+def reference_algorithm_1(model, sched, op, y, steps, eta, seed):
+    """DDNM Algorithm 1, written out line by line, independently of ddnm_edu.sampling."""
+    gen = torch.Generator().manual_seed(seed)
+    ts = sched.set_timesteps(steps)
+    x = torch.randn(op.A_pinv(y).shape, generator=gen)  # x_T ~ N(0, I)
+    for i, t in enumerate(ts):
+        s = ts[i + 1] if i + 1 < len(ts) else -1
+        z = torch.randn(x.shape, generator=gen)
+        ab_t = sched.alphas_cumprod[t].float()
+        ab_s = sched.alphas_cumprod[s].float() if s >= 0 else torch.tensor(1.0)
+        eps = model(x, torch.full((x.shape[0],), t))  # line 2
+        x0_t = (x - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()  # line 3
+        x0_hat = x0_t - op.A_pinv(op.A(x0_t) - y)  # line 4
+        sigma = eta * (1 - ab_s).sqrt()
+        x = ab_s.sqrt() * x0_hat + (1 - ab_s - sigma ** 2).clamp(min=0).sqrt() * eps + sigma * z  # line 5
+    return x
+
+
+def test_matches_literal_algorithm_1(sched, random_unet):
+    op = ops.Colorization()
+    y = op.A(images(seed=5))
+    ours = de.ddnm(random_unet, sched, op, y, steps=12, eta=0.85, seed=3)
+    ref = reference_algorithm_1(random_unet, sched, op, y, 12, 0.85, 3)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_same_seed_same_output_different_seed_different_output(sched, random_unet):
+    op = ops.Inpainting(ops.Inpainting.box_mask(32, 16))
+    y = op.A(images(seed=6))
+    a = de.ddnm(random_unet, sched, op, y, steps=8, seed=0)
+    b = de.ddnm(random_unet, sched, op, y, steps=8, seed=0)
+    c = de.ddnm(random_unet, sched, op, y, steps=8, seed=1)
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() > 1e-3
+    # different seeds differ only in the null space: both are consistent
+    torch.testing.assert_close(op.A(a), op.A(c), atol=1e-5, rtol=0)
+
+
+# --- DDNM+ noise scaling ---------------------------------------------------------------------
+@pytest.mark.parametrize("sigma_t,a_t,sigma_y", [(0.5, 0.9, 0.1), (0.05, 0.9, 0.1), (0.0, 1.0, 0.2), (0.3, 0.5, 0.0)])
+def test_lambda_rule_keeps_total_variance(sigma_t, a_t, sigma_y):
+    lam, std = de.lambda_and_std(sigma_t, a_t, sigma_y)
+    assert 0 <= lam <= 1
+    assert (a_t * lam * sigma_y) ** 2 + std ** 2 == pytest.approx(sigma_t ** 2, abs=1e-15)
+    if sigma_t >= a_t * sigma_y:
+        assert lam == 1.0
+    else:
+        assert lam == pytest.approx(sigma_t / (a_t * sigma_y)) and std == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("kind,t,t_prev", [("ddpm", 40, 39), ("ddim", 300, 250), ("ddim", 40, 20)])
+def test_ddnm_plus_step_variance_monte_carlo(sched, kind, t, t_prev):
+    """One DDNM+ step with noisy y: per-pixel variance of x_{t_prev} equals the scheduled sigma_t^2."""
+    n, sigma_y = 20_000, 0.2
+    op = ops.SuperResolution(2)
+    x_true = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    y = op.A(x_true) + sigma_y * torch.randn(n, 1, 2, 2, generator=gen, dtype=torch.float64)
+    x_t = torch.full((n, 1, 4, 4), 0.3, dtype=torch.float64)
+    eps = torch.full_like(x_t, 0.1)  # a fixed model output
+    c = sched.step_coefs(t, t_prev, 1.0, kind, like=x_t)
+    sigma_t, a_t = float(c.sigma.flatten()[0]), float(c.c_x0.flatten()[0])
+    lam, std = de.lambda_and_std(sigma_t, a_t, sigma_y)
+    x0_t = sched.predict_x0(x_t, eps, t)
+    x_prev = c.c_x0 * op.project(x0_t, y, lam) + c.c_eps * eps + c.c_xt * x_t \
+        + std * torch.randn(x_t.shape, generator=gen, dtype=torch.float64)
+    var = x_prev.var(0).mean().item()
+    assert var == pytest.approx(sigma_t ** 2, rel=0.05)
+    # whereas plain DDNM (lambda = 1, full fresh noise) over-shoots by (a_t sigma_y)^2
+    x_ddnm = c.c_x0 * op.project(x0_t, y) + c.c_eps * eps + c.c_xt * x_t \
+        + sigma_t * torch.randn(x_t.shape, generator=gen, dtype=torch.float64)
+    assert x_ddnm.var(0).mean().item() == pytest.approx(sigma_t ** 2 + (a_t * sigma_y) ** 2, rel=0.05)
+
+
+def test_ddnm_plus_noisy_y_runs_and_lambda_drops_at_the_end(sched, random_unet):
+    op = ops.SuperResolution(4)
+    y = op.A(images(seed=8)) + 0.1 * torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    res = de.ddnm_plus(random_unet, sched, op, y, sigma_y=0.1, steps=10, eta=0.85, trace=True)
+    lams = [s.lam for s in res.trace]
+    assert lams[0] == 1.0 and lams[-1] == 0.0  # the last step (sigma_t = 0) does not copy the noise of y
+    assert all(0 <= l <= 1 for l in lams)
+
+
+# --- time travel -------------------------------------------------------------------------------
+def test_travel_schedule_without_travel():
+    assert de.travel_schedule(5) == [4, 3, 2, 1, 0, -1]
+    assert de.nfe_count(5) == 5
+
+
+def test_travel_schedule_jumps_back():
+    ts = de.travel_schedule(6, travel_length=2, travel_repeat=2)
+    # jump points at indices 0 and 2: after reaching them, go back 2 steps once
+    assert ts == [5, 4, 3, 2, 3, 4, 3, 2, 1, 0, 1, 2, 1, 0, -1]
+    assert sum(1 for i, j in zip(ts, ts[1:]) if j < i) == de.nfe_count(6, 2, 2) == 6 + 2 * 1 * 2
+
+
+@pytest.mark.parametrize("steps,L,R", [(20, 5, 3), (100, 10, 3), (10, 1, 2), (50, 49, 4), (7, 3, 1)])
+def test_nfe_is_predictable_and_counted(sched, steps, L, R):
+    calls = []
+    x0 = images(n=1, c=1)
+    orc = oracle(sched, x0)
+
+    def counting(x, t):
+        calls.append(int(t[0]))
+        return orc(x, t)
+
+    op = ops.SuperResolution(2)
+    res = de.ddnm_plus(counting, sched, op, op.A(x0), steps=steps, travel_length=L, travel_repeat=R)
+    assert len(calls) == res.nfe == de.nfe_count(steps, L, R)
+    # every call is at a timestep of the skipped schedule, and the run ends at t = 0
+    assert set(calls) <= set(sched.set_timesteps(steps)) and calls[-1] == 0
+    torch.testing.assert_close(res.x0_hat, x0, atol=2e-4, rtol=0)  # travel keeps the oracle exact
+
+
+def test_trace_contents(sched, random_unet):
+    op = ops.Inpainting(ops.Inpainting.random_mask(32, 0.5))
+    y = op.A(images(seed=9))
+    res = de.ddnm_plus(random_unet, sched, op, y, steps=6, trace=True)
+    assert len(res.trace) == 6 == res.nfe
+    assert [s.t for s in res.trace] == sched.set_timesteps(6)
+    for s in res.trace:
+        torch.testing.assert_close(s.x0_hat, s.range_part + s.null_part, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(s.range_part, op.A_pinv(y))
+        assert s.consistency < 1e-5
+    torch.testing.assert_close(res.trace[-1].x0_hat, res.x0_hat)
+
+
+def test_unconditional_sample_shape_and_determinism(sched, random_unet):
+    a = de.sample(random_unet, sched, (2, 3, 32, 32), steps=5, seed=3)
+    b = de.sample(random_unet, sched, (2, 3, 32, 32), steps=5, seed=3)
+    assert a.shape == (2, 3, 32, 32) and torch.equal(a, b)
+
+
+# --- bad input -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(sigma_y=-0.1), "sigma_y must be a finite number >= 0"),
+    (dict(sigma_y=float("nan")), "sigma_y must be a finite number"),
+    (dict(steps=0), "steps must be between 1 and 1000"),
+    (dict(steps=2000), "steps must be between 1 and 1000"),
+    (dict(travel_repeat=0), "travel_repeat must be >= 1"),
+    (dict(travel_repeat=2, travel_length=10, steps=10), "travel_length must be between 1 and 9"),
+    (dict(travel_repeat=2, travel_length=0), "travel_length must be between"),
+    (dict(eta=1.5), "eta must be in"),
+])
+def test_bad_sampler_settings(sched, kwargs, match):
+    op = ops.SuperResolution(2)
+    y = op.A(images(n=1, c=1))
+    with pytest.raises(DDNMInputError, match=match):
+        de.ddnm_plus(lambda x, t: torch.zeros_like(x), sched, op, y, **kwargs)
+
+
+def test_nan_in_y_rejected(sched):
+    op = ops.SuperResolution(2)
+    y = op.A(images(n=1, c=1))
+    y[0, 0, 0, 0] = float("inf")
+    with pytest.raises(DDNMInputError, match="NaN or infinite"):
+        de.ddnm(lambda x, t: torch.zeros_like(x), sched, op, y)
+
+
+def test_model_channel_mismatch(sched):
+    model = UNet(UNetConfig(in_channels=1, ch=8, ch_mult=(1,), num_res_blocks=1, attn_resolutions=()))
+    op = ops.Colorization()
+    with pytest.raises(DDNMInputError, match="1-channel images .* 3-channel"):
+        de.ddnm(model, sched, op, op.A(images(n=1)), steps=2)
+
+
+def test_model_returning_wrong_shape(sched):
+    op = ops.SuperResolution(2)
+    with pytest.raises(DDNMInputError, match="model returned shape"):
+        de.ddnm(lambda x, t: x[:, :1], sched, op, op.A(images(n=1)), steps=2)
+
+
+def test_ddnm_rejects_ddnm_plus_settings(sched):
+    op = ops.SuperResolution(2)
+    with pytest.raises(DDNMInputError, match="ddnm_plus"):
+        de.ddnm(lambda x, t: torch.zeros_like(x), sched, op, op.A(images(n=1)), sigma_y=0.1)
+
+
+def test_inconsistent_composite_warns(sched):
+    mask = ops.Inpainting.random_mask(32, 0.3, seed=0)
+    op = ops.Composite([ops.Inpainting(mask), ops.SuperResolution(2)])
+    x0 = images(n=1, c=1)
+    with pytest.warns(UserWarning, match="not be consistent"):
+        de.ddnm(oracle(sched, x0), sched, op, op.A(x0), steps=3)

@@ -79,6 +79,22 @@ def _amp_dtype(mode: str, device: torch.device):
     return None
 
 
+def _hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU {name}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+
+
 def load_training_images(dataset: str, n: int | None = None) -> torch.Tensor:
     """uint8 (N, C, 32, 32) training images (kept as uint8 to save memory)."""
     from . import data
@@ -190,7 +206,7 @@ def main(argv=None) -> None:
         meta = dict(config=args.config, unet=cfg["unet"].to_dict(), params=count_parameters(model),
                     n_train=n_img, batch=args.batch, world_size=world, lr=args.lr, ema=args.ema,
                     amp=str(amp), compile=args.compile, device=str(device),
-                    torch=torch.__version__, threads=torch.get_num_threads())
+                    torch=torch.__version__, threads=torch.get_num_threads(), hardware=_hardware(device))
         (out / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
         print(json.dumps(meta), flush=True)
 
@@ -246,7 +262,7 @@ def main(argv=None) -> None:
             step += 1
             ema_update(ema, model, min(args.ema, (1 + step) / (10 + step)))
             wall = wall0 + time.time() - t_start
-            running += float(loss)
+            running += loss.item()
             n_run += 1
             bar.update(1)
             if rank == 0 and step % args.log_every == 0:
@@ -260,7 +276,15 @@ def main(argv=None) -> None:
             if time.time() - t_ckpt > args.ckpt_minutes * 60:
                 save()
                 t_ckpt = time.time()
-            if args.max_minutes is not None and time.time() - t_start > args.max_minutes * 60:
+            done = args.max_minutes is not None and time.time() - t_start > args.max_minutes * 60
+            if distributed:  # every process must stop at the same step, or the others hang in all-reduce
+                import torch.distributed as dist
+
+                flag = torch.tensor([float(done or stop["flag"])])
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                done = bool(flag.item())
+                stop["flag"] = stop["flag"] or done
+            if done:
                 break
         bar.close()
     finally:

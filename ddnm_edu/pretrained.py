@@ -1,0 +1,118 @@
+"""The shipped pretrained UNets: ``load_pretrained(name, device)``, checked against a recorded sha256.
+
+Weights live in ``data/weights/<name>.pt`` (the EMA weights written by ``ddnm_edu.train``), and
+``data/weights/weights.json`` records, for each, its sha256 and how it was made. Nothing is
+downloaded: a missing or altered file is an error that says what to do.
+
+Export a training run's EMA weights into the repository with::
+
+    python -m ddnm_edu.pretrained export --run runs/fashion-mnist-32 --name fashion-mnist-32
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from .data import REPO_DATA, sha256
+from .errors import DDNMInputError
+from .unet import UNet, UNetConfig, count_parameters
+
+WEIGHTS_DIR = REPO_DATA / "weights"
+REGISTRY = WEIGHTS_DIR / "weights.json"
+
+
+def registry() -> dict:
+    """name -> record (file, sha256, unet config, training facts)."""
+    if not REGISTRY.exists():
+        return {}
+    return json.loads(REGISTRY.read_text())
+
+
+def available() -> list[str]:
+    return sorted(registry())
+
+
+def _record(name: str) -> dict:
+    reg = registry()
+    if name not in reg:
+        raise DDNMInputError(f"unknown model {name!r}; available: {', '.join(sorted(reg)) or 'none shipped'}.")
+    return reg[name]
+
+
+def load_state_dict_checked(path: Path, expected_sha256: str | None = None) -> dict:
+    """torch.load(weights_only=True) after checking the file's sha256 (when one is recorded)."""
+    path = Path(path)
+    if not path.exists():
+        raise DDNMInputError(f"weights file {path} not found; restore it with `git checkout -- {path}` "
+                             "or re-export it from a training run (python -m ddnm_edu.pretrained export).")
+    if expected_sha256 is None:
+        for rec in registry().values():
+            if (WEIGHTS_DIR / rec["file"]).resolve() == path.resolve():
+                expected_sha256 = rec["sha256"]
+    if expected_sha256 is not None:
+        got = sha256(path)
+        if got != expected_sha256:
+            raise DDNMInputError(f"weights file {path} is corrupt or was changed: sha256 {got[:12]}... but "
+                                 f"{expected_sha256[:12]}... is recorded in {REGISTRY.name}. Restore it with "
+                                 f"`git checkout -- {path}` (or re-export and re-record it).")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise DDNMInputError(f"could not read weights file {path} ({type(e).__name__}); restore it with "
+                             f"`git checkout -- {path}`.") from e
+
+
+def load_pretrained(name: str, device: str | torch.device = "cpu") -> UNet:
+    """The pretrained epsilon-UNet ``name`` ('fashion-mnist-32' or 'emoji-32') on ``device``, in eval mode."""
+    rec = _record(name)
+    sd = load_state_dict_checked(WEIGHTS_DIR / rec["file"], rec["sha256"])
+    model = UNet(UNetConfig.from_dict(rec["unet"]))
+    model.load_state_dict(sd)
+    return model.to(device).eval().requires_grad_(False)
+
+
+def export(run: Path, name: str) -> dict:
+    """Copy a run's EMA weights to data/weights/<name>.pt and record them in weights.json."""
+    run = Path(run)
+    ck = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    meta = json.loads((run / "run.json").read_text())
+    WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+    dst = WEIGHTS_DIR / f"{name}.pt"
+    sd = {k: v.contiguous() for k, v in ck["ema"].items()}
+    torch.save(sd, dst)
+    model = UNet(UNetConfig.from_dict(ck["unet"]))
+    model.load_state_dict(sd)
+    rec = {
+        "file": dst.name, "sha256": sha256(dst), "unet": ck["unet"], "params": count_parameters(model),
+        "dataset": meta.get("config", name), "steps": int(ck["step"]), "batch": meta.get("batch"),
+        "lr": meta.get("lr"), "ema": meta.get("ema"), "train_wall_minutes": round(float(ck["wall_seconds"]) / 60, 1),
+        "hardware": meta.get("hardware", f"{meta.get('device')} ({meta.get('threads')} threads)"),
+        "torch": meta.get("torch"),
+    }
+    reg = registry()
+    reg[name] = rec
+    REGISTRY.write_text(json.dumps(reg, indent=2) + "\n")
+    return rec
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m ddnm_edu.pretrained", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("export", help="ship a run's EMA weights")
+    e.add_argument("--run", type=Path, required=True)
+    e.add_argument("--name", required=True)
+    sub.add_parser("list", help="list the shipped models")
+    args = ap.parse_args(argv)
+    if args.cmd == "export":
+        print(json.dumps(export(args.run, args.name), indent=2))
+    else:
+        print(json.dumps(registry(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -15,10 +15,11 @@ from .operators import LinearOperator
 from .sampling import (RestorationResult, TraceStep, ddnm, ddnm_plus, lambda_and_std, nfe_count, sample,
                        travel_schedule)
 from .schedule import NoiseSchedule
+from .pretrained import load_pretrained
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DDNMInputError", "LinearOperator", "NoiseSchedule", "RestorationResult", "TraceStep", "ddnm", "ddnm_plus",
+    "DDNMInputError", "LinearOperator", "load_pretrained", "NoiseSchedule", "RestorationResult", "TraceStep", "ddnm", "ddnm_plus",
     "lambda_and_std", "metrics", "nfe_count", "operators", "sample", "travel_schedule", "__version__",
 ]

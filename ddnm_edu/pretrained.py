@@ -93,6 +93,13 @@ def export(run: Path, name: str) -> dict:
         "hardware": meta.get("hardware", f"{meta.get('device')} ({meta.get('threads')} threads)"),
         "torch": meta.get("torch"),
     }
+    log = run / "loss.csv"
+    if log.exists():  # mean of the last 10 logged values (500 steps at the default --log-every 50)
+        import csv
+
+        rows = list(csv.DictReader(open(log)))[-10:]
+        if rows:
+            rec["final_loss"] = round(sum(float(r["loss"]) for r in rows) / len(rows), 4)
     reg = registry()
     reg[name] = rec
     REGISTRY.write_text(json.dumps(reg, indent=2) + "\n")

@@ -1,6 +1,6 @@
 # ddnm-edu -- two commands for a fresh machine (Python 3.10+, no conda needed):
 #   make book   install into .venv and build the book (open _build/html/index.html)
-#   make test   install into .venv and run every test (unit tests + notebooks)
+#   make test   install into .venv and run every test (unit tests, notebooks, book build with -W)
 #
 # torch is installed first, on its own, so that no other package pulls a multi-GB CUDA build:
 #   TORCH_SPEC defaults to torch==2.13.0. On a CPU-only Linux machine elsewhere, use the CPU wheel:
@@ -30,6 +30,7 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	$(BIN)/jupyter-book build . -W -n --keep-going
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going

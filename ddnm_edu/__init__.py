@@ -9,7 +9,7 @@ Modules, one concept each: ``schedule`` (forward process and one-step samplers),
 ``operators`` (A, A^dagger and the range/null projections), ``sampling`` (DDIM, DDPM,
 DDNM, DDNM+), ``metrics``, ``unet``, ``data``, ``train``.
 """
-from . import metrics, operators
+from . import baselines, data, linalg, metrics, operators, viz
 from .errors import DDNMInputError
 from .operators import LinearOperator
 from .sampling import (RestorationResult, TraceStep, ddnm, ddnm_plus, lambda_and_std, nfe_count, sample,
@@ -21,5 +21,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DDNMInputError", "LinearOperator", "load_pretrained", "NoiseSchedule", "RestorationResult", "TraceStep", "ddnm", "ddnm_plus",
-    "lambda_and_std", "metrics", "nfe_count", "operators", "sample", "travel_schedule", "__version__",
+    "baselines", "data", "lambda_and_std", "linalg", "metrics", "viz", "nfe_count", "operators", "sample", "travel_schedule", "__version__",
 ]

@@ -15,11 +15,12 @@ from .operators import LinearOperator
 from .sampling import (RestorationResult, TraceStep, ddnm, ddnm_plus, lambda_and_std, nfe_count, sample,
                        travel_schedule)
 from .schedule import NoiseSchedule
+from .settings import settings
 from .pretrained import load_pretrained
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DDNMInputError", "LinearOperator", "load_pretrained", "NoiseSchedule", "RestorationResult", "TraceStep", "ddnm", "ddnm_plus",
-    "baselines", "data", "lambda_and_std", "linalg", "metrics", "viz", "nfe_count", "operators", "sample", "travel_schedule", "__version__",
+    "baselines", "data", "lambda_and_std", "linalg", "metrics", "viz", "nfe_count", "operators", "sample", "settings", "travel_schedule", "__version__",
 ]

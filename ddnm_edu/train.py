@@ -106,6 +106,21 @@ def load_training_images(dataset: str, n: int | None = None) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(imgs[:n]))
 
 
+def diffusion_loss(model, sched: NoiseSchedule, x0: torch.Tensor, generator: torch.Generator | None = None,
+                   amp_dtype=None) -> torch.Tensor:
+    """DDPM's simplified objective (Ho et al. 2020, Algorithm 1 / eq. 14):
+    E_{t, eps} || eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t) ||^2."""
+    B = x0.shape[0]
+    t = torch.randint(0, sched.T, (B,), generator=generator).to(x0.device)
+    eps = torch.randn(x0.shape, generator=generator).to(x0.device)
+    if x0.ndim == 4:  # keep the channels_last layout of the batch (faster convolutions on CPU)
+        eps = eps.contiguous(memory_format=torch.channels_last)
+    x_t = sched.add_noise(x0, eps, t)
+    with torch.autocast(x0.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        pred = model(x_t, t)
+    return F.mse_loss(pred.float(), eps)
+
+
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     for pe, pm in zip(ema.parameters(), model.parameters()):
@@ -246,15 +261,10 @@ def main(argv=None) -> None:
                 flip = torch.rand(local_batch, generator=gen) < 0.5
                 x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
             x0 = x0.to(device).contiguous(memory_format=torch.channels_last)
-            t = torch.randint(0, sched.T, (local_batch,), generator=gen).to(device)
-            eps = torch.randn(x0.shape, generator=gen).to(device).contiguous(memory_format=torch.channels_last)
-            x_t = sched.add_noise(x0, eps, t)
             lr = args.lr * min(1.0, (step + 1) / args.warmup)
             for grp in opt.param_groups:
                 grp["lr"] = lr
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                pred = fwd(x_t, t)
-            loss = F.mse_loss(pred.float(), eps)
+            loss = diffusion_loss(fwd, sched, x0, gen, amp)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -41,3 +41,16 @@ def test_load_n_and_unknown_names():
 def test_missing_training_set_explains_how_to_get_it(tmp_path):
     with pytest.raises(DDNMInputError, match="apt-get install -y dataset-fashion-mnist"):
         data.fashion_mnist_raw("train", src=tmp_path)
+
+
+def test_settings_switch(monkeypatch):
+    import ddnm_edu as de
+
+    monkeypatch.setenv("DDNM_EDU_SCALE", "cpu")
+    small = de.settings()
+    monkeypatch.setenv("DDNM_EDU_SCALE", "full")
+    big = de.settings()
+    assert big.steps > small.steps and big.n_images > small.n_images
+    monkeypatch.setenv("DDNM_EDU_SCALE", "huge")
+    with pytest.raises(DDNMInputError, match="'cpu' or 'full'"):
+        de.settings()

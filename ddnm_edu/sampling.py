@@ -3,7 +3,7 @@
 One loop serves them all. Each denoising step from timestep t to s < t:
 
 1. eps = model(x_t, t)                                          (Algorithm 1, line 2)
-2. x0_t = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)   (line 3)
+2. x0_t = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)   (line 3; clipped to [-1, 1] by default)
 3. x0_hat = x0_t - lambda_t A^dagger (A x0_t - y)                 (line 4 / DDNM+ eq. 17)
 4. x_s = a_t x0_hat + c_eps eps + c_xt x_t + std_t z              (line 5, see NoiseSchedule.step_coefs)
 
@@ -146,12 +146,14 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
               sigma_y: float = 0.0, steps: int = 100, eta: float = 0.85, travel_length: int = 1,
               travel_repeat: int = 1, seed: int = 0, trace: bool = False, kind: str = "ddim",
               progress: bool = False, shape: tuple[int, ...] | None = None,
-              x_T: Tensor | None = None, clip_x0: bool = False) -> RestorationResult:
+              x_T: Tensor | None = None, clip_x0: bool = True) -> RestorationResult:
     """DDNM+ (noise scaling eq. 17-19, time travel) -- and DDNM, DDIM, DDPM as special cases.
 
     ``op=None, y=None`` with ``shape=(B, C, H, W)`` samples unconditionally.
-    ``clip_x0`` clips x0_t to [-1, 1] before the projection (off by default, as in the DDNM code;
-    the projection comes after the clip, so consistency is unaffected).
+    ``clip_x0`` (default True) clips x0_t to [-1, 1] before the projection. The paper's Algorithm 1
+    has no clip; diffusers' DDPM/DDIM schedulers clip by default (``clip_sample=True``), and it keeps
+    small, imperfect models from drifting far outside the data range. The projection comes *after*
+    the clip, so consistency is unaffected. ``clip_x0=False`` is Algorithm 1 to the letter.
     Noise is drawn on the CPU from ``torch.Generator().manual_seed(seed)``: the same seed gives
     the same result on the same device.
     """

@@ -65,3 +65,24 @@ def test_metric_shape_mismatch():
         de.metrics.psnr(torch.zeros(1, 1, 8, 8), torch.zeros(1, 3, 8, 8))
     with pytest.raises(DDNMInputError, match="at least 11x11"):
         de.metrics.ssim(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))
+
+
+def test_trace_viewer_data():
+    """The viewer shows exactly the trace's tensors, and its static HTML holds one frame per step."""
+    from ddnm_edu import viz
+
+    sched = de.NoiseSchedule.linear(1000)
+    x0 = torch.rand(1, 1, 32, 32) * 2 - 1
+    op = ops.SuperResolution(4)
+    res = de.ddnm_plus(lambda x, t: sched.predict_eps(x, x0, t) * 0.5, sched, op, op.A(x0), steps=5, trace=True)
+    frame = viz.trace_frame(res.trace[2], zoom=1, gap=0)
+    assert frame.shape == (32, 5 * 32, 3)
+    # panel 5 (x0_hat) is the trace's x0_hat, mapped to 0..255
+    want = ((res.trace[2].x0_hat[0, 0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    np.testing.assert_array_equal(frame[:, 4 * 32:, 0], want)
+    html = viz.trace_html(res)
+    assert html.count("data:image/png;base64,") == 5 == res.nfe
+    assert 'type="range"' in html and "consistency" in html
+    explorer = viz.TraceExplorer(lambda x, t: torch.zeros_like(x), sched, x0, {"sr4": op}, steps=3)
+    r1, frames = explorer.run("sr4", 0.1, 0)
+    assert explorer.run("sr4", 0.1, 0)[0] is r1 and len(frames) == 3  # cached

@@ -86,3 +86,31 @@ def test_trace_viewer_data():
     explorer = viz.TraceExplorer(lambda x, t: torch.zeros_like(x), sched, x0, {"sr4": op}, steps=3)
     r1, frames = explorer.run("sr4", 0.1, 0)
     assert explorer.run("sr4", 0.1, 0)[0] is r1 and len(frames) == 3  # cached
+
+
+def test_static_viewer_slider_in_a_browser(tmp_path):
+    """The built book's viewer works without a kernel: moving the slider swaps the frame (headless Chromium)."""
+    import re
+    import shutil
+    import subprocess
+
+    from ddnm_edu import viz
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium on this machine")
+    sched = de.NoiseSchedule.linear(1000)
+    x0 = torch.rand(1, 1, 32, 32) * 2 - 1
+    op = ops.SuperResolution(4)
+    res = de.ddnm_plus(lambda x, t: torch.zeros_like(x), sched, op, op.A(x0), steps=6, trace=True)
+    html = viz.trace_html(res)
+    uid = re.search(r'id="(ddnm[0-9a-f]+)"', html).group(1)
+    page = tmp_path / "viewer.html"
+    page.write_text(f"<html><body>{html}<script>var s = document.getElementById('{uid}-slider'); s.value = 4;"
+                    f"s.dispatchEvent(new Event('input'));</script></body></html>")
+    out = subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}",
+                          "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert "step 5 / 6" in out
+    assert f"t = {res.trace[4].t} → {res.trace[4].t_prev}" in out

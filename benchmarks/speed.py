@@ -1,0 +1,110 @@
+"""DDNM's overhead over plain DDIM sampling, at equal NFE: the UNet is the physical limit.
+
+    python benchmarks/speed.py            # batch 1 and 16, 50 steps, 3 repeats -> benchmarks/speed.md/.json
+
+Each (method, batch) runs in a fresh subprocess (so its peak RSS is its own), in interleaved order
+(DDIM, DDNM, DDNM+, DDIM, ...) so that slow drifts of the machine hit every method alike; the
+median of the repeats is reported. DDNM's projection A^dagger(A x0_t - y) costs O(pixels) per step,
+against a UNet forward pass: the goal is a DDNM/DDIM time ratio <= 1.05.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+METHODS = ("ddim", "ddnm", "ddnm_plus")
+
+
+def one(method: str, batch: int, steps: int, threads: int | None) -> dict:
+    import torch
+
+    import ddnm_edu as de
+    from ddnm_edu import operators as ops
+
+    if threads:
+        torch.set_num_threads(threads)
+    sched = de.NoiseSchedule.linear(1000)
+    model = de.load_pretrained("fashion-mnist-32")
+    x = de.data.load("fashion-mnist", "test", n=batch)
+    op = ops.SuperResolution(4)
+    y = op.A(x)
+    y_noisy = y + 0.1 * torch.randn(y.shape, generator=torch.Generator().manual_seed(0))
+
+    def run(k):
+        if method == "ddim":
+            return de.sample(model, sched, tuple(x.shape), steps=k, eta=0.85, seed=0)
+        if method == "ddnm":
+            return de.ddnm(model, sched, op, y, steps=k, eta=0.85, seed=0)
+        return de.ddnm_plus(model, sched, op, y_noisy, sigma_y=0.1, steps=k, eta=0.85, seed=0).x0_hat
+
+    run(2)  # warm-up
+    t0 = time.perf_counter()
+    run(steps)
+    secs = time.perf_counter() - t0
+    return {"method": method, "batch": batch, "steps": steps, "seconds": secs, "nfe_per_s": steps / secs,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "threads": torch.get_num_threads()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--batch", type=int, action="append")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--one", nargs=2, metavar=("METHOD", "BATCH"), help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, default=HERE)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one[0], int(args.one[1]), args.steps, args.threads)))
+        return
+    batches = args.batch or [1, 16]
+    runs: list[dict] = []
+    t_start = time.time()
+    for batch in batches:
+        for _ in range(args.repeats):
+            for m in METHODS:
+                cmd = [sys.executable, __file__, "--one", m, str(batch), "--steps", str(args.steps)]
+                if args.threads:
+                    cmd += ["--threads", str(args.threads)]
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=HERE.parent).stdout
+                runs.append(json.loads(out.strip().splitlines()[-1]))
+                print(runs[-1], flush=True)
+    summary = []
+    for batch in batches:
+        med = {m: statistics.median(r["seconds"] for r in runs if r["method"] == m and r["batch"] == batch)
+               for m in METHODS}
+        rss = {m: max(r["peak_rss_mb"] for r in runs if r["method"] == m and r["batch"] == batch) for m in METHODS}
+        summary.append({"batch": batch, "median_seconds": med, "peak_rss_mb": rss,
+                        "nfe_per_s": {m: args.steps / med[m] for m in METHODS},
+                        "ratio_ddnm_over_ddim": med["ddnm"] / med["ddim"],
+                        "ratio_ddnm_plus_over_ddim": med["ddnm_plus"] / med["ddim"]})
+    machine = f"{platform.machine()}, {platform.processor() or 'cpu'}, threads {runs[0]['threads']}"
+    report = {"steps": args.steps, "repeats": args.repeats, "machine": machine, "summary": summary, "runs": runs,
+              "wall_seconds": time.time() - t_start}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "speed.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = ["# Speed: DDNM vs plain DDIM at equal NFE", "",
+             f"`python benchmarks/speed.py` — {args.steps} steps (= NFE), 4× SR on Fashion-MNIST 32×32, "
+             f"fashion-mnist-32 UNet, median of {args.repeats} interleaved runs, each in its own process; "
+             f"machine: {machine}.", "",
+             "| batch | method | median time (s) | NFE/s | peak RSS (MB) | ratio to DDIM |", "|---|---|---|---|---|---|"]
+    for s in summary:
+        for m in METHODS:
+            ratio = s["median_seconds"][m] / s["median_seconds"]["ddim"]
+            lines.append(f"| {s['batch']} | {m} | {s['median_seconds'][m]:.2f} | {s['nfe_per_s'][m]:.1f} | "
+                         f"{s['peak_rss_mb'][m]:.0f} | {ratio:.3f} |")
+    lines += ["", "Goal: DDNM / DDIM <= 1.05 (the projection is O(pixels), the UNet dominates)."]
+    (args.out / "speed.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -118,7 +118,7 @@ def ddrm(model, sched: NoiseSchedule, op: ops.LinearOperator, y: Tensor, sigma_y
     steps = check_int_range(steps, "steps", 1, sched.T)
     check_finite(y, "y")
     device = next(model.parameters()).device if hasattr(model, "parameters") else y.device
-    y = y.to(device)
+    y_device, y = y.device, y.to(device)
     x_like = op.A_pinv(y)
     spec = SpectralView(op, x_like)
     s = spec.s.to(x_like)  # (D,)
@@ -146,4 +146,4 @@ def ddrm(model, sched: NoiseSchedule, op: ops.LinearOperator, y: Tensor, sigma_y
             c_after = c0 + math.sqrt(1 - eta ** 2) * sig_next * (ys - s * c0) / sigma_y + eta * sig_next * z
             out = torch.where(after, c_after, out)
         x = math.sqrt(ab_s) * spec.V(out)
-    return x
+    return x.to(y_device)

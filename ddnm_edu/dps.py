@@ -26,7 +26,7 @@ def dps(model, sched: NoiseSchedule, op, y: Tensor, steps: int = 100, eta: float
     steps = check_int_range(steps, "steps", 1, sched.T)
     check_finite(y, "y")
     device = next(model.parameters()).device if hasattr(model, "parameters") else y.device
-    y = y.to(device)
+    y_device, y = y.device, y.to(device)
     shape = op.A_pinv(y).shape
     gen = torch.Generator().manual_seed(int(seed))
     x = torch.randn(shape, generator=gen).to(device)
@@ -42,4 +42,4 @@ def dps(model, sched: NoiseSchedule, op, y: Tensor, steps: int = 100, eta: float
             x_next = sched.step(eps.detach(), t, x_in.detach(), t_prev=t_prev, eta=eta, kind="ddim", noise=z,
                                 x0=x0_t.detach().clamp(-1, 1))
             x = x_next - zeta * grad / resid.detach().clamp_min(1e-8).reshape(-1, 1, 1, 1)
-    return x.detach()
+    return x.detach().to(y_device)

@@ -25,7 +25,7 @@ def _pair(a: Tensor, b: Tensor, clip: bool) -> tuple[Tensor, Tensor]:
     check_image_batch(b, "b")
     if a.shape != b.shape:
         raise DDNMInputError(f"images to compare must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}.")
-    a, b = a.double(), b.double()
+    a, b = a.detach().cpu().double(), b.detach().cpu().double()
     return (a.clamp(-1, 1), b.clamp(-1, 1)) if clip else (a, b)
 
 
@@ -71,7 +71,7 @@ def ssim(a: Tensor, b: Tensor, data_range: float = 2.0, sigma: float = 1.5, clip
 
 def consistency(op: LinearOperator, x0_hat: Tensor, y: Tensor, relative: bool = True) -> Tensor:
     """||A x0_hat - y|| per image (relative to ||y|| by default). 0 means exactly consistent."""
-    r = (op.A(x0_hat.to(y.dtype)) - y).flatten(1).double().norm(dim=1)
+    r = (op.A(x0_hat.to(device=y.device, dtype=y.dtype)) - y).flatten(1).double().norm(dim=1)
     if relative:
         r = r / y.flatten(1).double().norm(dim=1).clamp_min(1e-30)
     return r

@@ -155,7 +155,8 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
     small, imperfect models from drifting far outside the data range. The projection comes *after*
     the clip, so consistency is unaffected. ``clip_x0=False`` is Algorithm 1 to the letter.
     Noise is drawn on the CPU from ``torch.Generator().manual_seed(seed)``: the same seed gives
-    the same result on the same device.
+    the same result on the same device. Sampling runs on the model's device (CPU, CUDA or MPS);
+    ``x0_hat`` comes back on the device of ``y`` (the model's device when sampling unconditionally).
     """
     sigma_y = check_sigma_y(sigma_y)
     steps = check_int_range(steps, "steps", 1, sched.T, f" Choose 1 <= steps <= T={sched.T}.")
@@ -190,6 +191,7 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
         device = next(model.parameters()).device  # type: ignore[union-attr]
     except (AttributeError, StopIteration):
         pass
+    out_device = y.device if y is not None else device  # results come back where y lives
     if op is not None:
         y = y.to(device)
         range_part = range_part.to(device)
@@ -230,7 +232,7 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
             x_new = x_new + std * z
         x = x_new
     nfe = sum(1 for i, j in pairs if j < i)
-    return RestorationResult(x0_hat=x, nfe=nfe, schedule=schedule, timesteps=timesteps,
+    return RestorationResult(x0_hat=x.to(out_device), nfe=nfe, schedule=schedule, timesteps=timesteps,
                              trace=records if trace else None)
 
 

@@ -131,7 +131,7 @@ def evaluate_model(name: str, n: int | None, steps: int, seed: int, out: Path, n
     x = test[:n] if n else test[: (256 if dataset == "fashion-mnist" else len(test))]
     print(f"{name}: {len(x)} held-out images, DDNM {steps} steps", flush=True)
     result: dict = {"model": name, "n_images": len(x), "steps": steps, "seed": seed, "eta": 0.85,
-                    "sample_steps": sample_steps,
+                    "sample_steps": sample_steps, "n_samples": n_samples,
                     "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
                     "torch": torch.__version__, "threads": torch.get_num_threads()}
     t0 = time.time()
@@ -167,7 +167,10 @@ def write_card(name: str, rec: dict, r: dict, out: Path) -> None:
     lines = [f"# Model card: `{name}`", "",
              "An epsilon-prediction UNet (DDPM-style) trained by `python -m ddnm_edu.train --config "
              f"{name}`; the shipped file holds its EMA weights. Numbers below come from "
-             f"`python -m ddnm_edu.evaluate models --name {name}`.", "",
+             f"`ddnm_edu.evaluate.evaluate_model('{name}', n={r['n_images']}, steps={r['steps']}, seed={r['seed']}, "
+             f"n_samples={r.get('n_samples', 64)}, sample_steps={r['sample_steps']}, n_loss={r['loss_images']})` "
+             f"(`python -m ddnm_edu.evaluate models --name {name}` runs the full-size version).", "",
+             *([f"**Status:** {rec['status']}", ""] if rec.get("status") else []),
              "| | |", "|---|---|",
              f"| data | {ds} |",
              f"| parameters | {rec['params']:,} |",
@@ -176,7 +179,8 @@ def write_card(name: str, rec: dict, r: dict, out: Path) -> None:
              f"| schedule | linear beta 1e-4 to 0.02, T = 1000 |",
              f"| optimiser steps | {rec['steps']:,} (batch {rec['batch']}, AdamW lr {rec['lr']}, EMA {rec['ema']}) |",
              f"| hardware | {rec['hardware']} |",
-             f"| training wall time | {rec['train_wall_minutes']} min |",
+             f"| training wall time | {rec['train_wall_minutes']} min (wall clock while the run was alive, "
+             "including time it was paused for other work on the same 2 cores) |",
              f"| final training loss | {rec.get('final_loss', 'n/a')} (mean of the last 500 steps) |",
              f"| sha256 | `{rec['sha256']}` |", "",
              f"## Samples (DDIM, {r['sample_steps']} steps, eta = 0, seed {r['seed']})", "",

@@ -63,7 +63,7 @@ class SpectralView:
         elif isinstance(op, ops.CompressedSensing):
             n = op.block * op.block
             self.kind = "cs"
-            self.B, self.k = _cs_full_basis(op), op.block  # (n, n) orthonormal rows, the first m = op.Phi
+            self.B, self.k = op.basis, op.block  # (n, n) orthonormal rows, the first m = op.Phi
             s = torch.zeros(C, n, H // op.block, W // op.block)
             s[:, : op.m] = 1.0
             self.s = s.reshape(-1)
@@ -97,17 +97,6 @@ class SpectralView:
     def y_coords(self, y: Tensor) -> Tensor:
         """U^T y placed at the coordinates it measures (zeros elsewhere): s_i c_i = y_i for y = A x."""
         return self.s.to(y) * self.Vt(self.op.A_pinv(y))
-
-
-def _cs_full_basis(op: ops.CompressedSensing) -> Tensor:
-    """All n rows of the signed, permuted, normalised Hadamard matrix; the first m are op.Phi."""
-    n = op.block * op.block
-    g = torch.Generator().manual_seed(op.seed)
-    signs = torch.randint(0, 2, (n,), generator=g).double() * 2 - 1
-    rows = torch.randperm(n, generator=g)
-    full = (ops.hadamard(n)[rows] * signs[None]) / math.sqrt(n)
-    assert torch.allclose(full[: op.m], op.Phi)
-    return full
 
 
 @torch.no_grad()

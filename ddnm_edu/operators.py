@@ -314,8 +314,10 @@ class CompressedSensing(LinearOperator):
         self.m = max(1, int(round(ratio * n)))
         g = torch.Generator().manual_seed(seed)
         signs = torch.randint(0, 2, (n,), generator=g).double() * 2 - 1
-        rows = torch.randperm(n, generator=g)[: self.m]
-        self.Phi = (hadamard(n)[rows] * signs[None]) / math.sqrt(n)  # (m, n) float64, orthonormal rows
+        rows = torch.randperm(n, generator=g)
+        # all n rows form an orthonormal basis (used by the DDRM-style sampler); A measures the first m
+        self.basis = (hadamard(n)[rows] * signs[None]) / math.sqrt(n)  # (n, n) float64
+        self.Phi = self.basis[: self.m]  # (m, n), orthonormal rows
         self._cache: dict = {}
 
     def _phi(self, like: Tensor) -> Tensor:

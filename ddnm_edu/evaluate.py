@@ -168,7 +168,7 @@ def write_card(name: str, rec: dict, r: dict, out: Path) -> None:
              "An epsilon-prediction UNet (DDPM-style) trained by `python -m ddnm_edu.train --config "
              f"{name}`; the shipped file holds its EMA weights. Numbers below come from "
              f"`ddnm_edu.evaluate.evaluate_model('{name}', n={r['n_images']}, steps={r['steps']}, seed={r['seed']}, "
-             f"n_samples={r.get('n_samples', 64)}, sample_steps={r['sample_steps']}, n_loss={r['loss_images']})` "
+             f"n_samples={r['n_samples']}, sample_steps={r['sample_steps']}, n_loss={r['loss_images']})` "
              f"(`python -m ddnm_edu.evaluate models --name {name}` runs the full-size version).", "",
              *([f"**Status:** {rec['status']}", ""] if rec.get("status") else []),
              "| | |", "|---|---|",
@@ -180,7 +180,7 @@ def write_card(name: str, rec: dict, r: dict, out: Path) -> None:
              f"| optimiser steps | {rec['steps']:,} (batch {rec['batch']}, AdamW lr {rec['lr']}, EMA {rec['ema']}) |",
              f"| hardware | {rec['hardware']} |",
              f"| training wall time | {rec['train_wall_minutes']} min (wall clock while the run was alive, "
-             "including time it was paused for other work on the same 2 cores) |",
+             "including any time it was paused) |",
              f"| final training loss | {rec.get('final_loss', 'n/a')} (mean of the last 500 steps) |",
              f"| sha256 | `{rec['sha256']}` |", "",
              f"## Samples (DDIM, {r['sample_steps']} steps, eta = 0, seed {r['seed']})", "",

@@ -118,10 +118,9 @@ def ddrm(model, sched: NoiseSchedule, op: ops.LinearOperator, y: Tensor, sigma_y
     x = torch.randn(x_like.shape, generator=gen).to(x_like)
     for t, t_prev in sched.timestep_pairs(steps):
         z = torch.randn(x.shape, generator=gen).to(x).reshape(x.shape[0], -1)
-        ab_t = float(sched.alphas_cumprod[t])
         ab_s = float(sched.alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
         eps = model(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)).to(x.dtype)
-        x0_t = ((x - math.sqrt(1 - ab_t) * eps) / math.sqrt(ab_t)).clamp(-1, 1)
+        x0_t = sched.predict_x0(x, eps, t).clamp(-1, 1)  # DDNM Algorithm 1, line 3
         sig_next = math.sqrt(1 - ab_s) / math.sqrt(ab_s)
         c0, ce = spec.Vt(x0_t), spec.Vt(eps)
         out = c0 + math.sqrt(1 - eta ** 2) * sig_next * ce + eta * sig_next * z  # unseen directions

@@ -3,9 +3,14 @@
 Each step takes the usual DDIM step with the model's x0_t, then moves x_s against the gradient of
 the data misfit through the network:
 
-    x_s <- x_s - zeta * grad_{x_t} ||y - A x0_t(x_t)|| / ||y - A x0_t(x_t)||      (DPS Algorithm 1,
-                                                                                  with the step size
-                                                                                  normalised as in its code)
+    x_s <- x_s - zeta * grad_{x_t} ||y - A x0_t(x_t)||                       (DPS Algorithm 1)
+
+Algorithm 1 writes the step as zeta_i * grad ||y - A x0_t||^2 with zeta_i = zeta' / ||y - A x0_t||; since
+grad ||r||^2 = 2 ||r|| grad ||r||, that is (up to the factor 2) the gradient of the *unsquared* norm,
+which is what the authors' code steps along. The paper tunes zeta' for 1000 steps; we take far fewer,
+so each step must move further: ``zeta = 10`` was chosen on 8 *training* images (4x SR, Fashion-MNIST)
+as the best of {0.3, 1, 3, 5, 10, 20, 40} that works at both 20 and 100 steps -- the held-out sets
+were not used.
 
 It needs no A^dagger (any differentiable A works), but every step back-propagates through the UNet
 (about three times the cost of a forward pass) and the result is only approximately consistent.
@@ -14,17 +19,19 @@ from __future__ import annotations
 
 import torch
 
-from .errors import check_finite, check_int_range
+from .errors import DDNMInputError, check_finite, check_int_range
 from .schedule import NoiseSchedule
 
 Tensor = torch.Tensor
 
 
-def dps(model, sched: NoiseSchedule, op, y: Tensor, steps: int = 100, eta: float = 0.85, zeta: float = 1.0,
+def dps(model, sched: NoiseSchedule, op, y: Tensor, steps: int = 100, eta: float = 0.85, zeta: float = 10.0,
         seed: int = 0) -> Tensor:
     """DPS-style restoration; NFE = steps (each with a backward pass)."""
     steps = check_int_range(steps, "steps", 1, sched.T)
     check_finite(y, "y")
+    if not (zeta >= 0 and zeta < float("inf")):
+        raise DDNMInputError(f"zeta (the DPS step size) must be a finite number >= 0, got {zeta}.")
     device = next(model.parameters()).device if hasattr(model, "parameters") else y.device
     y_device, y = y.device, y.to(device)
     shape = op.A_pinv(y).shape
@@ -41,5 +48,5 @@ def dps(model, sched: NoiseSchedule, op, y: Tensor, steps: int = 100, eta: float
         with torch.no_grad():
             x_next = sched.step(eps.detach(), t, x_in.detach(), t_prev=t_prev, eta=eta, kind="ddim", noise=z,
                                 x0=x0_t.detach().clamp(-1, 1))
-            x = x_next - zeta * grad / resid.detach().clamp_min(1e-8).reshape(-1, 1, 1, 1)
+            x = x_next - zeta * grad
     return x.detach().to(y_device)

@@ -1,6 +1,10 @@
 """Image-quality metrics on [-1, 1] batches (B, C, H, W); every function returns one value per image (B,).
 
 * ``psnr``: 10 log10(L^2 / MSE) with data range L = 2 (the same number as on [0, 1] images with L = 1).
+  An exact reconstruction has MSE = 0 and infinite PSNR; one such image makes a *mean* PSNR
+  meaningless. Tables therefore pass ``max_db=PSNR_CAP_DB`` (58.9 dB): the PSNR of the rounding error
+  of 8-bit storage (uniform error of half a level, variance (L/255)^2 / 12). A smaller error cannot
+  survive being saved as a PNG, so no method is credited for it -- the cap applies to every method alike.
 * ``ssim``: Wang et al. (2004) with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03,
   averaged over the valid region and the channels -- the same as scikit-image's
   ``structural_similarity(..., gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
@@ -10,6 +14,8 @@
 Images are clipped to [-1, 1] first (``clip=True``), as they are when shown or saved.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -34,9 +40,19 @@ def mse(a: Tensor, b: Tensor, clip: bool = True) -> Tensor:
     return ((a - b) ** 2).flatten(1).mean(1)
 
 
-def psnr(a: Tensor, b: Tensor, data_range: float = 2.0, clip: bool = True) -> Tensor:
-    """Peak signal-to-noise ratio in dB, per image (B,)."""
-    return 10 * torch.log10(data_range ** 2 / mse(a, b, clip).clamp_min(1e-20))
+PSNR_CAP_DB: float = 10 * math.log10(12 * 255 ** 2)  # 58.92 dB: MSE of 8-bit rounding, (L/255)^2 / 12
+
+
+def psnr(a: Tensor, b: Tensor, data_range: float = 2.0, clip: bool = True, max_db: float | None = None) -> Tensor:
+    """Peak signal-to-noise ratio in dB, per image (B,).
+
+    ``max_db``: cap each image's PSNR (tables use ``PSNR_CAP_DB``). Without it an exact match gives
+    ~206 dB (the MSE is floored at 1e-20 to stay finite).
+    """
+    if max_db is not None and not max_db > 0:
+        raise DDNMInputError(f"max_db must be a positive number of dB, got {max_db}.")
+    p = 10 * torch.log10(data_range ** 2 / mse(a, b, clip).clamp_min(1e-20))
+    return p if max_db is None else p.clamp_max(max_db)
 
 
 def _gauss(sigma: float, truncate: float = 3.5) -> Tensor:

@@ -26,6 +26,26 @@ def test_psnr_formula():
     assert de.metrics.psnr(a, b).item() == pytest.approx(10 * math.log10(1 / 0.01))
 
 
+def test_psnr_cap_is_the_8bit_rounding_error():
+    # rounding uniform values to 256 levels on [-1, 1] leaves an error of variance (2/255)^2 / 12:
+    # its PSNR is the cap (Monte Carlo, 1M pixels)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 1, 500, 500, generator=g) * 2 - 1
+    q = torch.round((x + 1) / 2 * 255) / 255 * 2 - 1
+    assert de.metrics.psnr(q, x).mean().item() == pytest.approx(de.metrics.PSNR_CAP_DB, abs=0.05)
+    assert de.metrics.PSNR_CAP_DB == pytest.approx(58.92, abs=0.01)
+
+
+def test_psnr_cap_only_touches_exact_matches():
+    a, b = pair(1)
+    assert torch.equal(de.metrics.psnr(a, b, max_db=de.metrics.PSNR_CAP_DB), de.metrics.psnr(a, b))
+    same = de.metrics.psnr(a, a.clone(), max_db=de.metrics.PSNR_CAP_DB)
+    assert torch.allclose(same, torch.full_like(same, de.metrics.PSNR_CAP_DB))
+    assert de.metrics.psnr(a, a.clone()).min() > 200  # uncapped: finite but huge
+    with pytest.raises(de.DDNMInputError, match="max_db"):
+        de.metrics.psnr(a, b, max_db=-1.0)
+
+
 @pytest.mark.parametrize("c", [1, 3])
 def test_ssim_matches_scikit_image(c):
     skm = pytest.importorskip("skimage.metrics")

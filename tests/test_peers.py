@@ -68,3 +68,11 @@ def test_dps_with_oracle_and_reduces_misfit(sched):
     free = dps(blind, sched, op, y, steps=10, zeta=0.0)
     guided = dps(blind, sched, op, y, steps=10, zeta=1.0)
     assert (de.metrics.consistency(op, guided, y) < de.metrics.consistency(op, free, y)).all()
+
+
+def test_dps_rejects_bad_step_size(sched):
+    op = ops.SuperResolution(4)
+    y = op.A(images())
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(DDNMInputError, match="zeta"):
+            dps(lambda x, t: torch.zeros_like(x), sched, op, y, steps=2, zeta=bad)

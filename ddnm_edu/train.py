@@ -128,20 +128,16 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 
 @torch.no_grad()
-def sample_grid(model: torch.nn.Module, sched: NoiseSchedule, path: Path, n: int = 64, steps: int = 50,
-                seed: int = 0) -> None:
-    """Unconditional DDIM samples (eta=0) as a PNG grid."""
+def sample_grid(model: torch.nn.Module, sched: NoiseSchedule, path: Path, n: int = 64, steps: int = 100,
+                seed: int = 0, eta: float = 1.0) -> None:
+    """Unconditional samples as a PNG grid: stochastic DDIM (eta=1) with x0_t clipped, as in the model cards."""
     from PIL import Image
 
     from .data import to_uint8
+    from .sampling import sample
 
-    p = next(model.parameters())
     cfg = model.config
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, cfg.in_channels, cfg.image_size, cfg.image_size, generator=g).to(p.device)
-    for t, t_prev in sched.timestep_pairs(steps):
-        eps = model(x, torch.full((n,), t, device=p.device))
-        x = sched.step(eps, t, x, t_prev=t_prev, eta=0.0)
+    x = sample(model, sched, (n, cfg.in_channels, cfg.image_size, cfg.image_size), steps=steps, eta=eta, seed=seed)
     side = int(math.ceil(math.sqrt(n)))
     imgs = to_uint8(x)  # (n, C, H, W)
     H = cfg.image_size

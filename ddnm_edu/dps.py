@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import DDNMInputError, check_finite, check_int_range
+from .errors import check_finite, check_int_range, check_nonnegative
 from .schedule import NoiseSchedule
 
 Tensor = torch.Tensor
@@ -30,8 +30,8 @@ def dps(model, sched: NoiseSchedule, op, y: Tensor, steps: int = 100, eta: float
     """DPS-style restoration; NFE = steps (each with a backward pass)."""
     steps = check_int_range(steps, "steps", 1, sched.T)
     check_finite(y, "y")
-    if not (zeta >= 0 and zeta < float("inf")):
-        raise DDNMInputError(f"zeta (the DPS step size) must be a finite number >= 0, got {zeta}.")
+    zeta = check_nonnegative(zeta, "zeta", "the DPS step size",
+                             "10 is the tuned default, 0 turns the guidance off")
     device = next(model.parameters()).device if hasattr(model, "parameters") else y.device
     y_device, y = y.device, y.to(device)
     shape = op.A_pinv(y).shape

@@ -37,13 +37,24 @@ def check_finite(x: torch.Tensor, name: str) -> None:
                              f"clean the input (e.g. torch.nan_to_num) before restoring it.")
 
 
+def check_nonnegative(value: float, name: str, meaning: str, fix: str) -> float:
+    """Check that a real setting is a finite number >= 0 and return it as a float.
+
+    ``meaning`` says what the setting is (shown in brackets), ``fix`` how to correct it.
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not math.isfinite(v) or v < 0:
+        raise DDNMInputError(f"{name} must be a finite number >= 0 ({meaning}), got {value!r}; {fix}.")
+    return v
+
+
 def check_sigma_y(sigma_y: float) -> float:
     """A noise standard deviation must be a finite number >= 0."""
-    s = float(sigma_y)
-    if not math.isfinite(s) or s < 0:
-        raise DDNMInputError(f"sigma_y must be a finite number >= 0 (the std of the noise in y), got {sigma_y}; "
-                             f"use sigma_y=0 for noise-free measurements.")
-    return s
+    return check_nonnegative(sigma_y, "sigma_y", "the std of the noise in y",
+                             "use sigma_y=0 for noise-free measurements")
 
 
 def check_int_range(value: int, name: str, low: int, high: int | None = None, hint: str = "") -> int:

@@ -73,6 +73,6 @@ def test_dps_with_oracle_and_reduces_misfit(sched):
 def test_dps_rejects_bad_step_size(sched):
     op = ops.SuperResolution(4)
     y = op.A(images())
-    for bad in (-1.0, float("nan"), float("inf")):
-        with pytest.raises(DDNMInputError, match="zeta"):
+    for bad in (-1.0, float("nan"), float("inf"), "ten"):
+        with pytest.raises(DDNMInputError, match="zeta must be a finite number >= 0"):
             dps(lambda x, t: torch.zeros_like(x), sched, op, y, steps=2, zeta=bad)

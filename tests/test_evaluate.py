@@ -1,6 +1,7 @@
 """The model-card evaluation runs end to end (tiny settings) and the baselines behave."""
 import json
 
+import pytest
 import torch
 
 from ddnm_edu import baselines, evaluate
@@ -50,3 +51,32 @@ def test_compare_runs_every_method(tmp_path):
     evaluate.write_compare(rows, tmp_path, "quick", 1.0)
     md = (tmp_path / "results-quick.md").read_text()
     assert "| colorize | DDNM |" in md and (tmp_path / "results-quick.csv").exists()
+    assert "## Headline" in md
+    back = evaluate.read_compare(tmp_path / "results-quick.csv")  # the CSV round-trips to the same rows
+    assert [(r["task"], r["method"], r["nfe"], r["n"]) for r in back] == [(r["task"], r["method"], r["nfe"], r["n"])
+                                                                         for r in rows]
+    for a, b in zip(back, rows):
+        assert abs(a["psnr"][0] - b["psnr"][0]) < 1e-3 and abs(a["psnr"][2] - b["psnr"][2]) < 1e-3
+
+
+def _row(task, method, psnr, nfe=20, sigma_y=0.0):
+    return {"task": task, "method": method, "psnr": [psnr, 0.0, psnr], "nfe": nfe, "sigma_y": sigma_y}
+
+
+def test_headline_orders_the_zero_shot_peers():
+    rows = [_row("a", "A^dagger y", 30.0, nfe=0), _row("a", "DDNM", 20.0), _row("a", "DDRM", 21.0),
+            _row("a", "DPS", 19.0),
+            _row("b", "DDNM", 22.0), _row("b", "DPS", 22.0),  # a tie counts for DDNM; no DDRM row
+            _row("c", "DDNM", 15.0, sigma_y=0.1), _row("c", "DDNM+ (scaling)", 18.0, sigma_y=0.1),
+            _row("c", "DPS", 17.0, sigma_y=0.1)]
+    h = {r["task"]: r for r in evaluate.headline(rows)}
+    assert h["a"]["best"] == "A^dagger y" and not h["a"]["ddnm_first"] and h["a"]["DDRM"] == 21.0
+    assert h["b"]["ddnm_first"] and h["b"]["DDRM"] is None
+    assert h["c"]["DDNM"] == 18.0 and h["c"]["ddnm_first"]  # noisy y: DDNM+ stands for DDNM
+    md = "\n".join(evaluate.headline_markdown(rows))
+    assert "| a | A^dagger y (30.00, 0) | 20.00 | 21.00 | 19.00 | **no** |" in md and "| — |" in md
+
+
+def test_headline_refuses_unequal_nfe():
+    with pytest.raises(ValueError, match="equal NFE"):
+        evaluate.headline([_row("a", "DDNM", 20.0, nfe=20), _row("a", "DPS", 19.0, nfe=40)])

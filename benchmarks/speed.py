@@ -96,10 +96,11 @@ def summarise(runs: list[dict], batches: list[int], steps: int) -> list[dict]:
     """Per batch: median and fastest time of each method, NFE/s, peak RSS and the ratios to DDIM."""
     summary = []
     for batch in batches:
-        secs = {m: [r["seconds"] for r in runs if r["method"] == m and r["batch"] == batch] for m in METHODS}
+        mine = {m: [r for r in runs if r["method"] == m and r["batch"] == batch] for m in METHODS}
+        secs = {m: [r["seconds"] for r in rs] for m, rs in mine.items()}
         med = {m: statistics.median(v) for m, v in secs.items()}
         fastest = {m: min(v) for m, v in secs.items()}
-        rss = {m: max(r["peak_rss_mb"] for r in runs if r["method"] == m and r["batch"] == batch) for m in METHODS}
+        rss = {m: max(r["peak_rss_mb"] for r in rs) for m, rs in mine.items()}
         summary.append({"batch": batch, "median_seconds": med, "min_seconds": fastest,
                         "max_seconds": {m: max(v) for m, v in secs.items()}, "peak_rss_mb": rss,
                         "nfe_per_s": {m: steps / med[m] for m in METHODS},

@@ -359,7 +359,8 @@ ZERO_SHOT_PEERS = ("DDNM", "DDRM", "DPS")
 def headline(rows: list[dict]) -> list[dict]:
     """Per task: the best method by mean PSNR, and DDNM vs DDRM-style vs DPS-style at equal NFE.
 
-    On noisy tasks (sigma_y > 0) the DDNM column is DDNM+ with noise scaling (same NFE), as in the paper.
+    On noisy tasks (sigma_y > 0) the DDNM column is DDNM+ with noise scaling (same NFE), as in the paper;
+    ``ddnm_method`` names the row used.
     ``ddnm_first`` says whether the paper's ordering holds here: DDNM's mean PSNR at least that of each
     peer present (DDRM-style covers only operators with an SVD form). Ties count for DDNM.
     """
@@ -369,12 +370,12 @@ def headline(rows: list[dict]) -> list[dict]:
         best = max(rs, key=lambda r: r["psnr"][0])
         noisy = any(r["sigma_y"] > 0 for r in rs)
         ours = "DDNM+ (scaling)" if noisy else "DDNM"  # on noisy y the paper's method is DDNM+
-        peers = {("DDNM" if r["method"] == ours else r["method"]): r["psnr"][0] for r in rs
-                 if r["method"] in (ours, "DDRM", "DPS")}
-        if len({r["nfe"] for r in rs if r["method"] in (ours, "DDRM", "DPS")}) > 1:
+        compared = [r for r in rs if r["method"] in (ours, *ZERO_SHOT_PEERS[1:])]
+        if len({r["nfe"] for r in compared}) > 1:
             raise ValueError(f"{task}: DDNM, DDRM and DPS must be compared at equal NFE")
+        peers = {("DDNM" if r["method"] == ours else r["method"]): r["psnr"][0] for r in compared}
         out.append({"task": task, "best": best["method"], "best_psnr": best["psnr"][0], "nfe": best["nfe"],
-                    **{m: peers.get(m) for m in ZERO_SHOT_PEERS},
+                    "ddnm_method": ours, **{m: peers.get(m) for m in ZERO_SHOT_PEERS},
                     "ddnm_first": "DDNM" in peers and all(peers["DDNM"] >= v for v in peers.values())})
     return out
 

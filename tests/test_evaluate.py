@@ -73,6 +73,7 @@ def test_headline_orders_the_zero_shot_peers():
     assert h["a"]["best"] == "A^dagger y" and not h["a"]["ddnm_first"] and h["a"]["DDRM"] == 21.0
     assert h["b"]["ddnm_first"] and h["b"]["DDRM"] is None
     assert h["c"]["DDNM"] == 18.0 and h["c"]["ddnm_first"]  # noisy y: DDNM+ stands for DDNM
+    assert h["c"]["ddnm_method"] == "DDNM+ (scaling)" and h["a"]["ddnm_method"] == "DDNM"
     md = "\n".join(evaluate.headline_markdown(rows))
     assert "| a | A^dagger y (30.00, 0) | 20.00 | 21.00 | 19.00 | **no** |" in md and "| — |" in md
 

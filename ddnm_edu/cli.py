@@ -10,6 +10,17 @@ Tasks: sr2, sr4 (input is (32/s)x(32/s)), inpaint (--mask: white = observed, sam
 input), colorize (grayscale input, RGB model), deblur (--blur-sigma, Gaussian), denoise. Any task
 takes --sigma-y for noisy input (then DDNM+ is used). The same function is importable:
 ``ddnm_edu.cli.restore(y_image, task, model_name, ...)``.
+
+Input conventions:
+  * values: 8-bit files are scaled by 255, 16-bit PNGs by 65,535, to [0, 1] and then to the
+    models' [-1, 1]; float images must be in [0, 1]. Colour input to a gray model uses ITU-R 601 luma.
+  * transparency (RGBA, LA, palette): composited onto the model's training background
+    first -- white for emoji-32, black for fashion-mnist-32.
+  * --mask: white = observed, black = missing, thresholded at mid-grey (JPEG noise is fine);
+    a mask with many grey pixels, or with nothing (or everything) observed, is refused.
+  * --sigma-y: on the [-1, 1] scale of the models; the DDNM paper and its code give sigma_y on
+    [0, 1] (the code doubles it), so paper 0.1 = 0.2 here.
+  * --out / --strip: the folder must exist; checked before sampling starts.
 """
 from __future__ import annotations
 
@@ -25,20 +36,130 @@ from .errors import DDNMInputError
 TASKS = ("sr2", "sr4", "inpaint", "colorize", "deblur", "denoise")
 
 
-def read_image(path: Path, channels: int) -> torch.Tensor:
-    """A PNG/JPEG file as a (1, C, H, W) tensor in [-1, 1] (C = 1 gray, 3 RGB)."""
+#: the background each model was trained on, in [0, 1]: transparent pixels are composited onto it
+BACKGROUND = {"emoji": 1.0, "fashion-mnist": 0.0}  # emoji rendered on white; garments on black
+
+
+def background_for(model_name: str) -> float:
+    """The training background (0 = black, 1 = white) of a shipped model, from its dataset."""
+    from .pretrained import _record
+
+    dataset = str(_record(model_name).get("dataset", ""))
+    return next((v for k, v in BACKGROUND.items() if dataset.startswith(k)), 0.0)
+
+
+def _to_unit_array(im, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pixel values of a Pillow image scaled to [0, 1] by the file's bit depth: (H, W, C) and alpha (H, W) or None.
+
+    8-bit modes (1, L, P, RGB, CMYK, YCbCr, ...) divide by 255; 16-bit grayscale (I;16*) and 32-bit integer
+    (I, which is how Pillow opens 16-bit PNGs) divide by 65,535; float images (F) must already be in [0, 1].
+    Any other mode, or values outside the range of the mode, raise DDNMInputError naming the mode.
+    """
+    mode = im.mode
+    alpha = None
+    if mode.startswith("I;16") or mode == "I":
+        arr = np.asarray(im, dtype=np.float64)
+        if arr.min() < 0 or arr.max() > 65535:
+            raise DDNMInputError(f"{path} is a {mode} image with values {arr.min():.0f}..{arr.max():.0f}, outside "
+                                 "the 16-bit range 0..65535; save it as an 8- or 16-bit PNG.")
+        return (arr / 65535.0)[..., None], None
+    if mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+            raise DDNMInputError(f"{path} is a floating-point (F) image with values outside [0, 1] "
+                                 f"({np.nanmin(arr):.3g}..{np.nanmax(arr):.3g}); scale it to [0, 1] or save an "
+                                 "8- or 16-bit PNG.")
+        return arr[..., None], None
+    if mode in ("P", "PA"):  # palettes may carry transparency
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("LA", "La", "RGBA", "RGBa"):
+        im = im.convert("LA" if mode.startswith("L") else "RGBA")
+        arr = np.asarray(im, dtype=np.float64) / 255.0
+        return arr[..., :-1], arr[..., -1]
+    if mode in ("1", "L"):
+        return np.asarray(im.convert("L"), dtype=np.float64)[..., None] / 255.0, None
+    if mode in ("RGB", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+        return np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0, None
+    raise DDNMInputError(f"{path} has image mode {mode!r}, which restore does not read; save it as an 8- or "
+                         "16-bit grayscale or RGB(A) PNG.")
+
+
+def read_image(path: Path, channels: int, background: float = 1.0) -> torch.Tensor:
+    """An image file as a (1, C, H, W) tensor in [-1, 1] (C = 1 gray, 3 RGB).
+
+    Values are scaled by the file's bit depth (8-bit by 255, 16-bit by 65,535). Transparent pixels
+    (RGBA, LA, palette transparency) are composited onto ``background`` (0 black .. 1 white), the
+    background the model was trained on. Colour to gray uses ITU-R 601 luma, as Pillow's ``convert("L")``.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
-            arr = np.asarray(im, dtype=np.float32)
+            im.load()
+            if im.mode in ("1", "L", "RGB", "CMYK", "YCbCr") and not (im.mode == "RGB" and "transparency" in im.info):
+                # 8-bit without alpha: Pillow's conversion, exactly as before
+                arr8 = np.asarray(im.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
+                arr8 = arr8[None] if arr8.ndim == 2 else arr8.transpose(2, 0, 1)
+                return torch.from_numpy(arr8 / 127.5 - 1.0)[None]
+            arr, alpha = _to_unit_array(im, path)
     except FileNotFoundError:
         raise DDNMInputError(f"input file {path} does not exist.") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except IsADirectoryError:
+        raise DDNMInputError(f"input {path} is a folder; give an image file.") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
         raise DDNMInputError(f"cannot read {path} as an image ({e}); give a PNG or JPEG file.") from None
-    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-    return torch.from_numpy(arr / 127.5 - 1.0)[None]
+    if alpha is not None:  # composite onto the training background
+        arr = arr * alpha[..., None] + background * (1.0 - alpha[..., None])
+    if channels == 1 and arr.shape[-1] == 3:
+        arr = arr @ np.array([0.299, 0.587, 0.114])[:, None]  # ITU-R 601 luma, as Pillow's convert("L")
+    elif channels == 3 and arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).float()  # (C, H, W) in [0, 1]
+    return (x * 2.0 - 1.0)[None]
+
+
+def read_mask(path: Path, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """An inpainting mask file as a (H, W) float tensor of 0 (missing) and 1 (observed).
+
+    White = observed, black = missing; transparent pixels count as missing. Values are thresholded
+    at mid-grey (0.5), so JPEG noise and antialiased edges do not flip pixels. Refused, with the
+    reason: a mask with more than 5 % of its pixels far from black or white (between 0.2 and 0.8: a
+    photo or a gradient, not a mask), or one that observes nothing or everything.
+    """
+    m = read_image(path, 1, background=0.0)[0, 0].double().add(1).div(2)  # (H, W) in [0, 1]
+    grey = ((m > 0.2) & (m < 0.8)).double().mean().item()
+    if grey > 0.05:
+        raise DDNMInputError(f"the mask {path} is not black and white: {100 * grey:.0f} % of its pixels are grey "
+                             "(between 20 % and 80 % brightness). Save a mask with white = observed and black = "
+                             "missing (values are thresholded at mid-grey).")
+    mask = (m > 0.5).float()
+    frac = mask.mean().item()
+    if frac == 0.0 or frac == 1.0:
+        what = "no pixel as observed (all black)" if frac == 0 else "every pixel as observed (all white)"
+        raise DDNMInputError(f"the mask {path} marks {what}; white = observed, black = missing, and inpainting "
+                             "needs some of each.")
+    return mask
+
+
+def check_output_path(path: Path, what: str = "--out") -> None:
+    """Refuse, before any sampling, an output path whose folder is missing or not writable, or a non-image name."""
+    import os
+
+    from PIL import Image
+
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise DDNMInputError(f"{what} {path} is a folder; give a file name such as {path / 'out.png'}.")
+    if not folder.is_dir():
+        raise DDNMInputError(f"{what} {path}: the folder {folder} does not exist; create it first "
+                             f"(mkdir -p {folder}) or choose another path.")
+    if not os.access(folder, os.W_OK):
+        raise DDNMInputError(f"{what} {path}: the folder {folder} is not writable; choose another path.")
+    Image.init()
+    if path.suffix.lower() not in Image.registered_extensions():
+        raise DDNMInputError(f"{what} {path}: unknown image file extension {path.suffix!r}; use .png.")
 
 
 def write_image(x: torch.Tensor, path: Path, scale: int = 1) -> None:
@@ -114,8 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
     r.add_argument("--model", required=True, help="fashion-mnist-32 or emoji-32")
     r.add_argument("--out", type=Path, required=True)
-    r.add_argument("--mask", type=Path, help="inpainting mask, white = observed")
-    r.add_argument("--sigma-y", type=float, default=0.0, help="noise std of the input on the [-1, 1] scale")
+    r.add_argument("--mask", type=Path, help="inpainting mask: white = observed, black = missing, thresholded at "
+                                             "mid-grey; transparent = missing")
+    r.add_argument("--sigma-y", type=float, default=0.0,
+                   help="noise std of the input on the book's [-1, 1] scale (the DDNM paper's sigma_y is on [0, 1]: "
+                        "paper 0.1 = 0.2 here)")
     r.add_argument("--blur-sigma", type=float, default=1.0, help="Gaussian blur std in pixels (deblur)")
     r.add_argument("--steps", type=int, default=100)
     r.add_argument("--eta", type=float, default=0.85)
@@ -128,24 +252,35 @@ def main(argv: list[str] | None = None) -> int:
 
         rec = _record(args.model)
         ch = rec["unet"]["in_channels"]
-        y = read_image(args.input, 1 if args.task == "colorize" else ch)
+        check_output_path(args.out, "--out")
+        if args.strip:
+            check_output_path(args.strip, "--strip")
+        y = read_image(args.input, 1 if args.task == "colorize" else ch, background_for(args.model))
         mask = None
         if args.mask is not None:
-            mask = (read_image(args.mask, 1)[0, 0] > 0).float()
+            mask = read_mask(args.mask)
         x0_hat, pinv, _ = restore(y, args.task, args.model, mask, args.sigma_y, args.steps, args.eta, args.seed,
                                   args.blur_sigma, args.device, progress=sys.stderr.isatty())
-        write_image(x0_hat, args.out)
-        if args.strip:
-            size = x0_hat.shape[-1]
-            y_up = torch.nn.functional.interpolate(y, size=(size, size), mode="nearest")
-            if y_up.shape[1] != x0_hat.shape[1]:
-                y_up = y_up.repeat(1, x0_hat.shape[1] // y_up.shape[1], 1, 1)
-            write_image(torch.cat([y_up[0], pinv[0], x0_hat[0]], dim=-1), args.strip, scale=4)
+        try:
+            _write_outputs(x0_hat, y, pinv, args.out, args.strip)
+        except OSError as e:
+            raise DDNMInputError(f"could not write the result ({e}); check the --out / --strip paths.") from None
     except DDNMInputError as e:
         print(f"ddnm-edu restore: error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {args.out}" + (f" and {args.strip}" if args.strip else ""))
     return 0
+
+
+def _write_outputs(x0_hat: torch.Tensor, y: torch.Tensor, pinv: torch.Tensor, out: Path, strip: Path | None) -> None:
+    """Write the result, and optionally the strip y (enlarged) | A_pinv y | result."""
+    write_image(x0_hat, out)
+    if strip:
+        size = x0_hat.shape[-1]
+        y_up = torch.nn.functional.interpolate(y, size=(size, size), mode="nearest")
+        if y_up.shape[1] != x0_hat.shape[1]:
+            y_up = y_up.repeat(1, x0_hat.shape[1] // y_up.shape[1], 1, 1)
+        write_image(torch.cat([y_up[0], pinv[0], x0_hat[0]], dim=-1), strip, scale=4)
 
 
 if __name__ == "__main__":

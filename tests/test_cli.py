@@ -74,9 +74,128 @@ def test_restore_unreadable_file_and_mask_mismatch(tmp_path):
     r = run("restore", junk, "--task", "denoise", "--model", "fashion-mnist-32", "--out", tmp_path / "o.png")
     assert r.returncode == 2 and "cannot read" in r.stderr and "Traceback" not in r.stderr
     inp = save(data.load("fashion-mnist", "test", n=1), tmp_path / "in.png")
-    mask = save(torch.ones(1, 1, 16, 16), tmp_path / "mask.png")
+    mask = save(ops.Inpainting.box_mask(16, 4)[None, None] * 2 - 1, tmp_path / "mask.png")
     r = run("restore", inp, "--task", "inpaint", "--mask", mask, "--model", "fashion-mnist-32",
             "--out", tmp_path / "o.png", "--steps", "2")
     assert r.returncode == 2 and "mask shape" in r.stderr and "Traceback" not in r.stderr
     r = run("restore", inp, "--task", "denoise", "--model", "nope", "--out", tmp_path / "o.png")
     assert r.returncode == 2 and "unknown model 'nope'" in r.stderr
+
+
+# ---------------------------------------------------------------- files people really have (issue 16)
+def _outputs_equal(a, b, tol=1):
+    """Two written PNGs differ by at most ``tol`` grey levels anywhere."""
+    A = np.asarray(Image.open(a), dtype=int)
+    B = np.asarray(Image.open(b), dtype=int)
+    assert A.shape == B.shape
+    return np.abs(A - B).max() <= tol
+
+
+def test_16bit_png_is_scaled_not_clipped(tmp_path):
+    x = data.load("fashion-mnist", "test", n=1)
+    y = ops.SuperResolution(4).A(x)  # (1, 1, 8, 8)
+    p8 = save(y, tmp_path / "y8.png")
+    v8 = np.asarray(Image.open(p8), dtype=np.uint16)
+    p16 = tmp_path / "y16.png"
+    Image.fromarray(v8 * 257).save(p16)  # the same image at 16 bits (255 * 257 = 65535)
+    assert Image.open(p16).mode in ("I;16", "I")
+    np.testing.assert_allclose(cli.read_image(p16, 1), cli.read_image(p8, 1), atol=1e-6)
+    for name, inp in (("o8.png", p8), ("o16.png", p16)):
+        r = run("restore", inp, "--task", "sr4", "--model", "fashion-mnist-32", "--out", tmp_path / name,
+                "--steps", "3")
+        assert r.returncode == 0, r.stderr
+    assert _outputs_equal(tmp_path / "o8.png", tmp_path / "o16.png")
+    # a mid-grey 16-bit image arrives mid-grey (not clipped to white)
+    Image.fromarray(np.full((8, 8), 32000, np.uint16)).save(tmp_path / "grey16.png")
+    v = cli.read_image(tmp_path / "grey16.png", 1)
+    assert abs(float(v.mean()) - (32000 / 65535 * 2 - 1)) < 1e-6
+
+
+def test_other_pillow_modes(tmp_path):
+    rgb = (np.random.default_rng(0).random((8, 8, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(rgb).quantize(16).save(tmp_path / "pal.png")  # palette P
+    want = np.asarray(Image.open(tmp_path / "pal.png").convert("RGB"), dtype=np.float32).transpose(2, 0, 1)
+    np.testing.assert_allclose(cli.read_image(tmp_path / "pal.png", 3)[0], want / 127.5 - 1, atol=1e-6)
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    assert cli.read_image(tmp_path / "cmyk.jpg", 3).shape == (1, 3, 8, 8)
+    Image.fromarray(np.full((8, 8), 0.25, np.float32), mode="F").save(tmp_path / "f.tiff")
+    assert abs(float(cli.read_image(tmp_path / "f.tiff", 1).mean()) - (-0.5)) < 1e-6
+    Image.fromarray(np.full((8, 8), 3.0, np.float32), mode="F").save(tmp_path / "bad.tiff")
+    with pytest.raises(cli.DDNMInputError, match="outside \\[0, 1\\]"):
+        cli.read_image(tmp_path / "bad.tiff", 1)
+
+
+def test_transparent_png_is_composited_on_the_training_background(tmp_path):
+    x = data.load("emoji", "test", n=2)[1:]  # on white (63 % background)
+    v = data.to_uint8(x)[0].transpose(1, 2, 0)  # (32, 32, 3)
+    bg = (v.min(axis=-1) >= 250)  # the white background
+    assert 0.1 < bg.mean() < 0.9
+    rgba = np.dstack([np.where(bg[..., None], 0, v), np.where(bg, 0, 255)]).astype(np.uint8)  # black under alpha 0
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    flat = np.where(bg[..., None], 255, v).astype(np.uint8)  # the same, pre-composited onto white
+    Image.fromarray(flat).save(tmp_path / "flat.png")
+    np.testing.assert_allclose(cli.read_image(tmp_path / "rgba.png", 3, 1.0), cli.read_image(tmp_path / "flat.png", 3),
+                               atol=1e-6)
+    # gray model (black background), LA file: transparent pixels become black
+    la = np.dstack([np.full((32, 32), 200, np.uint8), np.where(bg, 0, 255).astype(np.uint8)])
+    Image.fromarray(la, "LA").save(tmp_path / "la.png")
+    g = cli.read_image(tmp_path / "la.png", 1, cli.background_for("fashion-mnist-32"))[0, 0]
+    assert (g[torch.from_numpy(bg)] == -1).all() and (g[torch.from_numpy(~bg)] > 0.5).all()
+    # through the command: the transparent file restores to the same image as the pre-composited one
+    mask = ops.Inpainting.box_mask(32, 12)
+    m = save(mask[None, None] * 2 - 1, tmp_path / "mask.png")
+    for name, inp in (("o_rgba.png", "rgba.png"), ("o_flat.png", "flat.png")):
+        r = run("restore", tmp_path / inp, "--task", "inpaint", "--mask", m, "--model", "emoji-32",
+                "--out", tmp_path / name, "--steps", "3")
+        assert r.returncode == 0, r.stderr
+    assert _outputs_equal(tmp_path / "o_rgba.png", tmp_path / "o_flat.png")
+
+
+def test_jpeg_mask_is_thresholded_and_bad_masks_refused(tmp_path):
+    x = data.load("fashion-mnist", "test", n=1)
+    inp = save(x, tmp_path / "in.png")
+    mask = ops.Inpainting.box_mask(32, 12)  # 1 = observed
+    png = save(mask[None, None] * 2 - 1, tmp_path / "mask.png")
+    Image.open(png).save(tmp_path / "mask.jpg", quality=70)
+    jpg_vals = np.asarray(Image.open(tmp_path / "mask.jpg"), dtype=int)
+    assert ((jpg_vals > 0) & (jpg_vals < 255)).any()  # the JPEG really is noisy
+    assert torch.equal(cli.read_mask(tmp_path / "mask.jpg"), mask)
+    for name, m in (("o_png.png", png), ("o_jpg.png", tmp_path / "mask.jpg")):
+        r = run("restore", inp, "--task", "inpaint", "--mask", m, "--model", "fashion-mnist-32",
+                "--out", tmp_path / name, "--steps", "3")
+        assert r.returncode == 0, r.stderr
+    assert _outputs_equal(tmp_path / "o_png.png", tmp_path / "o_jpg.png", tol=0)
+    # a photo is not a mask; all-white / all-black masks are refused
+    save(x, tmp_path / "photo.png")
+    save(torch.ones(1, 1, 32, 32), tmp_path / "white.png")
+    save(-torch.ones(1, 1, 32, 32), tmp_path / "black.png")
+    for m, match in (("photo.png", "is not black and white"), ("white.png", "every pixel as observed"),
+                     ("black.png", "no pixel as observed")):
+        r = run("restore", inp, "--task", "inpaint", "--mask", tmp_path / m, "--model", "fashion-mnist-32",
+                "--out", tmp_path / "o.png", "--steps", "2")
+        assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_missing_output_folder_is_refused_before_sampling(tmp_path):
+    inp = save(data.load("fashion-mnist", "test", n=1), tmp_path / "in.png")
+    for flag in ("--out", "--strip"):
+        out = tmp_path / "o.png" if flag == "--strip" else tmp_path / "no" / "such" / "o.png"
+        extra = ["--strip", tmp_path / "nope" / "s.png"] if flag == "--strip" else []
+        # 1000 steps would take half a minute: the check must come first
+        r = run("restore", inp, "--task", "denoise", "--model", "fashion-mnist-32", "--out", out, "--steps", "1000",
+                *extra)
+        assert r.returncode == 2 and "does not exist" in r.stderr and flag in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+        assert not out.exists()
+    r = run("restore", inp, "--task", "denoise", "--model", "fashion-mnist-32", "--out", tmp_path / "o.xyz")
+    assert r.returncode == 2 and "extension" in r.stderr
+
+
+def test_help_states_the_input_conventions():
+    r = run("restore", "--help")
+    assert r.returncode == 0
+    text = " ".join(r.stdout.split())
+    for phrase in ("65,535", "white for emoji-32, black for fashion-mnist-32", "white = observed",
+                   "thresholded at mid-grey", "[-1, 1]", "paper 0.1 = 0.2 here"):
+        assert phrase in text, phrase

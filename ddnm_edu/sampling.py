@@ -46,10 +46,12 @@ import torch
 
 from .errors import DDNMInputError, check_finite, check_int_range, check_sigma_y
 from .operators import LinearOperator
+from .noise_rules import NOISE_RULES, SVDRule, lambda_and_std, rectified_step  # noqa: F401 (re-exported)
 from .schedule import NoiseSchedule
 
 Tensor = torch.Tensor
 Model = Callable[[Tensor, Tensor], Tensor]
+TRAVEL_FROM = ("x_t", "x0_t", "x0_hat")
 
 
 # --------------------------------------------------------------------------- time travel
@@ -114,14 +116,6 @@ class RestorationResult:
 
 
 # --------------------------------------------------------------------------- helpers
-def lambda_and_std(sigma_t: float, a_t: float, sigma_y: float) -> tuple[float, float]:
-    """DDNM+ eq. 19: (lambda_t, std of the noise to add) for step noise sigma_t and x0_hat coefficient a_t."""
-    if sigma_t >= a_t * sigma_y:
-        return 1.0, max(sigma_t ** 2 - (a_t * sigma_y) ** 2, 0.0) ** 0.5
-    # lambda_t = sigma_t / (a_t sigma_y): the range noise a_t lambda_t sigma_y = sigma_t uses the whole budget
-    return sigma_t / (a_t * sigma_y), 0.0
-
-
 def _check_model_output(eps: Tensor, x_t: Tensor) -> None:
     if eps.shape != x_t.shape:
         raise DDNMInputError(f"the model returned shape {tuple(eps.shape)} for x_t of shape {tuple(x_t.shape)}; "
@@ -146,7 +140,8 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
               sigma_y: float = 0.0, steps: int = 100, eta: float = 0.85, travel_length: int = 1,
               travel_repeat: int = 1, seed: int = 0, trace: bool = False, kind: str = "ddim",
               progress: bool = False, shape: tuple[int, ...] | None = None,
-              x_T: Tensor | None = None, clip_x0: bool = True) -> RestorationResult:
+              x_T: Tensor | None = None, clip_x0: bool = True, noise_rule: str = "scalar",
+              travel_from: str = "x_t") -> RestorationResult:
     """DDNM+ (noise scaling eq. 17-19, time travel) -- and DDNM, DDIM, DDPM as special cases.
 
     ``op=None, y=None`` with ``shape=(B, C, H, W)`` samples unconditionally.
@@ -154,6 +149,14 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
     has no clip; diffusers' DDPM/DDIM schedulers clip by default (``clip_sample=True``), and it keeps
     small, imperfect models from drifting far outside the data range. The projection comes *after*
     the clip, so consistency is unaffected. ``clip_x0=False`` is Algorithm 1 to the letter.
+    ``noise_rule``: ``"scalar"`` (the paper's eq. 19, lambda_t the same for every pixel) or ``"svd"``
+    (one lambda_{t,i} per singular direction, the paper's appendix and official SVD code; operators with
+    an SVD view only). See ``noise_rules.py``; both equal DDNM when sigma_y = 0.
+    ``travel_from``: what a time-travel jump re-noises. ``"x_t"`` (default): the current sample, with
+    q(x_{t+l} | x_t), as the paper's Algorithm 2 and the official ``hq_demo`` do. ``"x0_t"``: the model's
+    latest *uncorrected* estimate, x_{t+l} = sqrt(alpha_bar_{t+l}) x0_t + sqrt(1 - alpha_bar_{t+l}) z, as the
+    official ``simplified_ddnm_plus`` and ``svd_based_ddnm_plus`` do (``x0_preds.append(x0_t)``).
+    ``"x0_hat"``: the same jump from the latest rectified estimate.
     Noise is drawn on the CPU from ``torch.Generator().manual_seed(seed)``: the same seed gives
     the same result on the same device. Sampling runs on the model's device (CPU, CUDA or MPS);
     ``x0_hat`` comes back on the device of ``y`` (the model's device when sampling unconditionally).
@@ -162,6 +165,13 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
     steps = check_int_range(steps, "steps", 1, sched.T, f" Choose 1 <= steps <= T={sched.T}.")
     if not 0.0 <= float(eta) <= 1.0:
         raise DDNMInputError(f"eta must be in [0, 1], got {eta}.")
+    if noise_rule not in NOISE_RULES:
+        raise DDNMInputError(f"unknown noise_rule {noise_rule!r}; use one of {', '.join(NOISE_RULES)}.")
+    if travel_from not in TRAVEL_FROM:
+        raise DDNMInputError(f"unknown travel_from {travel_from!r}; use one of {', '.join(TRAVEL_FROM)}.")
+    if noise_rule == "svd" and kind == "ddpm":
+        raise DDNMInputError("noise_rule='svd' is written for the DDIM step (kind='ddim' or 'ddim-paper'); "
+                             "use noise_rule='scalar' with kind='ddpm'.")
     schedule = travel_schedule(steps, travel_length, travel_repeat)
     timesteps = sched.set_timesteps(steps)[::-1]  # index i -> timestep (ascending)
 
@@ -199,6 +209,8 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
     x = (torch.randn(ref.shape, generator=gen, dtype=dtype) if x_T is None else x_T.to(dtype)).to(device)
     y_norm = float(y.norm()) if y is not None else 1.0
     records: list[TraceStep] = []
+    svd = SVDRule(op, range_part) if (op is not None and noise_rule == "svd" and sigma_y > 0) else None
+    last_x0_t = last_x0_hat = None  # what the official samplers' time travel re-noises
 
     pairs = list(zip(schedule[:-1], schedule[1:]))
     from tqdm.auto import tqdm
@@ -207,29 +219,31 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
         t = timesteps[i]
         t_prev = timesteps[j] if j >= 0 else -1
         z = torch.randn(x.shape, generator=gen, dtype=dtype).to(device)
-        if j > i:  # time travel: re-noise with q(x_{t_prev} | x_t)
-            x = sched.forward_jump(x, t, t_prev, z)
+        if j > i:  # time travel: re-noise to the level of t_prev
+            if travel_from == "x_t" or last_x0_t is None:
+                x = sched.forward_jump(x, t, t_prev, z)  # q(x_{t_prev} | x_t), the paper's Algorithm 2
+            else:
+                src = last_x0_t if travel_from == "x0_t" else last_x0_hat
+                ab = float(sched.alphas_cumprod[t_prev])
+                x = ab ** 0.5 * src + (1 - ab) ** 0.5 * z
             continue
         eps = _call(model, x, t)
         x0_t = sched.predict_x0(x, eps, t)
         if clip_x0:
             x0_t = x0_t.clamp(-1, 1)
         c = sched.step_coefs(t, t_prev, eta, kind, like=x)
-        sigma_t, a_t = float(c.sigma.reshape(-1)[0]), float(c.c_x0.reshape(-1)[0])
         if op is not None:
-            lam, std = lambda_and_std(sigma_t, a_t, sigma_y)
-            x0_hat = op.project(x0_t, y, lam)
+            x_new, x0_hat, lam = rectified_step(x, eps, x0_t, op, y, c, sigma_y, z, kind, noise_rule, svd)
         else:
-            lam, std, x0_hat = 1.0, sigma_t, x0_t
+            lam, x0_hat = 1.0, x0_t
+            x_new = c.c_x0 * x0_t + c.c_eps * eps + c.c_xt * x + c.sigma * z
         if trace:
             null = op.null_part(x0_t) if op is not None else torch.zeros_like(x0_t)
             cons = float((op.A(x0_hat) - y).norm()) / max(y_norm, 1e-30) if op is not None else 0.0
             records.append(TraceStep(t, t_prev, _cpu(x), _cpu(x0_t),
                                      _cpu(range_part) if op is not None else torch.zeros(1),
                                      _cpu(null), _cpu(x0_hat), lam, cons))
-        x_new = c.c_x0 * x0_hat + c.c_eps * eps + c.c_xt * x
-        if std > 0:
-            x_new = x_new + std * z
+        last_x0_t, last_x0_hat = x0_t, x0_hat
         x = x_new
     nfe = sum(1 for i, j in pairs if j < i)
     return RestorationResult(x0_hat=x.to(out_device), nfe=nfe, schedule=schedule, timesteps=timesteps,

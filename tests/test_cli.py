@@ -199,3 +199,18 @@ def test_help_states_the_input_conventions():
     for phrase in ("65,535", "white for emoji-32, black for fashion-mnist-32", "white = observed",
                    "thresholded at mid-grey", "[-1, 1]", "paper 0.1 = 0.2 here"):
         assert phrase in text, phrase
+
+
+def test_noisy_restore_at_eta_zero_stays_consistent_with_y(tmp_path):
+    """Issue 11 B through the command: --eta 0 --sigma-y 0.05 used to return an unconditional sample."""
+    x = data.load("fashion-mnist", "test", n=1)
+    op = ops.SuperResolution(4)
+    y = op.A(x) + 0.05 * torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    inp = save(y, tmp_path / "noisy.png")
+    y_file = cli.read_image(inp, 1)
+    r = run("restore", inp, "--task", "sr4", "--model", "fashion-mnist-32", "--out", tmp_path / "o.png",
+            "--steps", "20", "--eta", "0", "--sigma-y", "0.05")
+    assert r.returncode == 0, r.stderr
+    out = cli.read_image(tmp_path / "o.png", 1)
+    rms = float((op.A(out) - y_file).pow(2).mean().sqrt())
+    assert rms < 2 * 0.05, rms

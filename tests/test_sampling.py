@@ -272,3 +272,113 @@ def test_inconsistent_composite_warns(sched):
     x0 = images(n=1, c=1)
     with pytest.warns(UserWarning, match="not be consistent"):
         de.ddnm(oracle(sched, x0), sched, op, op.A(x0), steps=3)
+
+
+# --- the eta = 0 bug (issue 11 B): DDNM+ must use y whatever eta is ------------------------------
+def test_ddnm_plus_at_eta_zero_uses_y(sched, random_unet):
+    """Budgeting only the fresh noise eta * sqrt(1 - alpha_bar_s) gave lambda_t = 0 at eta = 0: y was ignored."""
+    op = ops.SuperResolution(4)
+    gen = torch.Generator().manual_seed(1)
+    x = images(seed=9)
+    sigma_y = 0.05
+    y = op.A(x) + sigma_y * torch.randn(op.A(x).shape, generator=gen)
+    res = de.ddnm_plus(random_unet, sched, op, y, sigma_y=sigma_y, steps=20, eta=0.0, trace=True)
+    rms = float((op.A(res.x0_hat) - y).pow(2).mean().sqrt())
+    assert rms < 2 * sigma_y  # consistent with y to within its noise
+    assert max(s.lam for s in res.trace) == 1.0  # early steps project fully
+    free = de.sample(random_unet, sched, x.shape, steps=20, eta=0.0)  # what the bug returned
+    assert float((op.A(free) - y).pow(2).mean().sqrt()) > 5 * rms
+
+
+# --- the SVD noise rule: per-direction noise by Monte Carlo ---------------------------------------
+from ddnm_edu.noise_rules import noise_by_direction  # noqa: E402
+
+
+@pytest.mark.parametrize("t,t_prev", [(300, 250), (30, 20)])  # lambda = 1 early; lambda < 1 in places late
+@pytest.mark.parametrize("name", ["sr4", "colorize", "cs", "inpaint", "denoise"])
+def test_noise_per_direction_svd_rule_exact(sched, name, t, t_prev):
+    op, shape = {"sr4": (ops.SuperResolution(4), (1, 8, 8)), "colorize": (ops.Colorization(), (3, 4, 4)),
+                 "cs": (ops.CompressedSensing(0.25, block=8), (1, 8, 8)),
+                 "inpaint": (ops.Inpainting(ops.Inpainting.random_mask(8, 0.5)), (1, 8, 8)),
+                 "denoise": (ops.Denoising(), (1, 4, 4))}[name]
+    out = noise_by_direction(op, sched, shape, t, t_prev, sigma_y=0.2, eta=0.85, rule="svd", n=4000)
+    for group, (var, target) in out.items():
+        assert var == pytest.approx(target, rel=0.06), (group, var, target)
+
+
+@pytest.mark.parametrize("name", ["sr4", "colorize", "cs", "inpaint"])
+def test_noise_per_direction_scalar_rule_is_only_approximate(sched, name):
+    """The paper's scalar rule: right for denoising, wrong per direction for the others (but see svd)."""
+    op, shape = {"sr4": (ops.SuperResolution(4), (1, 8, 8)), "colorize": (ops.Colorization(), (3, 4, 4)),
+                 "cs": (ops.CompressedSensing(0.25, block=8), (1, 8, 8)),
+                 "inpaint": (ops.Inpainting(ops.Inpainting.random_mask(8, 0.5)), (1, 8, 8))}[name]
+    out = noise_by_direction(op, sched, shape, 300, 250, sigma_y=0.2, eta=0.85, rule="scalar", n=4000)
+    var, target = out["null"]
+    assert var < 0.97 * target  # null directions get too little noise
+    measured = [v for g, (v, _) in out.items() if g != "null"]
+    if name in ("sr4", "colorize"):  # block means / (1,1,1)/sqrt3 get sigma_y^2 / s^2 > sigma_y^2
+        assert min(measured) > 1.05 * target
+    else:  # orthonormal rows / observed pixels: exact there
+        assert measured[0] == pytest.approx(target, rel=0.06)
+    den = noise_by_direction(ops.Denoising(), sched, (1, 4, 4), 300, 250, sigma_y=0.2, rule="scalar", n=4000)
+    assert den["s=1"][0] == pytest.approx(den["s=1"][1], rel=0.06)  # exact when A^dagger A^dagger^T = I
+
+
+@pytest.mark.filterwarnings("ignore:.*A A\\^dagger A != A")
+def test_svd_rule_runs_and_stays_consistent_when_noise_free(sched, random_unet):
+    op = ops.SuperResolution(4)
+    y = op.A(images(seed=2))
+    a = de.ddnm_plus(random_unet, sched, op, y, sigma_y=0.0, steps=6, noise_rule="svd").x0_hat
+    b = de.ddnm(random_unet, sched, op, y, steps=6)
+    torch.testing.assert_close(a, b)  # sigma_y = 0: both rules are DDNM
+    yn = y + 0.1 * torch.randn(y.shape, generator=torch.Generator().manual_seed(0))
+    c = de.ddnm_plus(random_unet, sched, op, yn, sigma_y=0.1, steps=6, noise_rule="svd").x0_hat
+    d = de.ddnm_plus(random_unet, sched, op, yn, sigma_y=0.1, steps=6, noise_rule="scalar").x0_hat
+    assert (c - d).abs().max() > 1e-3
+    with pytest.raises(DDNMInputError, match="not Deblur"):
+        de.ddnm_plus(random_unet, sched, ops.Deblur(ops.gaussian_kernel(1.0)), y.new_zeros(2, 3, 32, 32),
+                     sigma_y=0.1, steps=2, noise_rule="svd")
+    with pytest.raises(DDNMInputError, match="unknown noise_rule"):
+        de.ddnm_plus(random_unet, sched, op, y, sigma_y=0.1, steps=2, noise_rule="exact")
+
+
+# --- time travel: the paper's re-noising vs the official code's ------------------------------------
+def reference_official_time_travel(model, sched, op, y, steps, L, R, eta, seed):
+    """functions/svd_ddnm.py ``ddnm_diffusion`` of wyhuai/DDNM, written out: jumps re-noise x0_preds[-1]
+    (the *uncorrected* x0_t) with sqrt(at_next) x0_t + sqrt(1 - at_next) z. Same random draws as ours."""
+    gen = torch.Generator().manual_seed(seed)
+    ts = sched.set_timesteps(steps)[::-1]
+    x = torch.randn(op.A_pinv(y).shape, generator=gen)
+    x0_preds = []
+    sch = de.travel_schedule(steps, L, R)
+    for i, j in zip(sch[:-1], sch[1:]):
+        t, s = ts[i], (ts[j] if j >= 0 else -1)
+        z = torch.randn(x.shape, generator=gen)
+        ab_s = sched.alphas_cumprod[s].float() if s >= 0 else torch.tensor(1.0)
+        if j < i:
+            ab_t = sched.alphas_cumprod[t].float()
+            eps = model(x, torch.full((x.shape[0],), t))
+            x0_t = (x - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()
+            x0_hat = x0_t - op.A_pinv(op.A(x0_t) - y)
+            c1, c2 = (1 - ab_s).sqrt() * eta, (1 - ab_s).sqrt() * (1 - eta ** 2) ** 0.5
+            x = ab_s.sqrt() * x0_hat + c1 * z + c2 * eps
+            x0_preds.append(x0_t)
+        else:
+            x = ab_s.sqrt() * x0_preds[-1] + z * (1 - ab_s).sqrt()
+    return x
+
+
+def test_travel_from_official_matches_reference_and_variants_differ(sched, random_unet):
+    op = ops.Inpainting(ops.Inpainting.box_mask(32, 12))
+    y = op.A(images(seed=4))
+    kw = dict(steps=8, travel_length=2, travel_repeat=2, eta=0.85, seed=5, clip_x0=False)
+    official = de.ddnm_plus(random_unet, sched, op, y, travel_from="x0_t", **kw).x0_hat
+    ref = reference_official_time_travel(random_unet, sched, op, y, 8, 2, 2, 0.85, 5)
+    torch.testing.assert_close(official, ref, atol=1e-4, rtol=1e-4)  # float64 vs float32 coefficients
+    paper = de.ddnm_plus(random_unet, sched, op, y, **kw).x0_hat  # default: re-noise x_t (Algorithm 2)
+    hat = de.ddnm_plus(random_unet, sched, op, y, travel_from="x0_hat", **kw).x0_hat
+    assert (paper - official).abs().max() > 1e-3 and (hat - official).abs().max() > 1e-3
+    for r in (paper, official, hat):  # all three stay consistent
+        assert (op.A(r) - y).abs().max() < 1e-4
+    with pytest.raises(DDNMInputError, match="unknown travel_from"):
+        de.ddnm_plus(random_unet, sched, op, y, travel_from="x0", **kw)

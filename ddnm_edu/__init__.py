@@ -6,14 +6,15 @@
     x0_hat = de.ddnm(model, sched, op, y, steps=100, eta=0.85, seed=0)
 
 Modules, one concept each: ``schedule`` (forward process and one-step samplers),
-``operators`` (A, A^dagger and the range/null projections), ``sampling`` (DDIM, DDPM,
-DDNM, DDNM+), ``metrics``, ``unet``, ``data``, ``train``.
+``operators`` (A, A^dagger and the range/null projections), ``spectral`` (their singular
+bases), ``sampling`` (DDIM, DDPM, DDNM, DDNM+), ``noise_rules`` (DDNM+ noise scaling),
+``metrics``, ``unet``, ``data``, ``train``.
 """
-from . import baselines, data, linalg, metrics, operators, viz
+from . import baselines, data, linalg, metrics, noise_rules, operators, viz
 from .errors import DDNMInputError
 from .operators import LinearOperator
-from .sampling import (RestorationResult, TraceStep, ddnm, ddnm_plus, lambda_and_std, nfe_count, sample,
-                       travel_schedule)
+from .sampling import (RestorationResult, TraceStep, ddnm, ddnm_plus, lambda_and_std, nfe_count,
+                       paper_travel_schedule, sample, travel_schedule)
 from .schedule import NoiseSchedule
 from .settings import settings
 from .pretrained import load_pretrained
@@ -22,5 +23,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DDNMInputError", "LinearOperator", "load_pretrained", "NoiseSchedule", "RestorationResult", "TraceStep", "ddnm", "ddnm_plus",
-    "baselines", "data", "lambda_and_std", "linalg", "metrics", "viz", "nfe_count", "operators", "sample", "settings", "travel_schedule", "__version__",
+    "baselines", "data", "lambda_and_std", "linalg", "metrics", "viz", "nfe_count", "noise_rules", "operators", "paper_travel_schedule", "sample", "settings", "travel_schedule", "__version__",
 ]

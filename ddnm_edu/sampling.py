@@ -1,11 +1,13 @@
 """Samplers: plain DDIM / DDPM, DDNM (Algorithm 1) and DDNM+ (noise scaling + time travel).
 
-One loop serves them all. Each denoising step from timestep t to s < t:
+One loop serves them all. Line numbers are those of the DDNM paper's Algorithm 1
+(1: x_T ~ N(0, I); 2: for t = T, ..., 1; 3: x_{0|t}; 4: x_hat_{0|t}; 5: x_{t-1} ~ p(.); 6: return x_0).
+Each denoising step from timestep t to s < t (code timesteps are 0-indexed: paper t = code t + 1):
 
-1. eps = model(x_t, t)                                          (Algorithm 1, line 2)
+1. eps = model(x_t, t), the paper's Z_theta(x_t, t)                 (inside line 3)
 2. x0_t = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)   (line 3; clipped to [-1, 1] by default)
-3. x0_hat = x0_t - lambda_t A^dagger (A x0_t - y)                 (line 4 / DDNM+ eq. 17)
-4. x_s = a_t x0_hat + c_eps eps + c_xt x_t + std_t z              (line 5, see NoiseSchedule.step_coefs)
+3. x0_hat = x0_t - Sigma_t A^dagger (A x0_t - y)                  (line 4 with Sigma_t = I; DDNM+ eq. 17)
+4. x_s = c_x0 x0_hat + c_eps eps + c_xt x_t + sigma_t z           (line 5, see NoiseSchedule.step_coefs)
 
 Without an operator step 3 is skipped and this is plain DDIM (``kind="ddim"``) or
 DDPM ancestral sampling (``kind="ddpm"``).
@@ -15,26 +17,20 @@ the fresh-noise std is sigma_t = eta * sqrt(1 - alpha_bar_s) and the model's eps
 the rest, sqrt(1 - alpha_bar_s) * sqrt(1 - eta^2). This differs from the DDIM paper's
 eta (``kind="ddim-paper"``), where eta = 1 means DDPM's posterior variance.
 
-**DDNM+ noise scaling (paper, eq. 17-19).** With y = A x + n, n ~ N(0, sigma_y^2 I),
-the range part of x0_hat carries lambda_t A^dagger n, which enters x_s multiplied by a_t
-(the coefficient of x0_hat in step 4): extra noise of std a_t lambda_t sigma_y per pixel
-(exactly so when A^dagger has orthonormal columns or replicates values: SR, inpainting,
-colorization, CS -- the paper's simplification). The step wants fresh noise of std
-sigma_t in total, so the paper chooses
-
-    lambda_t = 1                          if sigma_t >= a_t sigma_y
-    lambda_t = sigma_t / (a_t sigma_y)    otherwise,
-    std_t    = sqrt(sigma_t^2 - (a_t lambda_t sigma_y)^2)     (the noise actually added),
-
-so that (a_t lambda_t sigma_y)^2 + std_t^2 = sigma_t^2: the total variance stays right.
-The paper states it for DDPM steps (a_t = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t),
-``kind="ddpm"``); with DDIM steps (``kind="ddim"``) a_t = sqrt(alpha_bar_s). With
-sigma_y = 0 we get lambda_t = 1 and std_t = sigma_t: DDNM+ *is* DDNM.
+**DDNM+ noise scaling (paper eq. 17-19)** lives in ``noise_rules.py``: the scalar rule
+(``noise_rule="scalar"``, lambda_t the same for all pixels, exact only for denoising) and the
+per-singular-direction rule (``noise_rule="svd"``, exact for every operator with an SVD view).
+Both budget the *whole* noise of the step, B_t = sqrt(1 - alpha_bar_s) for DDIM steps (the
+posterior std for DDPM steps); budgeting only the fresh part eta * sqrt(1 - alpha_bar_s) would
+give lambda_t = 0 at eta = 0, i.e. ignore y. With sigma_y = 0 both are DDNM.
 
 **Time travel (DDNM+ / RePaint).** After every ``travel_length`` steps the sampler
-jumps back ``travel_length`` steps with q(x_{t+l} | x_t) and denoises again, ``travel_repeat``
-times in all (travel_repeat = 1: no travel). :func:`travel_schedule` gives the visited
-step indices, :func:`nfe_count` the number of model calls.
+jumps back ``travel_length`` steps and denoises again, ``travel_repeat`` times in all
+(travel_repeat = 1: no travel) -- RePaint's jump schedule, which the official DDNM code uses.
+:func:`travel_schedule` gives the visited step indices, :func:`nfe_count` the number of model
+calls; :func:`paper_travel_schedule` is the paper's Algorithm 2 as printed (travel at every step).
+``travel_from`` chooses what a jump re-noises (the current sample, as the paper, or the latest
+x0_t, as the official samplers).
 """
 from __future__ import annotations
 
@@ -80,6 +76,26 @@ def travel_schedule(steps: int, travel_length: int = 1, travel_repeat: int = 1) 
                 t += 1
                 ts.append(t)
     ts.append(-1)
+    return ts
+
+
+def paper_travel_schedule(steps: int, travel_length: int) -> list[int]:
+    """Step indices visited by the DDNM paper's Algorithm 2 as printed, in the same format as :func:`travel_schedule`.
+
+    At *every* step index k (from ``steps - 1`` down to 0) it jumps forward L = min(steps - 1 - k, l),
+    x_{k+L} ~ q(x_{k+L} | x_k) (line 4), then denoises L + 1 times down to k - 1 (lines 5-8). So every
+    step travels, and NFE = sum_k (min(steps - 1 - k, l) + 1), about (l + 1) x steps. The library's
+    :func:`travel_schedule` (RePaint's ``get_schedule_jump``, which the official code uses) travels only
+    every ``travel_length`` steps, ``travel_repeat - 1`` times.
+    """
+    steps = check_int_range(steps, "steps", 1)
+    travel_length = check_int_range(travel_length, "travel_length", 0)
+    ts, k = [steps - 1], steps - 1
+    while k >= 0:
+        L = min(steps - 1 - k, travel_length)
+        ts.extend(k + u for u in range(1, L + 1))  # re-noise, one level at a time
+        ts.extend(k + u for u in range(L - 1, -2, -1))  # denoise back down to k - 1
+        k -= 1
     return ts
 
 
@@ -267,7 +283,13 @@ def ddnm(model: Model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, step
 
 
 def sample(model: Model, sched: NoiseSchedule, shape: tuple[int, int, int, int], steps: int = 100,
-           eta: float = 0.0, seed: int = 0, kind: str = "ddim", **kwargs) -> Tensor:
-    """Unconditional samples (B, C, H, W): DDIM (``kind="ddim"``, eta=0 deterministic) or DDPM (``"ddpm"``)."""
-    return ddnm_plus(model, sched, None, None, steps=steps, eta=eta, seed=seed, kind=kind,
-                     shape=shape, **kwargs).x0_hat
+           eta: float = 0.0, seed: int = 0, kind: str = "ddim", trace: bool = False,
+           **kwargs) -> Tensor | RestorationResult:
+    """Unconditional samples (B, C, H, W): DDIM (``kind="ddim"``, eta=0 deterministic) or DDPM (``"ddpm"``).
+
+    With ``trace=True`` it returns the :class:`RestorationResult` (samples in ``.x0_hat``, the per-step
+    ``.trace`` of x_t and x0_t) instead of the tensor. No operator is involved: this is plain DDIM / DDPM.
+    """
+    res = ddnm_plus(model, sched, None, None, steps=steps, eta=eta, seed=seed, kind=kind, shape=shape,
+                    trace=trace, **kwargs)
+    return res if trace else res.x0_hat

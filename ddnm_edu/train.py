@@ -54,6 +54,10 @@ def get_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--ema", type=float, default=0.9995)
+    ap.add_argument("--loss", choices=["mse", "min-snr"], default="mse",
+                    help="per-timestep weighting of the eps-MSE: 'mse' (DDPM's L_simple) or 'min-snr' "
+                         "(Min-SNR-gamma, Hang et al. 2023); see benchmarks/training.md")
+    ap.add_argument("--snr-gamma", type=float, default=5.0, help="gamma of --loss min-snr")
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--sample-every", type=int, default=1000, help="write a sample grid every N steps (0: never)")
     ap.add_argument("--log-every", type=int, default=50)
@@ -106,10 +110,28 @@ def load_training_images(dataset: str, n: int | None = None) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(imgs[:n]))
 
 
+def loss_weights(sched: NoiseSchedule, t: torch.Tensor, rule: str = "mse", gamma: float = 5.0) -> torch.Tensor:
+    """Per-sample weight w_t of the eps-MSE, shape (B,).
+
+    * ``"mse"``: w_t = 1 (DDPM's L_simple).
+    * ``"min-snr"``: Min-SNR-gamma (Hang et al., ICCV 2023, eq. 9 for eps-prediction):
+      w_t = min(SNR_t, gamma) / SNR_t with SNR_t = alpha_bar_t / (1 - alpha_bar_t). It down-weights the
+      low-noise timesteps (SNR_t > gamma), whose eps-loss is large in gradient but easy.
+    """
+    if rule == "mse":
+        return torch.ones(t.shape, dtype=torch.float32, device=t.device)
+    if rule != "min-snr":
+        raise ValueError(f"unknown loss rule {rule!r}; use 'mse' or 'min-snr'.")
+    ab = sched.alphas_cumprod.to(t.device)[t].float()
+    snr = ab / (1 - ab)
+    return snr.clamp(max=gamma) / snr
+
+
 def diffusion_loss(model, sched: NoiseSchedule, x0: torch.Tensor, generator: torch.Generator | None = None,
-                   amp_dtype=None) -> torch.Tensor:
+                   amp_dtype=None, rule: str = "mse", gamma: float = 5.0) -> torch.Tensor:
     """DDPM's simplified objective (Ho et al. 2020, Algorithm 1 / eq. 14):
-    E_{t, eps} || eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t) ||^2."""
+    E_{t, eps} w_t || eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t) ||^2,
+    w_t = 1 by default (see :func:`loss_weights` for Min-SNR-gamma)."""
     B = x0.shape[0]
     t = torch.randint(0, sched.T, (B,), generator=generator).to(x0.device)
     eps = torch.randn(x0.shape, generator=generator).to(x0.device)
@@ -118,7 +140,10 @@ def diffusion_loss(model, sched: NoiseSchedule, x0: torch.Tensor, generator: tor
     x_t = sched.add_noise(x0, eps, t)
     with torch.autocast(x0.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
         pred = model(x_t, t)
-    return F.mse_loss(pred.float(), eps)
+    if rule == "mse":
+        return F.mse_loss(pred.float(), eps)
+    per_sample = (pred.float() - eps).pow(2).flatten(1).mean(1)  # (B,)
+    return (loss_weights(sched, t, rule, gamma) * per_sample).mean()
 
 
 @torch.no_grad()
@@ -216,6 +241,7 @@ def main(argv=None) -> None:
     if rank == 0:
         meta = dict(config=args.config, unet=cfg["unet"].to_dict(), params=count_parameters(model),
                     n_train=n_img, batch=args.batch, world_size=world, lr=args.lr, ema=args.ema,
+                    loss=args.loss, snr_gamma=args.snr_gamma if args.loss == "min-snr" else None,
                     amp=str(amp), compile=args.compile, device=str(device),
                     torch=torch.__version__, threads=torch.get_num_threads(), hardware=_hardware(device))
         (out / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -260,7 +286,7 @@ def main(argv=None) -> None:
             lr = args.lr * min(1.0, (step + 1) / args.warmup)
             for grp in opt.param_groups:
                 grp["lr"] = lr
-            loss = diffusion_loss(fwd, sched, x0, gen, amp)
+            loss = diffusion_loss(fwd, sched, x0, gen, amp, args.loss, args.snr_gamma)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -382,3 +382,32 @@ def test_travel_from_official_matches_reference_and_variants_differ(sched, rando
         assert (op.A(r) - y).abs().max() < 1e-4
     with pytest.raises(DDNMInputError, match="unknown travel_from"):
         de.ddnm_plus(random_unet, sched, op, y, travel_from="x0", **kw)
+
+
+def literal_algorithm_2(steps, l):
+    """The paper's Algorithm 2, lines 2-8, transcribed with t = steps .. 1 (paper) = index t - 1 (ours)."""
+    visited, T = [steps - 1], steps
+    for t in range(T, 0, -1):
+        L = min(T - t, l)  # line 3
+        visited += [t - 1 + u for u in range(1, L + 1)]  # line 4: x_{t+L} ~ q(x_{t+L} | x_t)
+        for j in range(L, -1, -1):  # line 5: for j = L..0
+            visited.append(t + j - 2)  # line 8: x_{t+j-1}, as an index
+    return visited
+
+
+@pytest.mark.parametrize("steps,l", [(1, 3), (5, 0), (6, 2), (20, 5)])
+def test_paper_algorithm_2_schedule(steps, l):
+    ts = de.paper_travel_schedule(steps, l)
+    assert ts == literal_algorithm_2(steps, l)
+    assert ts[0] == steps - 1 and ts[-1] == -1
+    assert all(abs(a - b) == 1 for a, b in zip(ts, ts[1:]))
+    nfe = sum(1 for a, b in zip(ts, ts[1:]) if b < a)
+    assert nfe == sum(min(steps - 1 - k, l) + 1 for k in range(steps))
+    if l == 0:
+        assert ts == de.travel_schedule(steps)
+
+
+def test_sample_with_trace_is_plain_ddim(sched, random_unet):
+    res = de.sample(random_unet, sched, (1, 3, 32, 32), steps=4, eta=0.0, seed=3, trace=True)
+    assert len(res.trace) == res.nfe == 4 and all(s.lam == 1.0 for s in res.trace)
+    torch.testing.assert_close(res.x0_hat, de.sample(random_unet, sched, (1, 3, 32, 32), steps=4, eta=0.0, seed=3))

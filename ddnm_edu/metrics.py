@@ -91,3 +91,14 @@ def consistency(op: LinearOperator, x0_hat: Tensor, y: Tensor, relative: bool = 
     if relative:
         r = r / y.flatten(1).double().norm(dim=1).clamp_min(1e-30)
     return r
+
+
+def colourfulness(x: Tensor) -> Tensor:
+    """Per-image mean distance of each pixel's colour from its own gray value, (B, 3, H, W) -> (B,).
+
+    0 for a gray image. Used for colorization, where PSNR against the one true colour is a poor
+    judge (the DDNM paper reports consistency and FID for colorization instead).
+    """
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise DDNMInputError(f"colourfulness needs RGB images (B, 3, H, W), got shape {tuple(x.shape)}.")
+    return (x - x.mean(1, keepdim=True)).abs().flatten(1).mean(1)

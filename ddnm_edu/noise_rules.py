@@ -26,16 +26,22 @@ measured directions and 0 on the null directions: for 4x average-pool SR each bl
 the null directions (the missing pixels of inpainting too) get *less* than B_t^2. The paper calls the
 scalar rule an approximation.
 
-**SVD rule** (``noise_rule="svd"``; the paper's appendix Sigma_t = V diag(lambda_{t,i}) V^T, as the official
-``functions/svd_operators.py`` ``Lambda`` / ``Lambda_noise`` implement it): per measured direction i with
-singular value s_i the noise of A^dagger n is sigma_y / s_i, and
+**SVD rules** (the paper's appendix Sigma_t = V diag(lambda_{t,i}) V^T): per measured direction i with
+singular value s_i the noise of A^dagger n has std sigma_y / s_i, so the step's x_s receives
+a_t lambda_{t,i} sigma_y / s_i there, and the rule budgets each direction separately. Two variants:
 
-    lambda_{t,i} = 1, fresh noise sqrt(B_t^2 - a_t^2 sigma_y^2 / s_i^2)      if B_t >= a_t sigma_y / s_i
-    lambda_{t,i} = s_i B_t sqrt(1 - eta^2) / (a_t sigma_y), fresh noise eta B_t   otherwise,
+* ``noise_rule="svd"`` (this library's default SVD rule): eq. 19 applied per direction,
+  lambda_{t,i} = min(1, B_t s_i / (a_t sigma_y)); the rest of the budget, B_t^2 - (a_t lambda_{t,i} sigma_y / s_i)^2,
+  is split between fresh noise and the model's eps in the step's own proportions (eta^2 : 1 - eta^2),
+  as in the scalar rule.
+* ``noise_rule="svd-official"``: the official ``functions/svd_operators.py`` ``Lambda`` / ``Lambda_noise``:
+  lambda_{t,i} = 1 and fresh noise sqrt(B_t^2 - a_t^2 sigma_y^2 / s_i^2) if B_t >= a_t sigma_y / s_i; otherwise
+  lambda_{t,i} = s_i B_t sqrt(1 - eta^2) / (a_t sigma_y) and fresh noise eta B_t. Measured directions get
+  no eps term at all (only fresh noise), and lambda jumps from 1 to sqrt(1 - eta^2) at the threshold.
 
-with no eps term along measured directions; null directions take the plain DDIM step (fresh eta B_t,
-eps weight sqrt(1 - eta^2) B_t). Every direction then holds noise of variance exactly B_t^2
-(:func:`noise_by_direction` checks it by Monte Carlo). Here eta = sigma_t / B_t.
+In both, null directions take the plain DDIM step (fresh eta B_t, eps weight sqrt(1 - eta^2) B_t) and
+every direction holds noise of variance exactly B_t^2 (:func:`noise_by_direction` checks it by Monte
+Carlo). Here eta = sigma_t / B_t. Chapter 8 and ``benchmarks/noise-rules.md`` compare their PSNR.
 
 With sigma_y = 0 both rules reduce to DDNM (lambda = 1, the step's own noise).
 """
@@ -51,7 +57,7 @@ from .schedule import NoiseSchedule, StepCoefs
 from .spectral import SpectralView
 
 Tensor = torch.Tensor
-NOISE_RULES = ("scalar", "svd")
+NOISE_RULES = ("scalar", "svd", "svd-official")
 
 
 def _f(x) -> float:
@@ -84,19 +90,23 @@ class SVDRule:
         self.seen = self.s > 0
         self.s_safe = torch.where(self.seen, self.s, torch.ones_like(self.s))
 
-    def coefs(self, c: StepCoefs, sigma_y: float) -> tuple[Tensor, Tensor, Tensor]:
+    def coefs(self, c: StepCoefs, sigma_y: float, variant: str = "svd") -> tuple[Tensor, Tensor, Tensor]:
         """(lambda_i, fresh-noise std d1_i, eps weight d2_i) per coordinate, each (D,)."""
         sigma, c_eps, a = _f(c.sigma), _f(c.c_eps), _f(c.c_x0)
         B = math.sqrt(sigma ** 2 + c_eps ** 2)
         eta = sigma / B if B > 0 else 0.0
-        thr = a * sigma_y / self.s_safe  # noise std of A^dagger n along each measured direction, times a_t
-        full = self.seen & (B >= thr)
+        thr = a * sigma_y / self.s_safe  # a_t x (noise std of A^dagger n) along each measured direction
         one = torch.ones_like(self.s)
-        lam = torch.where(full, one, torch.where(self.seen, self.s * B * math.sqrt(max(1 - eta ** 2, 0.0))
-                                                  / (a * sigma_y), one))
-        d1 = torch.where(full, (B ** 2 - thr ** 2).clamp(min=0).sqrt(), sigma * one)
-        d2 = torch.where(self.seen, torch.zeros_like(self.s), c_eps * one)
-        return lam, d1, d2
+        if variant == "svd-official":
+            full = self.seen & (B >= thr)
+            lam = torch.where(full, one, torch.where(self.seen, self.s * B * math.sqrt(max(1 - eta ** 2, 0.0))
+                                                      / (a * sigma_y), one))
+            d1 = torch.where(full, (B ** 2 - thr ** 2).clamp(min=0).sqrt(), sigma * one)
+            d2 = torch.where(self.seen, torch.zeros_like(self.s), c_eps * one)
+            return lam, d1, d2
+        lam = torch.where(self.seen, (B / thr).clamp(max=1.0), one)
+        rest = torch.where(self.seen, (B ** 2 - (lam * thr) ** 2).clamp(min=0).sqrt(), B * one)
+        return lam, eta * rest, math.sqrt(max(1 - eta ** 2, 0.0)) * rest
 
 
 def rectified_step(x_t: Tensor, eps: Tensor, x0_t: Tensor, op: LinearOperator, y: Tensor, c: StepCoefs,
@@ -122,11 +132,11 @@ def rectified_step(x_t: Tensor, eps: Tensor, x0_t: Tensor, op: LinearOperator, y
             x_s = x_s + gamma * (c.c_eps * eps + c.sigma * z)
         return x_s, x0_hat, lam
     if kind == "ddpm":
-        raise DDNMInputError("noise_rule='svd' is written for the DDIM step (kind='ddim' or 'ddim-paper'); "
+        raise DDNMInputError(f"noise_rule={rule!r} is written for the DDIM step (kind='ddim' or 'ddim-paper'); "
                              "use noise_rule='scalar' with kind='ddpm'.")
     if svd is None:
         svd = SVDRule(op, x0_t)
-    lam, d1, d2 = svd.coefs(c, sigma_y)
+    lam, d1, d2 = svd.coefs(c, sigma_y, rule)
     spec = svd.spec
     resid = spec.Vt(op.A_pinv(op.A(x0_t) - y))  # (B, D)
     x0_hat = x0_t - spec.V(lam * resid)

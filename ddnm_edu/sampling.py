@@ -165,9 +165,10 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
     has no clip; diffusers' DDPM/DDIM schedulers clip by default (``clip_sample=True``), and it keeps
     small, imperfect models from drifting far outside the data range. The projection comes *after*
     the clip, so consistency is unaffected. ``clip_x0=False`` is Algorithm 1 to the letter.
-    ``noise_rule``: ``"scalar"`` (the paper's eq. 19, lambda_t the same for every pixel) or ``"svd"``
-    (one lambda_{t,i} per singular direction, the paper's appendix and official SVD code; operators with
-    an SVD view only). See ``noise_rules.py``; both equal DDNM when sigma_y = 0.
+    ``noise_rule``: ``"scalar"`` (the paper's eq. 19, lambda_t the same for every pixel), ``"svd"`` (one
+    lambda_{t,i} per singular direction, the paper's appendix) or ``"svd-official"`` (the same as the
+    official SVD code computes it); the SVD rules need an operator with an SVD view. See
+    ``noise_rules.py``; all equal DDNM when sigma_y = 0.
     ``travel_from``: what a time-travel jump re-noises. ``"x_t"`` (default): the current sample, with
     q(x_{t+l} | x_t), as the paper's Algorithm 2 and the official ``hq_demo`` do. ``"x0_t"``: the model's
     latest *uncorrected* estimate, x_{t+l} = sqrt(alpha_bar_{t+l}) x0_t + sqrt(1 - alpha_bar_{t+l}) z, as the
@@ -185,8 +186,8 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
         raise DDNMInputError(f"unknown noise_rule {noise_rule!r}; use one of {', '.join(NOISE_RULES)}.")
     if travel_from not in TRAVEL_FROM:
         raise DDNMInputError(f"unknown travel_from {travel_from!r}; use one of {', '.join(TRAVEL_FROM)}.")
-    if noise_rule == "svd" and kind == "ddpm":
-        raise DDNMInputError("noise_rule='svd' is written for the DDIM step (kind='ddim' or 'ddim-paper'); "
+    if noise_rule != "scalar" and kind == "ddpm":
+        raise DDNMInputError(f"noise_rule={noise_rule!r} is written for the DDIM step (kind='ddim' or 'ddim-paper'); "
                              "use noise_rule='scalar' with kind='ddpm'.")
     schedule = travel_schedule(steps, travel_length, travel_repeat)
     timesteps = sched.set_timesteps(steps)[::-1]  # index i -> timestep (ascending)
@@ -225,7 +226,7 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
     x = (torch.randn(ref.shape, generator=gen, dtype=dtype) if x_T is None else x_T.to(dtype)).to(device)
     y_norm = float(y.norm()) if y is not None else 1.0
     records: list[TraceStep] = []
-    svd = SVDRule(op, range_part) if (op is not None and noise_rule == "svd" and sigma_y > 0) else None
+    svd = SVDRule(op, range_part) if (op is not None and noise_rule != "scalar" and sigma_y > 0) else None
     last_x0_t = last_x0_hat = None  # what the official samplers' time travel re-noises
 
     pairs = list(zip(schedule[:-1], schedule[1:]))

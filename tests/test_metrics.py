@@ -134,3 +134,13 @@ def test_static_viewer_slider_in_a_browser(tmp_path):
                          capture_output=True, text=True, timeout=120).stdout
     assert "step 5 / 6" in out
     assert f"t = {res.trace[4].t} → {res.trace[4].t_prev}" in out
+
+
+def test_colourfulness():
+    gray = torch.rand(2, 1, 4, 4).repeat(1, 3, 1, 1)
+    assert de.metrics.colourfulness(gray).abs().max() < 1e-7
+    red = torch.zeros(1, 3, 2, 2)
+    red[:, 0] = 1.0  # (1, 0, 0): mean 1/3, distances 2/3, 1/3, 1/3
+    assert de.metrics.colourfulness(red).item() == pytest.approx(4 / 9)
+    with pytest.raises(de.DDNMInputError, match="RGB"):
+        de.metrics.colourfulness(torch.zeros(1, 1, 2, 2))

@@ -296,12 +296,13 @@ from ddnm_edu.noise_rules import noise_by_direction  # noqa: E402
 
 @pytest.mark.parametrize("t,t_prev", [(300, 250), (30, 20)])  # lambda = 1 early; lambda < 1 in places late
 @pytest.mark.parametrize("name", ["sr4", "colorize", "cs", "inpaint", "denoise"])
-def test_noise_per_direction_svd_rule_exact(sched, name, t, t_prev):
+@pytest.mark.parametrize("rule", ["svd", "svd-official"])
+def test_noise_per_direction_svd_rule_exact(sched, name, t, t_prev, rule):
     op, shape = {"sr4": (ops.SuperResolution(4), (1, 8, 8)), "colorize": (ops.Colorization(), (3, 4, 4)),
                  "cs": (ops.CompressedSensing(0.25, block=8), (1, 8, 8)),
                  "inpaint": (ops.Inpainting(ops.Inpainting.random_mask(8, 0.5)), (1, 8, 8)),
                  "denoise": (ops.Denoising(), (1, 4, 4))}[name]
-    out = noise_by_direction(op, sched, shape, t, t_prev, sigma_y=0.2, eta=0.85, rule="svd", n=4000)
+    out = noise_by_direction(op, sched, shape, t, t_prev, sigma_y=0.2, eta=0.85, rule=rule, n=4000)
     for group, (var, target) in out.items():
         assert var == pytest.approx(target, rel=0.06), (group, var, target)
 
@@ -334,7 +335,8 @@ def test_svd_rule_runs_and_stays_consistent_when_noise_free(sched, random_unet):
     yn = y + 0.1 * torch.randn(y.shape, generator=torch.Generator().manual_seed(0))
     c = de.ddnm_plus(random_unet, sched, op, yn, sigma_y=0.1, steps=6, noise_rule="svd").x0_hat
     d = de.ddnm_plus(random_unet, sched, op, yn, sigma_y=0.1, steps=6, noise_rule="scalar").x0_hat
-    assert (c - d).abs().max() > 1e-3
+    e = de.ddnm_plus(random_unet, sched, op, yn, sigma_y=0.1, steps=6, noise_rule="svd-official").x0_hat
+    assert (c - d).abs().max() > 1e-3 and (c - e).abs().max() > 1e-3
     with pytest.raises(DDNMInputError, match="not Deblur"):
         de.ddnm_plus(random_unet, sched, ops.Deblur(ops.gaussian_kernel(1.0)), y.new_zeros(2, 3, 32, 32),
                      sigma_y=0.1, steps=2, noise_rule="svd")

@@ -17,6 +17,7 @@ import argparse
 import gzip
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,8 @@ import torch
 from .errors import DDNMInputError
 
 REPO_DATA = Path(__file__).resolve().parent.parent / "data"
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+# DDNM_EDU_FASHION_DIR points elsewhere (e.g. a copy carried to a GPU machine without the Debian package)
+FASHION_DIR = Path(os.environ.get("DDNM_EDU_FASHION_DIR", "/usr/share/datasets/fashion-mnist"))
 EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 DATASETS = ("fashion-mnist", "emoji")
 FASHION_TEST_SHIPPED = 1000

@@ -23,6 +23,7 @@ import torch
 from . import baselines, data, metrics
 from . import operators as ops
 from .pretrained import WEIGHTS_DIR, load_pretrained, registry
+from .settings import best_device
 from .sampling import ddnm, sample
 from .schedule import NoiseSchedule
 
@@ -55,7 +56,8 @@ def bucket_losses(model, sched: NoiseSchedule, x0: torch.Tensor, seed: int = 0, 
             xb = x0[i:i + batch]
             t = torch.randint(lo, hi, (len(xb),), generator=g)
             eps = torch.randn(xb.shape, generator=g)
-            pred = model(sched.add_noise(xb, eps, t), t)
+            dev = next(model.parameters()).device if hasattr(model, "parameters") else xb.device
+            pred = model(sched.add_noise(xb, eps, t).to(dev), t.to(dev)).to(xb.device)
             total += float(((pred - eps) ** 2).mean(dim=(1, 2, 3)).sum())
             n += len(xb)
         out[f"{lo}-{hi - 1}"] = total / n
@@ -140,7 +142,7 @@ def evaluate_model(name: str, n: int | None, steps: int, seed: int, out: Path, n
     deterministic DDIM (eta = 0) gives washed-out, grayish images (chapter 3 shows both)."""
     torch.manual_seed(seed)
     rec = registry()[name]
-    model = load_pretrained(name)
+    model = load_pretrained(name, best_device())  # CUDA / MPS when there is one (DDNM_EDU_DEVICE overrides)
     sched = NoiseSchedule.linear(1000)
     dataset = "emoji" if name.startswith("emoji") else "fashion-mnist"
     test = data.load(dataset, "test")
@@ -152,7 +154,7 @@ def evaluate_model(name: str, n: int | None, steps: int, seed: int, out: Path, n
                     "torch": torch.__version__, "threads": torch.get_num_threads()}
     t0 = time.time()
     samples = sample(model, sched, (n_samples, rec["unet"]["in_channels"], 32, 32), steps=sample_steps,
-                     eta=sample_eta, seed=seed)
+                     eta=sample_eta, seed=seed).cpu()
     save_grid(samples, out / f"{name}-samples.png")
     result["samples_seconds"] = time.time() - t0
     if dataset == "emoji":
@@ -267,7 +269,8 @@ def run_compare(quick: bool = True, n: int | None = None, steps: int | None = No
     n = n or (8 if quick else None)
     steps = steps or (20 if quick else 100)
     sched = NoiseSchedule.linear(1000)
-    models = {"fashion-mnist": load_pretrained("fashion-mnist-32"), "emoji": load_pretrained("emoji-32")}
+    dev = best_device()
+    models = {"fashion-mnist": load_pretrained("fashion-mnist-32", dev), "emoji": load_pretrained("emoji-32", dev)}
     rows = []
     L, R = travel
     L = min(L, steps - 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from .data import REPO_DATA, sha256
 from .errors import DDNMInputError
 from .unet import UNet, UNetConfig, count_parameters
 
-WEIGHTS_DIR = REPO_DATA / "weights"
+# DDNM_EDU_WEIGHTS: another folder laid out like data/weights (the GPU job writes new weights there)
+WEIGHTS_DIR = Path(os.environ["DDNM_EDU_WEIGHTS"]) if os.environ.get("DDNM_EDU_WEIGHTS") else REPO_DATA / "weights"
 REGISTRY = WEIGHTS_DIR / "weights.json"
 
 

@@ -313,9 +313,9 @@ def test_noise_per_direction_scalar_rule_is_only_approximate(sched, name):
     op, shape = {"sr4": (ops.SuperResolution(4), (1, 8, 8)), "colorize": (ops.Colorization(), (3, 4, 4)),
                  "cs": (ops.CompressedSensing(0.25, block=8), (1, 8, 8)),
                  "inpaint": (ops.Inpainting(ops.Inpainting.random_mask(8, 0.5)), (1, 8, 8))}[name]
-    out = noise_by_direction(op, sched, shape, 300, 250, sigma_y=0.2, eta=0.85, rule="scalar", n=4000)
+    out = noise_by_direction(op, sched, shape, 150, 100, sigma_y=0.2, eta=0.85, rule="scalar", n=4000)
     var, target = out["null"]
-    assert var < 0.97 * target  # null directions get too little noise
+    assert var < 0.8 * target  # null directions get too little noise ((a sigma_y / B)^2 = 0.34 at this step)
     measured = [v for g, (v, _) in out.items() if g != "null"]
     if name in ("sr4", "colorize"):  # block means / (1,1,1)/sqrt3 get sigma_y^2 / s^2 > sigma_y^2
         assert min(measured) > 1.05 * target

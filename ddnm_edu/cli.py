@@ -175,6 +175,43 @@ def write_image(x: torch.Tensor, path: Path, scale: int = 1) -> None:
     im.save(path)
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+
+
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """Files as given, folders replaced by their image files (sorted by name)."""
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+            if not found:
+                raise DDNMInputError(f"the folder {p} holds no image files ({', '.join(IMAGE_SUFFIXES)}).")
+            out += found
+        else:
+            out.append(p)
+    return out
+
+
+def check_output_folder(out: Path, inputs: list[Path]) -> list[Path]:
+    """The output folder for several inputs (created if its parent exists); returns one .png path per input."""
+    import os
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DDNMInputError(f"--out {out} is a file, but several inputs need a folder; give a folder path.")
+    if not out.exists():
+        if not out.parent.is_dir():
+            raise DDNMInputError(f"--out {out}: the folder {out.parent} does not exist; create it first.")
+        out.mkdir()
+    if not os.access(out, os.W_OK):
+        raise DDNMInputError(f"--out {out} is not writable; choose another folder.")
+    names = [out / (p.stem + ".png") for p in inputs]
+    if len(set(names)) < len(names):
+        raise DDNMInputError("two inputs have the same file name (stem); their results would overwrite each other.")
+    return names
+
+
 def make_operator(task: str, size: int, mask: torch.Tensor | None = None, blur_sigma: float = 1.0):
     """The operator for a task name (restore's --task)."""
     from . import operators as ops
@@ -197,7 +234,10 @@ def make_operator(task: str, size: int, mask: torch.Tensor | None = None, blur_s
 def restore(y: torch.Tensor, task: str, model_name: str, mask: torch.Tensor | None = None,
             sigma_y: float = 0.0, steps: int = 100, eta: float = 0.85, seed: int = 0,
             blur_sigma: float = 1.0, device: str = "cpu", progress: bool = False):
-    """Restore y (1, C, h, w) in [-1, 1]; returns (x0_hat, A_pinv(y), op)."""
+    """Restore y (B, C, h, w) in [-1, 1] -- one image or a batch, in one sampling run; returns (x0_hat, A_pinv(y), op).
+
+    The same y, seed and batch give the same result; an image restored inside a batch draws different
+    noise than the same image restored alone (the noise of a batch is drawn together)."""
     from .pretrained import load_pretrained
     from .sampling import ddnm_plus
     from .schedule import NoiseSchedule
@@ -231,10 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("restore", help="restore a degraded image file (the file is y)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("input", type=Path)
+    r.add_argument("input", type=Path, nargs="+", help="image file(s) or folder(s) of images: each is a y")
     r.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
     r.add_argument("--model", required=True, help="fashion-mnist-32 or emoji-32")
-    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--out", type=Path, required=True,
+                   help="output file for one input; a folder (created if its parent exists) for several")
+    r.add_argument("--batch", type=int, default=64, help="images per sampling run when restoring several")
     r.add_argument("--mask", type=Path, help="inpainting mask: white = observed, black = missing, thresholded at "
                                              "mid-grey; transparent = missing")
     r.add_argument("--sigma-y", type=float, default=0.0,
@@ -252,13 +294,38 @@ def main(argv: list[str] | None = None) -> int:
 
         rec = _record(args.model)
         ch = rec["unet"]["in_channels"]
+        inputs = expand_inputs(args.input)
+        background = background_for(args.model)
+        mask = read_mask(args.mask) if args.mask is not None else None
+        want = 1 if args.task == "colorize" else ch
+        if len(inputs) > 1 or args.input[0].is_dir():
+            if args.strip:
+                raise DDNMInputError("--strip works with one input file; drop it to restore several.")
+            outs = check_output_folder(args.out, inputs)
+            ys = [read_image(p, want, background) for p in inputs]
+            if len({tuple(y.shape) for y in ys}) > 1:
+                sizes = sorted({f"{y.shape[-1]}x{y.shape[-2]}" for y in ys})
+                raise DDNMInputError(f"the inputs have different sizes ({', '.join(sizes)}); restore each size "
+                                     "separately.")
+            from tqdm.auto import tqdm
+
+            y_all = torch.cat(ys)
+            chunks = range(0, len(y_all), max(1, args.batch))
+            for k in tqdm(chunks, desc=f"restoring {len(y_all)} images", disable=not sys.stderr.isatty()):
+                x0_hat, _, _ = restore(y_all[k:k + args.batch], args.task, args.model, mask, args.sigma_y, args.steps,
+                                       args.eta, args.seed + k, args.blur_sigma, args.device,
+                                       progress=sys.stderr.isatty())
+                for xh, out in zip(x0_hat, outs[k:k + args.batch]):
+                    try:
+                        write_image(xh, out)
+                    except OSError as e:
+                        raise DDNMInputError(f"could not write {out} ({e}).") from None
+            print(f"wrote {len(outs)} images to {args.out}")
+            return 0
         check_output_path(args.out, "--out")
         if args.strip:
             check_output_path(args.strip, "--strip")
-        y = read_image(args.input, 1 if args.task == "colorize" else ch, background_for(args.model))
-        mask = None
-        if args.mask is not None:
-            mask = read_mask(args.mask)
+        y = read_image(inputs[0], want, background)
         x0_hat, pinv, _ = restore(y, args.task, args.model, mask, args.sigma_y, args.steps, args.eta, args.seed,
                                   args.blur_sigma, args.device, progress=sys.stderr.isatty())
         try:

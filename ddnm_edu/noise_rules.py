@@ -125,7 +125,9 @@ def rectified_step(x_t: Tensor, eps: Tensor, x0_t: Tensor, op: LinearOperator, y
             lam, std = lambda_and_std(B, _f(c.c_x0), sigma_y)
             gamma = std / B if B > 0 else 0.0
         x0_hat = op.project(x0_t, y, lam)
-        x_s = c.c_x0 * x0_hat + c.c_xt * x_t
+        x_s = c.c_x0 * x0_hat
+        if _f(c.c_xt) != 0:  # DDPM steps only
+            x_s = x_s + c.c_xt * x_t
         if gamma == 1.0:
             x_s = x_s + c.c_eps * eps + c.sigma * z
         elif gamma > 0:

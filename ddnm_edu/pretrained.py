@@ -74,7 +74,14 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> UNet:
     sd = load_state_dict_checked(WEIGHTS_DIR / rec["file"], rec["sha256"])
     model = UNet(UNetConfig.from_dict(rec["unet"]))
     model.load_state_dict(sd)
-    return model.to(device).eval().requires_grad_(False)
+    model = model.to(device).eval().requires_grad_(False)
+    # The fastest memory format, chosen here once: the samplers feed x_t in ``model.memory_format``.
+    # On the CPU channels_last is ~25 % faster per call (benchmarks/speed.md); on CUDA it was not measured,
+    # so the default layout is kept there.
+    model.memory_format = torch.channels_last if torch.device(device).type == "cpu" else None
+    if model.memory_format is not None:
+        model = model.to(memory_format=model.memory_format)
+    return model
 
 
 def export(run: Path, name: str) -> dict:

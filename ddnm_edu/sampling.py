@@ -43,7 +43,7 @@ import torch
 from .errors import DDNMInputError, check_finite, check_int_range, check_sigma_y
 from .operators import LinearOperator
 from .noise_rules import NOISE_RULES, SVDRule, lambda_and_std, rectified_step  # noqa: F401 (re-exported)
-from .schedule import NoiseSchedule
+from .schedule import NoiseSchedule, StepCoefs
 
 Tensor = torch.Tensor
 Model = Callable[[Tensor, Tensor], Tensor]
@@ -143,11 +143,23 @@ def _expected_channels(model) -> int | None:
     return getattr(cfg, "in_channels", None)
 
 
-def _call(model: Model, x: Tensor, t: int) -> Tensor:
+def _call(model: Model, x: Tensor, t: int, check: bool = False) -> Tensor:
+    """eps_theta(x_t, t) in the model's preferred memory format (``load_pretrained`` sets it once)."""
+    fmt = getattr(model, "memory_format", None)
+    if fmt is not None:
+        x = x.contiguous(memory_format=fmt)  # a no-op once x is in that format
     tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
     eps = model(x, tt)
-    _check_model_output(eps, x)
+    if check:  # the first call only: the loop itself stays free of checks
+        _check_model_output(eps, x)
     return eps.to(x.dtype)
+
+
+def _float_coefs(sched: NoiseSchedule, t: int, t_prev: int, eta: float, kind: str, dtype: torch.dtype) -> StepCoefs:
+    """The step's coefficients as Python floats, computed once before the loop in the sample's dtype
+    (so the multiplications are bit-for-bit those of ``NoiseSchedule.step``)."""
+    c = sched.step_coefs(t, t_prev, eta, kind, like=torch.zeros(1, dtype=dtype))
+    return StepCoefs(*(float(v.reshape(-1)[0]) for v in (c.c_x0, c.c_eps, c.c_xt, c.sigma)))
 
 
 # --------------------------------------------------------------------------- the loop
@@ -230,6 +242,21 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
     last_x0_t = last_x0_hat = None  # what the official samplers' time travel re-noises
 
     pairs = list(zip(schedule[:-1], schedule[1:]))
+    # every coefficient the loop needs, as Python floats, before it starts: no per-step tensor work or syncs
+    coefs: dict[tuple[int, int], StepCoefs] = {}
+    jump: dict[tuple[int, int], tuple[float, float, float, float]] = {}
+    x0_from: dict[int, tuple[float, float]] = {}  # t -> (sqrt(1 - alpha_bar_t), sqrt(alpha_bar_t))
+    for i, j in pairs:
+        t, t_prev = timesteps[i], (timesteps[j] if j >= 0 else -1)
+        if j < i:
+            coefs.setdefault((t, t_prev), _float_coefs(sched, t, t_prev, eta, kind, dtype))
+            ab = sched.alphas_cumprod[t].to(dtype)
+            x0_from.setdefault(t, (float((1 - ab).sqrt()), float(ab.sqrt())))
+        else:
+            ab_t, ab_s = sched.alphas_cumprod[t_prev].to(dtype), sched.alphas_cumprod[t].to(dtype)
+            r = ab_t / ab_s
+            jump[t, t_prev] = tuple(float(v) for v in (r.sqrt(), (1 - r).sqrt(), ab_t.sqrt(), (1 - ab_t).sqrt()))
+    first = True
     from tqdm.auto import tqdm
 
     for i, j in tqdm(pairs, disable=not progress, desc="sampling"):
@@ -237,23 +264,25 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
         t_prev = timesteps[j] if j >= 0 else -1
         z = torch.randn(x.shape, generator=gen, dtype=dtype).to(device)
         if j > i:  # time travel: re-noise to the level of t_prev
+            r_sig, r_noise, a_sig, a_noise = jump[t, t_prev]
             if travel_from == "x_t" or last_x0_t is None:
-                x = sched.forward_jump(x, t, t_prev, z)  # q(x_{t_prev} | x_t), the paper's Algorithm 2
+                x = r_sig * x + r_noise * z  # q(x_{t_prev} | x_t), the paper's Algorithm 2 (forward_jump)
             else:
                 src = last_x0_t if travel_from == "x0_t" else last_x0_hat
-                ab = float(sched.alphas_cumprod[t_prev])
-                x = ab ** 0.5 * src + (1 - ab) ** 0.5 * z
+                x = a_sig * src + a_noise * z
             continue
-        eps = _call(model, x, t)
-        x0_t = sched.predict_x0(x, eps, t)
+        eps = _call(model, x, t, check=first)
+        first = False
+        s_noise, s_signal = x0_from[t]
+        x0_t = (x - s_noise * eps) / s_signal  # line 3 (NoiseSchedule.predict_x0 with precomputed floats)
         if clip_x0:
             x0_t = x0_t.clamp(-1, 1)
-        c = sched.step_coefs(t, t_prev, eta, kind, like=x)
+        c = coefs[t, t_prev]
         if op is not None:
             x_new, x0_hat, lam = rectified_step(x, eps, x0_t, op, y, c, sigma_y, z, kind, noise_rule, svd)
         else:
             lam, x0_hat = 1.0, x0_t
-            x_new = c.c_x0 * x0_t + c.c_eps * eps + c.c_xt * x + c.sigma * z
+            x_new = c.c_x0 * x0_t + c.c_eps * eps + c.c_xt * x + c.sigma * z  # plain DDIM / DDPM step
         if trace:
             null = op.null_part(x0_t) if op is not None else torch.zeros_like(x0_t)
             cons = float((op.A(x0_hat) - y).norm()) / max(y_norm, 1e-30) if op is not None else 0.0

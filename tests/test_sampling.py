@@ -413,3 +413,29 @@ def test_sample_with_trace_is_plain_ddim(sched, random_unet):
     res = de.sample(random_unet, sched, (1, 3, 32, 32), steps=4, eta=0.0, seed=3, trace=True)
     assert len(res.trace) == res.nfe == 4 and all(s.lam == 1.0 for s in res.trace)
     torch.testing.assert_close(res.x0_hat, de.sample(random_unet, sched, (1, 3, 32, 32), steps=4, eta=0.0, seed=3))
+
+
+# --- speed work must not change results (issue 17) -------------------------------------------------
+def test_sampler_results_identical_to_before_for_the_same_seed(sched):
+    """tests/data/sampler_reference.pt was written by the sampler as it was before the speed work
+    (commit 6115c3f) with the same model in the default memory format: the optimised loop (coefficients
+    precomputed as Python floats, checks once) must reproduce it bit for bit."""
+    from pathlib import Path
+
+    ref = torch.load(Path(__file__).parent / "data" / "sampler_reference.pt", weights_only=True)
+    m = de.load_pretrained("fashion-mnist-32").to(memory_format=torch.contiguous_format)
+    m.memory_format = None
+    x = de.data.load("fashion-mnist", "test", n=2)
+    op, box = ops.SuperResolution(4), ops.Inpainting(ops.Inpainting.box_mask(32, 12))
+    y = op.A(x)
+    now = {"ddnm_sr4": de.ddnm(m, sched, op, y, steps=8, seed=0),
+           "ddnm_box_travel": de.ddnm_plus(m, sched, box, box.A(x), steps=8, travel_length=2, travel_repeat=2,
+                                           seed=1).x0_hat,
+           "ddpm_sr4": de.ddnm_plus(m, sched, op, y, steps=8, kind="ddpm", eta=1.0, seed=2).x0_hat,
+           "ddim_sample": de.sample(m, sched, (2, 1, 32, 32), steps=8, eta=0.85, seed=3)}
+    for k in ref:
+        assert torch.equal(now[k], ref[k]), k
+    # the shipped model runs channels_last on the CPU (faster); the result differs only by float rounding
+    fast = de.load_pretrained("fashion-mnist-32")
+    assert fast.memory_format == torch.channels_last
+    torch.testing.assert_close(de.ddnm(fast, sched, op, y, steps=8, seed=0), ref["ddnm_sr4"], atol=1e-4, rtol=0)

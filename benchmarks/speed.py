@@ -24,7 +24,8 @@ HERE = Path(__file__).resolve().parent
 METHODS = ("unet", "ddim", "ddnm", "ddnm_plus")
 
 
-def one(method: str, batch: int, steps: int, threads: int | None) -> dict:
+def make_run(method: str, batch: int, threads: int | None):
+    """(run(k) -> output, device) for one method at one batch size: everything loaded, nothing timed."""
     import torch
 
     import ddnm_edu as de
@@ -56,6 +57,13 @@ def one(method: str, batch: int, steps: int, threads: int | None) -> dict:
             return de.ddnm(model, sched, op, y, steps=k, eta=0.85, seed=0)
         return de.ddnm_plus(model, sched, op, y_noisy, sigma_y=0.1, steps=k, eta=0.85, seed=0).x0_hat
 
+    return run, dev
+
+
+def one(method: str, batch: int, steps: int, threads: int | None) -> dict:
+    import torch
+
+    run, dev = make_run(method, batch, threads)
     run(2)  # warm-up
     t0 = time.perf_counter()
     run(steps)
@@ -63,6 +71,29 @@ def one(method: str, batch: int, steps: int, threads: int | None) -> dict:
     return {"method": method, "batch": batch, "steps": steps, "seconds": secs, "nfe_per_s": steps / secs,
             "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "threads": torch.get_num_threads()}
+
+
+def in_process(batches: list[int], steps: int, repeats: int, threads: int | None) -> list[dict]:
+    """All methods in one process, interleaved round by round (unet, ddim, ddnm, ddnm_plus, unet, ...):
+    the same caches, allocator and clock for every method, so slow drifts hit all alike."""
+    import torch
+
+    runs = []
+    for batch in batches:
+        fns = {m: make_run(m, batch, threads) for m in METHODS}
+        for m, (run, _) in fns.items():
+            run(2)  # warm-up
+        for _ in range(repeats):
+            for m, (run, dev) in fns.items():
+                t0 = time.perf_counter()
+                run(steps)
+                secs = time.perf_counter() - t0
+                runs.append({"method": m, "batch": batch, "steps": steps, "seconds": secs, "nfe_per_s": steps / secs,
+                             "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
+                             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                             "threads": torch.get_num_threads()})
+                print(runs[-1], flush=True)
+    return runs
 
 
 def main() -> None:
@@ -74,6 +105,8 @@ def main() -> None:
     ap.add_argument("--one", nargs=2, metavar=("METHOD", "BATCH"), help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=HERE)
     ap.add_argument("--render", action="store_true", help="rewrite speed.md from speed.json without timing again")
+    ap.add_argument("--inprocess", action="store_true",
+                    help="interleave the methods inside one process (steadier ratios; peak RSS is then shared)")
     args = ap.parse_args()
     if args.render:
         report = json.loads((args.out / "speed.json").read_text())
@@ -89,7 +122,12 @@ def main() -> None:
     batches = args.batch or ([1, 16, 256] if torch.cuda.is_available() else [1, 16])
     runs: list[dict] = []
     t_start = time.time()
-    for batch in batches:
+    if args.inprocess:
+        runs = in_process(batches, args.steps, args.repeats, args.threads)
+        batches_done = batches
+    else:
+        batches_done = []
+    for batch in [b for b in batches if b not in batches_done]:
         for _ in range(args.repeats):
             for m in METHODS:
                 cmd = [sys.executable, __file__, "--one", m, str(batch), "--steps", str(args.steps)]
@@ -100,6 +138,7 @@ def main() -> None:
                 print(runs[-1], flush=True)
     machine = f"{platform.machine()}, {platform.processor() or 'cpu'}, threads {runs[0]['threads']}, device {runs[0]['device']}"
     report = {"steps": args.steps, "repeats": args.repeats, "machine": machine,
+              "mode": "in one process" if args.inprocess else "one process per run",
               "summary": summarise(runs, batches, args.steps), "runs": runs, "wall_seconds": time.time() - t_start}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "speed.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -132,8 +171,8 @@ def write_markdown(report: dict, out: Path) -> str:
     """Write speed.md from a report (``--render`` redoes this from speed.json without timing again)."""
     lines = ["# Speed: DDNM vs bare UNet calls and plain DDIM at equal NFE", "",
              f"`python benchmarks/speed.py` — {report['steps']} steps (= NFE), 4× SR on Fashion-MNIST 32×32, "
-             f"fashion-mnist-32 UNet, {report['repeats']} interleaved runs per method and batch, each in its own "
-             f"process; machine: {report['machine']}. `unet` = the same number of bare model calls; DDNM+ runs "
+             f"fashion-mnist-32 UNet, {report['repeats']} interleaved runs per method and batch "
+             f"({report.get('mode', 'one process per run')}); machine: {report['machine']}. `unet` = the same number of bare model calls; DDNM+ runs "
              "with sigma_y = 0.1 (noise scaling).", "",
              "| batch | method | median time (s) | fastest–slowest (s) | image-NFE/s | peak RSS (MB) "
              "| ratio to UNet calls | ratio to DDIM (median) | ratio to DDIM (fastest) |",

@@ -439,3 +439,25 @@ def test_sampler_results_identical_to_before_for_the_same_seed(sched):
     fast = de.load_pretrained("fashion-mnist-32")
     assert fast.memory_format == torch.channels_last
     torch.testing.assert_close(de.ddnm(fast, sched, op, y, steps=8, seed=0), ref["ddnm_sr4"], atol=1e-4, rtol=0)
+
+
+def test_step_loop_has_no_tensor_checks_but_a_broken_model_is_still_reported(sched, monkeypatch):
+    """The operators' isfinite checks are skipped inside the loop (validated once), and restored after it."""
+    from ddnm_edu import errors
+
+    calls = []
+    real = errors.check_finite
+    monkeypatch.setattr(errors, "check_finite", lambda x, name: (calls.append(name), real(x, name))[1])
+    op = ops.SuperResolution(4)
+    y = op.A(images(seed=3))
+    de.ddnm(lambda x, t: torch.zeros_like(x), sched, op, y, steps=5)  # warm-up
+    calls.clear()
+    de.ddnm(lambda x, t: torch.zeros_like(x), sched, op, y, steps=10)
+    loop_checks = len(calls)
+    calls.clear()
+    de.ddnm(lambda x, t: torch.zeros_like(x), sched, op, y, steps=40)
+    assert len(calls) == loop_checks  # the number of checks does not grow with the number of steps
+    with pytest.raises(DDNMInputError, match="NaN"):
+        op.A(torch.full((1, 3, 32, 32), float("nan")))  # checks are back on outside the loop
+    with pytest.raises(DDNMInputError, match="non-finite noise"):
+        de.ddnm(lambda x, t: torch.full_like(x, float("nan")), sched, op, y, steps=3, clip_x0=False)

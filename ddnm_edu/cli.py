@@ -5,6 +5,7 @@
     ddnm-edu restore holes.png --task inpaint --mask MASK.png --model fashion-mnist-32 --out filled.png
     ddnm-edu restore gray.png --task colorize --model emoji-32 --out colour.png
     ddnm-edu restore noisy.png --task denoise --sigma-y 0.1 --model fashion-mnist-32 --out clean.png
+    ddnm-edu restore small_dir/ more.png --task sr4 --model fashion-mnist-32 --out big_dir/ [--batch 64]
 
 Tasks: sr2, sr4 (input is (32/s)x(32/s)), inpaint (--mask: white = observed, same size as the
 input), colorize (grayscale input, RGB model), deblur (--blur-sigma, Gaussian), denoise. Any task

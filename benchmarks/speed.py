@@ -61,13 +61,17 @@ def make_run(method: str, batch: int, threads: int | None):
 
 
 def one(method: str, batch: int, steps: int, threads: int | None) -> dict:
-    import torch
-
     run, dev = make_run(method, batch, threads)
     run(2)  # warm-up
     t0 = time.perf_counter()
     run(steps)
-    secs = time.perf_counter() - t0
+    return _record(method, batch, steps, time.perf_counter() - t0, dev)
+
+
+def _record(method: str, batch: int, steps: int, secs: float, dev) -> dict:
+    """One timed run, as speed.json stores it."""
+    import torch
+
     return {"method": method, "batch": batch, "steps": steps, "seconds": secs, "nfe_per_s": steps / secs,
             "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "threads": torch.get_num_threads()}
@@ -76,8 +80,6 @@ def one(method: str, batch: int, steps: int, threads: int | None) -> dict:
 def in_process(batches: list[int], steps: int, repeats: int, threads: int | None) -> list[dict]:
     """All methods in one process, interleaved round by round (unet, ddim, ddnm, ddnm_plus, unet, ...):
     the same caches, allocator and clock for every method, so slow drifts hit all alike."""
-    import torch
-
     runs = []
     for batch in batches:
         fns = {m: make_run(m, batch, threads) for m in METHODS}
@@ -87,11 +89,7 @@ def in_process(batches: list[int], steps: int, repeats: int, threads: int | None
             for m, (run, dev) in fns.items():
                 t0 = time.perf_counter()
                 run(steps)
-                secs = time.perf_counter() - t0
-                runs.append({"method": m, "batch": batch, "steps": steps, "seconds": secs, "nfe_per_s": steps / secs,
-                             "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
-                             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                             "threads": torch.get_num_threads()})
+                runs.append(_record(m, batch, steps, time.perf_counter() - t0, dev))
                 print(runs[-1], flush=True)
     return runs
 
@@ -124,10 +122,7 @@ def main() -> None:
     t_start = time.time()
     if args.inprocess:
         runs = in_process(batches, args.steps, args.repeats, args.threads)
-        batches_done = batches
-    else:
-        batches_done = []
-    for batch in [b for b in batches if b not in batches_done]:
+    for batch in [] if args.inprocess else batches:  # one process per run
         for _ in range(args.repeats):
             for m in METHODS:
                 cmd = [sys.executable, __file__, "--one", m, str(batch), "--steps", str(args.steps)]

@@ -71,13 +71,17 @@ def main(argv=None) -> None:
     from ddnm_edu.pretrained import load_state_dict_checked
 
     base_sd = load_state_dict_checked(args.base)
+    base_score = None  # the shipped weights, step 0 of every run: scored once
     for spec in args.run:
         label, folder = spec.split("=", 1)
         run = Path(folder)
         meta[label] = json.loads((run / "run.json").read_text())
         cks = checkpoints(run)
-        picked = cks[::args.every] + ([cks[-1]] if cks and cks[-1] not in cks[::args.every] else [])
-        base = {"run": label, "step": 0, "wall_min": 0.0, **score(base_sd, cks[0][3], args.n, args.steps)}
+        keep = sorted(set(range(0, len(cks), args.every)) | {len(cks) - 1})  # every k-th, and the last
+        picked = [cks[k] for k in keep]
+        if base_score is None:
+            base_score = score(base_sd, cks[0][3], args.n, args.steps)
+        base = {"run": label, "step": 0, "wall_min": 0.0, **base_score}
         rows.append(base)
         print(base, flush=True)
         for step, wall, sd, cfg in picked:

@@ -120,7 +120,7 @@ def read_image(path: Path, channels: int, background: float = 1.0) -> torch.Tens
     return (x * 2.0 - 1.0)[None]
 
 
-def read_mask(path: Path, size: tuple[int, int] | None = None) -> torch.Tensor:
+def read_mask(path: Path) -> torch.Tensor:
     """An inpainting mask file as a (H, W) float tensor of 0 (missing) and 1 (observed).
 
     White = observed, black = missing; transparent pixels count as missing. Values are thresholded

@@ -49,6 +49,7 @@ def save_grid(images: torch.Tensor, path: Path, ncol: int = 8, scale: int = 2) -
 def bucket_losses(model, sched: NoiseSchedule, x0: torch.Tensor, seed: int = 0, batch: int = 250) -> dict:
     """Mean ||eps - eps_theta(x_t, t)||^2 per timestep bucket, t uniform in the bucket."""
     g = torch.Generator().manual_seed(seed)
+    dev = next(model.parameters()).device if hasattr(model, "parameters") else x0.device
     out = {}
     for lo, hi in BUCKETS:
         total, n = 0.0, 0
@@ -56,7 +57,6 @@ def bucket_losses(model, sched: NoiseSchedule, x0: torch.Tensor, seed: int = 0, 
             xb = x0[i:i + batch]
             t = torch.randint(lo, hi, (len(xb),), generator=g)
             eps = torch.randn(xb.shape, generator=g)
-            dev = next(model.parameters()).device if hasattr(model, "parameters") else xb.device
             pred = model(sched.add_noise(xb, eps, t).to(dev), t.to(dev)).to(xb.device)
             total += float(((pred - eps) ** 2).mean(dim=(1, 2, 3)).sum())
             n += len(xb)

@@ -64,6 +64,15 @@ def _f(x) -> float:
     return float(x.reshape(-1)[0]) if isinstance(x, Tensor) else float(x)
 
 
+def check_rule(rule: str, kind: str) -> None:
+    """Refuse an unknown noise rule, or an SVD rule with DDPM steps (it is written for the DDIM step)."""
+    if rule not in NOISE_RULES:
+        raise DDNMInputError(f"unknown noise_rule {rule!r}; use one of {', '.join(NOISE_RULES)}.")
+    if rule != "scalar" and kind == "ddpm":
+        raise DDNMInputError(f"noise_rule={rule!r} is written for the DDIM step (kind='ddim' or 'ddim-paper'); "
+                             "use noise_rule='scalar' with kind='ddpm'.")
+
+
 def noise_budget(c: StepCoefs, kind: str = "ddim") -> float:
     """B_t: the std of the noise x_s should hold after the step (see the module docstring)."""
     sigma, c_eps = _f(c.sigma), _f(c.c_eps)
@@ -93,7 +102,7 @@ class SVDRule:
     def coefs(self, c: StepCoefs, sigma_y: float, variant: str = "svd") -> tuple[Tensor, Tensor, Tensor]:
         """(lambda_i, fresh-noise std d1_i, eps weight d2_i) per coordinate, each (D,)."""
         sigma, c_eps, a = _f(c.sigma), _f(c.c_eps), _f(c.c_x0)
-        B = math.sqrt(sigma ** 2 + c_eps ** 2)
+        B = noise_budget(c, "ddim")
         eta = sigma / B if B > 0 else 0.0
         thr = a * sigma_y / self.s_safe  # a_t x (noise std of A^dagger n) along each measured direction
         one = torch.ones_like(self.s)
@@ -115,7 +124,8 @@ def rectified_step(x_t: Tensor, eps: Tensor, x0_t: Tensor, op: LinearOperator, y
     """One DDNM+ step after the model call: (x_s, x0_hat, lambda recorded in the trace).
 
     Algorithm 1 lines 4-5 with noise scaling (eq. 17-19). For the SVD rule the recorded lambda is the
-    mean of lambda_{t,i} over the measured directions.
+    mean of lambda_{t,i} over the measured directions. ``rule`` and ``kind`` are checked by the caller,
+    once (:func:`check_rule`): this runs inside the step loop.
     """
     if sigma_y == 0 or rule == "scalar":
         if sigma_y == 0:
@@ -133,9 +143,6 @@ def rectified_step(x_t: Tensor, eps: Tensor, x0_t: Tensor, op: LinearOperator, y
         elif gamma > 0:
             x_s = x_s + gamma * (c.c_eps * eps + c.sigma * z)
         return x_s, x0_hat, lam
-    if kind == "ddpm":
-        raise DDNMInputError(f"noise_rule={rule!r} is written for the DDIM step (kind='ddim' or 'ddim-paper'); "
-                             "use noise_rule='scalar' with kind='ddpm'.")
     if svd is None:
         svd = SVDRule(op, x0_t)
     lam, d1, d2 = svd.coefs(c, sigma_y, rule)
@@ -156,6 +163,7 @@ def noise_by_direction(op: LinearOperator, sched: NoiseSchedule, shape: tuple[in
     x_s - a_t x in the coordinates V^T. Returns ``{group: (measured variance, target B_t^2)}`` with
     groups ``"null"`` and ``"s=<singular value>"``. A correct rule gives measured ~ target in each group.
     """
+    check_rule(rule, "ddim")
     gen = torch.Generator().manual_seed(seed)
     x = torch.zeros((n, *shape), dtype=torch.float64)
     y0 = op.A(x)

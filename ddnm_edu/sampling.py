@@ -42,7 +42,7 @@ import torch
 
 from .errors import DDNMInputError, check_finite, check_int_range, check_sigma_y, tensor_checks_off
 from .operators import LinearOperator
-from .noise_rules import NOISE_RULES, SVDRule, lambda_and_std, rectified_step  # noqa: F401 (re-exported)
+from .noise_rules import NOISE_RULES, SVDRule, check_rule, lambda_and_std, rectified_step  # noqa: F401 (re-exported)
 from .schedule import NoiseSchedule, StepCoefs
 
 Tensor = torch.Tensor
@@ -194,13 +194,9 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
     steps = check_int_range(steps, "steps", 1, sched.T, f" Choose 1 <= steps <= T={sched.T}.")
     if not 0.0 <= float(eta) <= 1.0:
         raise DDNMInputError(f"eta must be in [0, 1], got {eta}.")
-    if noise_rule not in NOISE_RULES:
-        raise DDNMInputError(f"unknown noise_rule {noise_rule!r}; use one of {', '.join(NOISE_RULES)}.")
+    check_rule(noise_rule, kind)
     if travel_from not in TRAVEL_FROM:
         raise DDNMInputError(f"unknown travel_from {travel_from!r}; use one of {', '.join(TRAVEL_FROM)}.")
-    if noise_rule != "scalar" and kind == "ddpm":
-        raise DDNMInputError(f"noise_rule={noise_rule!r} is written for the DDIM step (kind='ddim' or 'ddim-paper'); "
-                             "use noise_rule='scalar' with kind='ddpm'.")
     schedule = travel_schedule(steps, travel_length, travel_repeat)
     timesteps = sched.set_timesteps(steps)[::-1]  # index i -> timestep (ascending)
 

@@ -122,8 +122,7 @@ def loss_weights(sched: NoiseSchedule, t: torch.Tensor, rule: str = "mse", gamma
         return torch.ones(t.shape, dtype=torch.float32, device=t.device)
     if rule != "min-snr":
         raise ValueError(f"unknown loss rule {rule!r}; use 'mse' or 'min-snr'.")
-    ab = sched.alphas_cumprod.to(t.device)[t].float()
-    snr = ab / (1 - ab)
+    snr = sched.snr(t.cpu()).to(device=t.device, dtype=torch.float32)  # alpha_bar_t / (1 - alpha_bar_t)
     return snr.clamp(max=gamma) / snr
 
 

@@ -52,12 +52,14 @@ def background_for(model_name: str) -> float:
 def _to_unit_array(im, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Pixel values of a Pillow image scaled to [0, 1] by the file's bit depth: (H, W, C) and alpha (H, W) or None.
 
-    8-bit modes (1, L, P, RGB, CMYK, YCbCr, ...) divide by 255; 16-bit grayscale (I;16*) and 32-bit integer
+    8-bit modes with alpha or a transparent colour key (LA, RGBA, P, tRNS) and LAB/HSV/RGBX divide by 255; 16-bit grayscale (I;16*) and 32-bit integer
     (I, which is how Pillow opens 16-bit PNGs) divide by 65,535; float images (F) must already be in [0, 1].
     Any other mode, or values outside the range of the mode, raise DDNMInputError naming the mode.
     """
     mode = im.mode
-    alpha = None
+    if "transparency" in im.info and mode in ("1", "L", "P", "RGB"):  # a transparent colour key (PNG tRNS)
+        im = im.convert("LA" if mode in ("1", "L") else "RGBA")
+        mode = im.mode
     if mode.startswith("I;16") or mode == "I":
         arr = np.asarray(im, dtype=np.float64)
         if arr.min() < 0 or arr.max() > 65535:
@@ -71,16 +73,11 @@ def _to_unit_array(im, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
                                  f"({np.nanmin(arr):.3g}..{np.nanmax(arr):.3g}); scale it to [0, 1] or save an "
                                  "8- or 16-bit PNG.")
         return arr[..., None], None
-    if mode in ("P", "PA"):  # palettes may carry transparency
-        im = im.convert("RGBA")
-        mode = "RGBA"
-    if mode in ("LA", "La", "RGBA", "RGBa"):
+    if mode in ("LA", "La", "P", "PA", "RGBA", "RGBa"):
         im = im.convert("LA" if mode.startswith("L") else "RGBA")
         arr = np.asarray(im, dtype=np.float64) / 255.0
         return arr[..., :-1], arr[..., -1]
-    if mode in ("1", "L"):
-        return np.asarray(im.convert("L"), dtype=np.float64)[..., None] / 255.0, None
-    if mode in ("RGB", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+    if mode in ("LAB", "HSV", "RGBX"):  # other 8-bit colour modes (1, L, RGB, CMYK, YCbCr take read_image's path)
         return np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0, None
     raise DDNMInputError(f"{path} has image mode {mode!r}, which restore does not read; save it as an 8- or "
                          "16-bit grayscale or RGB(A) PNG.")
@@ -98,7 +95,7 @@ def read_image(path: Path, channels: int, background: float = 1.0) -> torch.Tens
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode in ("1", "L", "RGB", "CMYK", "YCbCr") and not (im.mode == "RGB" and "transparency" in im.info):
+            if im.mode in ("1", "L", "RGB", "CMYK", "YCbCr") and "transparency" not in im.info:
                 # 8-bit without alpha: Pillow's conversion, exactly as before
                 arr8 = np.asarray(im.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
                 arr8 = arr8[None] if arr8.ndim == 2 else arr8.transpose(2, 0, 1)

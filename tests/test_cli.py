@@ -246,3 +246,18 @@ def test_restore_a_folder_in_one_batched_run(tmp_path):
     r = run("restore", src / "g0.png", src / "g1.png", "--task", "sr4", "--model", "fashion-mnist-32",
             "--out", tmp_path / "o4", "--strip", tmp_path / "s.png")
     assert r.returncode == 2 and "--strip works with one input" in r.stderr
+
+
+def test_transparent_colour_key_is_composited(tmp_path):
+    """Gray and RGB PNGs can mark one colour transparent (tRNS) instead of an alpha channel."""
+    g = np.full((8, 8), 200, np.uint8)
+    g[:4] = 0  # the transparent key colour
+    Image.fromarray(g).save(tmp_path / "key.png", transparency=0)
+    assert "transparency" in Image.open(tmp_path / "key.png").info
+    v = cli.read_image(tmp_path / "key.png", 1, background=1.0)[0, 0]
+    assert (v[:4] == 1).all() and torch.allclose(v[4:], torch.tensor(200 / 255 * 2 - 1))
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[4:] = (10, 20, 30)
+    Image.fromarray(rgb).save(tmp_path / "keyrgb.png", transparency=(0, 0, 0))
+    v = cli.read_image(tmp_path / "keyrgb.png", 3, background=1.0)[0]
+    assert (v[:, :4] == 1).all() and torch.allclose(v[:, 4, 0], torch.tensor([10, 20, 30]) / 255 * 2 - 1)

@@ -1,12 +1,13 @@
-"""Datasets: Fashion-MNIST (grayscale) and Noto Color Emoji (RGB), both 32x32 in [-1, 1].
+"""Datasets: Fashion-MNIST (grayscale) and emoji in three art styles (RGB), all 32x32 in [-1, 1].
 
-What ships in ``data/`` (no Debian package needed): the held-out test sets and
-the emoji training set (small). The Fashion-MNIST training set is read from the
-Debian package ``dataset-fashion-mnist`` when training.
+What ships in ``data/`` (no package needed): the held-out test sets and the emoji
+training set (small). The Fashion-MNIST training set is read from the Debian package
+``dataset-fashion-mnist`` when training. How the emoji set is made: :mod:`ddnm_edu.emoji`.
 
-Rebuild the shipped arrays from the Debian packages with::
+Rebuild the shipped arrays from the package managers (Debian, PyPI, npm) with::
 
-    apt-get update && apt-get install -y dataset-fashion-mnist fonts-noto-color-emoji
+    apt-get update && apt-get install -y dataset-fashion-mnist fonts-noto-color-emoji npm
+    pip install -e ".[data]"
     python -m ddnm_edu.data build --out data
 
 ``load(name, split)`` returns a float32 tensor (N, C, 32, 32) in [-1, 1].
@@ -28,11 +29,11 @@ from .errors import DDNMInputError
 REPO_DATA = Path(__file__).resolve().parent.parent / "data"
 # DDNM_EDU_FASHION_DIR points elsewhere (e.g. a copy carried to a GPU machine without the Debian package)
 FASHION_DIR = Path(os.environ.get("DDNM_EDU_FASHION_DIR", "/usr/share/datasets/fashion-mnist"))
-EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 DATASETS = ("fashion-mnist", "emoji")
+EMOJI_STYLES = ("noto", "openmoji", "fluent-flat")
+EMOJI_TEST_FILES = {"noto": "test.npz", "openmoji": "test-openmoji.npz", "fluent-flat": "test-fluent-flat.npz"}
+NPM_CACHE = Path(os.environ.get("DDNM_EDU_NPM_CACHE", Path.home() / ".cache" / "ddnm-edu" / "npm"))
 FASHION_TEST_SHIPPED = 1000
-EMOJI_TEST_FRACTION = 0.1
-SPLIT_SEED = 0
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
@@ -80,87 +81,15 @@ def fashion_mnist_raw(split: str, src: Path = FASHION_DIR) -> tuple[np.ndarray, 
     return imgs, labels
 
 
-# --------------------------------------------------------------------------- emoji
-def emoji_sequences(font_path: Path = EMOJI_FONT) -> list[str]:
-    """Every codepoint the font maps plus every ligature sequence (skin tones, ZWJ, flags, keycaps).
-
-    Sequences come from the font's own tables: its cmap (single codepoints) and
-    its GSUB ligature lookups (multi-codepoint sequences whose components all map
-    back to codepoints).
-    """
-    from fontTools.ttLib import TTFont
-
-    font = TTFont(str(font_path))
-    cmap = font.getBestCmap()
-    rev: dict[str, int] = {}
-    for cp, g in sorted(cmap.items()):
-        rev.setdefault(g, cp)
-    seqs = {chr(cp) for cp in cmap if cp > 0x7F or chr(cp) in "#*0123456789"}
-    for lookup in font["GSUB"].table.LookupList.Lookup:
-        if lookup.LookupType != 4:
-            continue
-        for st in lookup.SubTable:
-            for first, ligs in st.ligatures.items():
-                for lig in ligs:
-                    comps = [first, *lig.Component]
-                    if all(c in rev for c in comps):
-                        seqs.add("".join(chr(rev[c]) for c in comps))
-    # fully-qualified forms render the same glyph: keep each text once
-    return sorted(seqs)
-
-
-def render_emoji(text: str, font, size: int = 32) -> np.ndarray | None:
-    """Render one emoji (Pillow, embedded colour bitmaps) on white, downsampled to size x size RGB.
-
-    Returns None for glyphs that are blank or that the font does not join into one glyph.
-    """
-    from PIL import Image, ImageDraw
-
-    canvas = Image.new("RGBA", (400, 200), (255, 255, 255, 0))
-    draw = ImageDraw.Draw(canvas)
-    draw.text((10, 10), text, font=font, embedded_color=True)
-    bbox = canvas.getbbox()
-    if bbox is None:
-        return None
-    w, h = bbox[2] - bbox[0], bbox[3] - bbox[1]
-    if w > 1.4 * 136 or w < 4 or h < 4:  # not joined into one glyph, or (nearly) empty
-        return None
-    glyph = canvas.crop(bbox)
-    side = max(w, h)
-    square = Image.new("RGBA", (side, side), (255, 255, 255, 255))
-    square.alpha_composite(glyph, ((side - w) // 2, (side - h) // 2))
-    rgb = square.convert("RGB").resize((size, size), Image.LANCZOS)
-    arr = np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)  # (3, H, W)
-    if arr.min() > 245:  # practically white: nothing drawn
-        return None
-    return arr
-
-
-def build_emoji(font_path: Path = EMOJI_FONT) -> tuple[np.ndarray, list[str]]:
-    """Render all sequences, drop failures and exact duplicates. Returns (N, 3, 32, 32) uint8, texts."""
-    from PIL import ImageFont
-
-    if not font_path.exists():
-        raise DDNMInputError(f"{font_path} not found; install it with "
-                             "`apt-get update && apt-get install -y fonts-noto-color-emoji`.")
-    font = ImageFont.truetype(str(font_path), 109)
-    images, texts, seen = [], [], set()
-    for text in emoji_sequences(font_path):
-        arr = render_emoji(text, font)
-        if arr is None:
-            continue
-        key = hashlib.sha1(arr.tobytes()).digest()
-        if key in seen:
-            continue
-        seen.add(key)
-        images.append(arr)
-        texts.append(text)
-    return np.stack(images), texts
-
-
 # --------------------------------------------------------------------------- build + load
-def build(out: Path = REPO_DATA) -> dict:
-    """Write the shipped arrays into ``out`` and return a manifest (also written as manifest.json)."""
+def build(out: Path = REPO_DATA, cache: Path = NPM_CACHE) -> dict:
+    """Write the shipped arrays into ``out`` and return a manifest (also written as manifest.json).
+
+    Emoji: see :mod:`ddnm_edu.emoji` (three styles, rebalanced, per-style held-out sets);
+    ``cache`` holds the npm tarballs it downloads.
+    """
+    from . import emoji
+
     out = Path(out)
     manifest = {}
     (out / "fashion-mnist").mkdir(parents=True, exist_ok=True)
@@ -169,16 +98,24 @@ def build(out: Path = REPO_DATA) -> dict:
     np.savez_compressed(p, images=imgs[:FASHION_TEST_SHIPPED], labels=labels[:FASHION_TEST_SHIPPED])
     manifest["fashion-mnist/test.npz"] = {"n": FASHION_TEST_SHIPPED, "sha256": sha256(p),
                                           "note": "first 1,000 images of the official test set"}
-    images, texts = build_emoji()
-    rng = np.random.default_rng(SPLIT_SEED)
-    perm = rng.permutation(len(images))
-    n_test = int(round(EMOJI_TEST_FRACTION * len(images)))
+    sets = emoji.build_all(Path(cache))
     (out / "emoji").mkdir(parents=True, exist_ok=True)
-    for split, idx in (("test", np.sort(perm[:n_test])), ("train", np.sort(perm[n_test:]))):
-        p = out / "emoji" / f"{split}.npz"
-        np.savez_compressed(p, images=images[idx], texts=np.array([texts[i] for i in idx]))
-        manifest[f"emoji/{split}.npz"] = {"n": int(len(idx)), "sha256": sha256(p)}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    for style in emoji.STYLES:
+        x, texts = sets[style]["test"]
+        p = out / "emoji" / EMOJI_TEST_FILES[style]
+        np.savez_compressed(p, images=x, texts=np.array(texts))
+        manifest[f"emoji/{p.name}"] = {"n": len(x), "sha256": sha256(p), "style": style,
+                                       "source": emoji.SOURCES[style]}
+    train = [(style, *sets[style]["train"]) for style in emoji.STYLES]
+    p = out / "emoji" / "train.npz"
+    np.savez_compressed(p, images=np.concatenate([x for _, x, _ in train]),
+                        texts=np.array([t for _, _, ts in train for t in ts]),
+                        styles=np.array([s for s, x, _ in train for _ in range(len(x))]))
+    manifest["emoji/train.npz"] = {"n": sum(len(x) for _, x, _ in train), "sha256": sha256(p),
+                                   "per_style": {s: len(x) for s, x, _ in train},
+                                   "rendered_per_style": {s: sets[s]["rendered"] for s in emoji.STYLES},
+                                   "source": [emoji.SOURCES[s] for s in emoji.STYLES]}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
 
 
@@ -190,25 +127,39 @@ def _shipped(path: Path, name: str, split: str) -> np.lib.npyio.NpzFile:
     return np.load(path)
 
 
-def load(name: str, split: str = "test", n: int | None = None, with_labels: bool = False):
+def load(name: str, split: str = "test", n: int | None = None, with_labels: bool = False,
+         style: str | None = None):
     """Images of dataset ``name`` ('fashion-mnist' or 'emoji') and ``split`` ('train' or 'test').
 
     Returns a float32 tensor (N, C, 32, 32) in [-1, 1] (and labels / texts with ``with_labels``).
-    ``n`` keeps the first n images.
+    ``n`` keeps the first n images. Emoji come in art styles (:data:`EMOJI_STYLES`):
+    ``style`` picks one; the default is every style for 'train' and Noto for 'test'
+    (the held-out set the book uses); ``style="all"`` gives every style's test images.
     """
     if name not in DATASETS:
         raise DDNMInputError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}.")
     if split not in ("train", "test"):
         raise DDNMInputError(f"unknown split {split!r}; use 'train' or 'test'.")
+    if style is not None and (name != "emoji" or style not in (*EMOJI_STYLES, "all")):
+        raise DDNMInputError(f"unknown style {style!r} for {name!r}; emoji styles: "
+                             f"{', '.join(EMOJI_STYLES)} or 'all' (fashion-mnist has none).")
     if name == "fashion-mnist":
         if split == "train":
             imgs, labels = fashion_mnist_raw("train")
         else:
             z = _shipped(REPO_DATA / "fashion-mnist" / "test.npz", name, split)
             imgs, labels = z["images"], z["labels"]
-    else:
-        z = _shipped(REPO_DATA / "emoji" / f"{split}.npz", name, split)
+    elif split == "train":
+        z = _shipped(REPO_DATA / "emoji" / "train.npz", name, split)
         imgs, labels = z["images"], z["texts"]
+        if style not in (None, "all"):
+            keep = z["styles"] == style
+            imgs, labels = imgs[keep], labels[keep]
+    else:
+        styles = EMOJI_STYLES if style == "all" else (style or "noto",)
+        zs = [_shipped(REPO_DATA / "emoji" / EMOJI_TEST_FILES[s], name, split) for s in styles]
+        imgs = np.concatenate([z["images"] for z in zs])
+        labels = np.concatenate([z["texts"] for z in zs])
     imgs, labels = imgs[:n], labels[:n]
     x = to_unit(imgs)
     return (x, labels) if with_labels else x
@@ -220,8 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="rebuild the shipped arrays from the Debian packages")
     b.add_argument("--out", type=Path, default=REPO_DATA)
+    b.add_argument("--npm-cache", type=Path, default=NPM_CACHE, help="where the npm tarballs are unpacked")
     args = ap.parse_args(argv)
-    manifest = build(args.out)
+    manifest = build(args.out, args.npm_cache)
     print(json.dumps(manifest, indent=2))
 
 

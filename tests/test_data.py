@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -23,11 +24,74 @@ def test_fashion_mnist_test_split():
 
 
 def test_emoji_splits_are_disjoint_rgb():
-    tr, te = data.load("emoji", "train"), data.load("emoji", "test")
+    tr, te = data.load("emoji", "train", style="noto"), data.load("emoji", "test")
     assert tr.shape[1:] == te.shape[1:] == (3, 32, 32)
-    assert 0.08 < len(te) / (len(tr) + len(te)) < 0.12
-    trs = {bytes(data.to_uint8(t)) for t in tr}
-    assert not any(bytes(data.to_uint8(t)) in trs for t in te)  # deduplicated before the split
+    trs = {bytes(data.to_uint8(t)) for t in data.load("emoji", "train")}
+    for style in data.EMOJI_STYLES:  # no held-out image of any style is trained on
+        assert not any(bytes(data.to_uint8(t)) in trs for t in data.load("emoji", "test", style=style)), style
+
+
+def test_emoji_styles_and_held_out_bases():
+    from ddnm_edu.emoji import base_key
+
+    manifest = json.loads((data.REPO_DATA / "manifest.json").read_text())
+    per_style = manifest["emoji/train.npz"]["per_style"]
+    assert set(per_style) == set(data.EMOJI_STYLES) and min(per_style.values()) > 1000
+    _, styles_texts = data.load("emoji", "train", with_labels=True)
+    assert len(styles_texts) == sum(per_style.values())
+    for style in ("openmoji", "fluent-flat"):  # whole base emoji are held out in the new styles
+        _, tr = data.load("emoji", "train", style=style, with_labels=True)
+        x, te = data.load("emoji", "test", style=style, with_labels=True)
+        assert len(x) == manifest[f"emoji/test-{style}.npz"]["n"] > 100
+        assert not {base_key(t) for t in te} & {base_key(t) for t in tr}, style
+    assert len(data.load("emoji", "test", style="all")) == sum(
+        manifest[f"emoji/{f}"]["n"] for f in data.EMOJI_TEST_FILES.values())
+
+
+def test_emoji_training_set_is_rebalanced():
+    """At most PER_GROUP images of one base emoji per style: skin tones and genders no longer dominate."""
+    import collections
+
+    from ddnm_edu.emoji import PER_GROUP, base_key
+
+    _, texts = data.load("emoji", "train", with_labels=True)
+    styles = np.load(data.REPO_DATA / "emoji" / "train.npz")["styles"]
+    counts = collections.Counter((s, base_key(t)) for s, t in zip(styles, texts))
+    assert max(counts.values()) <= PER_GROUP
+    toned = sum(any(0x1F3FB <= ord(c) <= 0x1F3FF for c in t) for t in texts)
+    assert toned / len(texts) < 0.25  # Noto alone was 2,000 of 3,916 before
+
+
+@pytest.mark.parametrize("a, b", [("👍🏽", "👍"), ("👩‍⚕️", "🧑‍⚕️"), ("👨🏿‍⚕️", "🧑‍⚕️"), ("🏃‍♀️", "🏃"),
+                                  ("👨‍👩‍👧", "🧑‍🧑‍🧒"), (":man-blonde-hair:", ":person-blonde-hair:")])
+def test_base_key_merges_variants(a, b):
+    from ddnm_edu.emoji import base_key
+
+    assert base_key(a) == base_key(b)
+
+
+def test_base_key_keeps_different_emoji_apart():
+    from ddnm_edu.emoji import base_key
+
+    assert len({base_key(t) for t in ["👍", "👎", "🧑‍⚕️", "🧑‍🍳", "🏃", "🚶", "😀", ":person-elf:"]}) == 8
+
+
+def test_rebalance_keeps_the_untoned_one_first():
+    from ddnm_edu.emoji import rebalance
+
+    texts = ["👍🏿", "👍🏻", "👍", "👍🏽", "😀"]
+    keep = rebalance(texts, np.random.default_rng(0), per_group=2)
+    assert 2 in keep and 4 in keep and len(keep) == 3
+
+
+def test_fluent_names_map_to_emoji():
+    from ddnm_edu.emoji import fluent_text
+
+    names = {"thumbs-up": "👍"}
+    assert fluent_text("thumbs-up-default", names) == "👍"
+    assert fluent_text("thumbs-up-medium-dark", names) == "👍🏾"
+    assert fluent_text("person-elf-light", names) == ":person-elf:light-tone:"
+    assert fluent_text("blackbird", names) == ":blackbird:"
 
 
 def test_load_n_and_unknown_names():
@@ -36,6 +100,10 @@ def test_load_n_and_unknown_names():
         data.load("mnist")
     with pytest.raises(DDNMInputError, match="unknown split"):
         data.load("emoji", "val")
+    with pytest.raises(DDNMInputError, match="unknown style 'twemoji'.*noto, openmoji, fluent-flat"):
+        data.load("emoji", style="twemoji")
+    with pytest.raises(DDNMInputError, match="fashion-mnist has none"):
+        data.load("fashion-mnist", style="noto")
 
 
 def test_missing_training_set_explains_how_to_get_it(tmp_path):

@@ -101,7 +101,15 @@ def _med(v: list[float]) -> str:
     return f" ({v[2]:.2f})" if len(v) > 2 else ""
 
 
-def restoration_table(model, sched, x: torch.Tensor, name: str, steps: int, seed: int, batch: int = 64) -> dict:
+def restoration_table(model, sched, x: torch.Tensor, name: str, steps: int, seed: int, batch: int = 64,
+                      n_mean: int = 0) -> dict:
+    """DDNM next to A^dagger y and the classical method on every task of :func:`tasks_for`.
+
+    ``n_mean`` > 1 adds the mean of that many DDNM samples (different seeds) on the 12x12 box, where
+    one sample is a guess and the mean estimates the posterior mean. Each method also gets
+    ``beats_baseline``: the fraction of images on which its PSNR exceeds the baseline's (the
+    classical method where there is one, else A^dagger y -- for colorization, the gray image).
+    """
     res = {}
     for task, op in tasks_for(name).items():
         y = op.A(x)
@@ -109,16 +117,60 @@ def restoration_table(model, sched, x: torch.Tensor, name: str, steps: int, seed
         base = classical(task, op, y)
         if base is not None:
             outs[base[0]] = base[1]
+        baseline = base[0] if base is not None else "A^dagger y"
+
+        def run(s0: int) -> torch.Tensor:
+            return torch.cat([ddnm(model, sched, op, y[i:i + batch], steps=steps, eta=0.85, seed=s0 + i)
+                              for i in range(0, len(x), batch)])
+
         t0 = time.time()
-        outs["DDNM"] = torch.cat([ddnm(model, sched, op, y[i:i + batch], steps=steps, eta=0.85, seed=seed + i)
-                                  for i in range(0, len(x), batch)])
+        outs["DDNM"] = run(seed)
         secs = time.time() - t0
-        res[task] = {m: {"psnr": _stats(_psnr(o, x)), "ssim": _stats(metrics.ssim(o, x)),
-                         "consistency": _stats(metrics.consistency(op, o, y))} for m, o in outs.items()}
+        if n_mean > 1 and task == "inpaint-box12":
+            outs[f"DDNM mean of {n_mean}"] = torch.stack(
+                [outs["DDNM"]] + [run(seed + 100_000 * k) for k in range(1, n_mean)]).mean(0)
+        psnrs = {m: _psnr(o, x) for m, o in outs.items()}
+        res[task] = {m: {"psnr": _stats(psnrs[m]), "ssim": _stats(metrics.ssim(o, x)),
+                         "consistency": _stats(metrics.consistency(op, o, y)),
+                         "beats_baseline": float((psnrs[m] > psnrs[baseline]).double().mean())}
+                     for m, o in outs.items()}
         res[task]["_ddnm_seconds"] = secs
+        res[task]["_baseline"] = baseline
         print(f"  {task}: " + ", ".join(f"{m} {v['psnr'][0]:.2f} dB" for m, v in res[task].items()
                                        if not m.startswith("_")), flush=True)
     return res
+
+
+def targets(name: str, restoration: dict) -> list[dict]:
+    """The quality targets the shipped models are trained towards, checked on a restoration table.
+
+    fashion-mnist-32 (100 steps, 256 held-out images): DDNM 4x SR >= 21.3 dB, 12x12 box >= 27.0 dB.
+    emoji-32, on every held-out style: DDNM ahead of bicubic on 4x SR and of biharmonic on random-50 %
+    inpainting; the mean of 4 DDNM samples ahead of biharmonic on the 12x12 box; colorization ahead of the
+    gray image on the mean and on most images. ``restoration`` is one table (fashion) or
+    ``{style: table}`` (emoji).
+    """
+    rows = []
+    if not name.startswith("emoji"):
+        for task, goal in (("sr4", 21.3), ("inpaint-box12", 27.0)):
+            v = restoration[task]["DDNM"]["psnr"][0]
+            rows.append({"style": "-", "target": f"{task}: DDNM >= {goal} dB", "value": v, "versus": goal,
+                         "met": v >= goal})
+        return rows
+    for style, table in restoration.items():
+        for task, method in (("sr4", "DDNM"), ("inpaint-random50", "DDNM"), ("inpaint-box12", "DDNM mean of 4"),
+                             ("colorize", "DDNM")):
+            if method not in table.get(task, {}):
+                continue
+            r, b = table[task][method], table[task][table[task]["_baseline"]]
+            met = r["psnr"][0] > b["psnr"][0]
+            label = f"{task}: {method} > {table[task]['_baseline']}"
+            if task == "colorize":
+                label += " (mean and most images)"
+                met = met and r["beats_baseline"] > 0.5
+            rows.append({"style": style, "target": label, "value": r["psnr"][0], "versus": b["psnr"][0],
+                         "wins": r["beats_baseline"], "met": met})
+    return rows
 
 
 @torch.no_grad()
@@ -135,20 +187,25 @@ def nearest_neighbours(samples: torch.Tensor, train: torch.Tensor, test: torch.T
 
 
 def evaluate_model(name: str, n: int | None, steps: int, seed: int, out: Path, n_samples: int = 64,
-                   sample_steps: int = 100, n_loss: int | None = None, sample_eta: float = 1.0) -> dict:
+                   sample_steps: int = 100, n_loss: int | None = None, sample_eta: float = 1.0,
+                   weights: Path | None = None, n_mean: int = 4) -> dict:
     """All model-card numbers for ``name``; ``n``/``n_samples``/``n_loss`` shrink it for quick looks.
 
     Samples use stochastic DDIM (``sample_eta=1``, DDPM-like) with x0_t clipped: with these tiny models
-    deterministic DDIM (eta = 0) gives washed-out, grayish images (chapter 3 shows both)."""
+    deterministic DDIM (eta = 0) gives washed-out, grayish images (chapter 3 shows both).
+    ``weights`` measures another state dict (a training run's ``ema.pt``) instead of the shipped file.
+    Emoji are measured on each held-out art style (``n`` images of each)."""
     torch.manual_seed(seed)
-    rec = registry()[name]
-    model = load_pretrained(name, best_device())  # CUDA / MPS when there is one (DDNM_EDU_DEVICE overrides)
+    rec = dict(registry()[name])
+    if weights is not None:
+        rec.update(file=str(weights), sha256=data.sha256(Path(weights)), status=f"not shipped: {weights}")
+    model = load_pretrained(name, best_device(), weights)  # CUDA / MPS when there is one (DDNM_EDU_DEVICE overrides)
     sched = NoiseSchedule.linear(1000)
     dataset = "emoji" if name.startswith("emoji") else "fashion-mnist"
     test = data.load(dataset, "test")
     x = test[:n] if n else test[: (256 if dataset == "fashion-mnist" else len(test))]
     print(f"{name}: {len(x)} held-out images, DDNM {steps} steps", flush=True)
-    result: dict = {"model": name, "n_images": len(x), "steps": steps, "seed": seed, "eta": 0.85,
+    result: dict = {"model": name, "n": n, "n_images": len(x), "steps": steps, "seed": seed, "eta": 0.85,
                     "sample_steps": sample_steps, "sample_eta": sample_eta, "n_samples": n_samples,
                     "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
                     "torch": torch.__version__, "threads": torch.get_num_threads()}
@@ -173,19 +230,32 @@ def evaluate_model(name: str, n: int | None, steps: int, seed: int, out: Path, n
         save_grid(pairs, out / f"{name}-nearest.png", ncol=8)
         result["nearest"] = {"sample_to_train_L2": _stats(nnr["sample_nn_dist"]),
                              "test_to_train_L2": _stats(nnr["test_nn_dist"])}
-    result["restoration"] = restoration_table(model, sched, x, name, steps, seed)
+        result["restoration"], result["n_images"] = {}, {}
+        for style in data.EMOJI_STYLES:
+            xs = data.load("emoji", "test", style=style, n=n)
+            print(f" style {style}: {len(xs)} images", flush=True)
+            result["restoration"][style] = restoration_table(model, sched, xs, name, steps, seed, n_mean=n_mean)
+            result["n_images"][style] = len(xs)
+    else:
+        result["restoration"] = restoration_table(model, sched, x, name, steps, seed)
+    result["targets"] = targets(name, result["restoration"])
     (out / f"{name}-eval.json").write_text(json.dumps(result, indent=2) + "\n")
     write_card(name, rec, result, out)
     return result
 
 
 def write_card(name: str, rec: dict, r: dict, out: Path) -> None:
-    ds = "Noto Color Emoji (3,524 training images, RGB)" if name.startswith("emoji") else \
-        "Fashion-MNIST (60,000 training images, grayscale, zero-padded to 32x32)"
+    if name.startswith("emoji"):
+        m = json.loads((data.REPO_DATA / "manifest.json").read_text())["emoji/train.npz"]
+        ds = (f"emoji in {len(m['per_style'])} art styles, RGB, {m['n']:,} training images ("
+              + ", ".join(f"{k} {v:,}" for k, v in m["per_style"].items())
+              + "; at most two per base emoji; data/README.md)")
+    else:
+        ds = "Fashion-MNIST (60,000 training images, grayscale, zero-padded to 32x32)"
     lines = [f"# Model card: `{name}`", "",
              "An epsilon-prediction UNet (DDPM-style) trained by `python -m ddnm_edu.train --config "
              f"{name}`; the shipped file holds its EMA weights. Numbers below come from "
-             f"`ddnm_edu.evaluate.evaluate_model('{name}', n={r['n_images']}, steps={r['steps']}, seed={r['seed']}, "
+             f"`ddnm_edu.evaluate.evaluate_model('{name}', n={r.get('n')}, steps={r['steps']}, seed={r['seed']}, "
              f"n_samples={r['n_samples']}, sample_steps={r['sample_steps']}, n_loss={r['loss_images']})` "
              f"(`python -m ddnm_edu.evaluate models --name {name}` runs the full-size version).", "",
              *([f"**Status:** {rec['status']}", ""] if rec.get("status") else []),
@@ -216,17 +286,32 @@ def write_card(name: str, rec: dict, r: dict, out: Path) -> None:
                   f"{nn['sample_to_train_L2'][0]:.2f} ± {nn['sample_to_train_L2'][1]:.2f}; from held-out images "
                   f"to theirs: {nn['test_to_train_L2'][0]:.2f} ± {nn['test_to_train_L2'][1]:.2f}.", "",
                   f"![sample / nearest training image, in pairs]({name}-nearest.png)"]
-    lines += ["", f"## Restoration on {r['n_images']} held-out images (DDNM {r['steps']} steps, eta 0.85)", "",
-              f"PSNR: mean ± std (median) over images, each image's PSNR capped at {metrics.PSNR_CAP_DB:.1f} dB, the "
-              "8-bit rounding limit, so that exact reconstructions do not dominate the mean; SSIM: mean ± std; "
-              "consistency: ||A x - y|| / ||y||.", "",
-              "| task | method | PSNR (dB) | SSIM | consistency |", "|---|---|---|---|---|"]
-    for task, ms in r["restoration"].items():
-        for m, v in ms.items():
-            if m.startswith("_"):
-                continue
-            lines.append(f"| {task} | {m} | {v['psnr'][0]:.2f} ± {v['psnr'][1]:.2f}{_med(v['psnr'])} | {v['ssim'][0]:.3f} ± "
-                         f"{v['ssim'][1]:.3f} | {v['consistency'][0]:.1e} |")
+    tables = r["restoration"] if name.startswith("emoji") else {None: r["restoration"]}
+    for style, table in tables.items():
+        n_img = r["n_images"][style] if style else r["n_images"]
+        where = f" ({style} style)" if style else ""
+        lines += ["", f"## Restoration on {n_img} held-out images{where} (DDNM {r['steps']} steps, eta 0.85)", ""]
+        if style is None or style == next(iter(tables)):
+            lines += [f"PSNR: mean ± std (median) over images, each image's PSNR capped at {metrics.PSNR_CAP_DB:.1f} "
+                      "dB, the 8-bit rounding limit, so that exact reconstructions do not dominate the mean; SSIM: "
+                      "mean ± std; consistency: ||A x - y|| / ||y||; ahead of baseline: the share of images on which "
+                      "the method's PSNR beats the classical method's (A^dagger y's where there is none: for "
+                      "colorization, the gray image).", ""]
+        lines += ["| task | method | PSNR (dB) | SSIM | consistency | ahead of baseline |", "|---|---|---|---|---|---|"]
+        for task, ms in table.items():
+            for m, v in ms.items():
+                if m.startswith("_"):
+                    continue
+                ahead = "—" if m == ms["_baseline"] else f"{100 * v['beats_baseline']:.0f} %"
+                lines.append(f"| {task} | {m} | {v['psnr'][0]:.2f} ± {v['psnr'][1]:.2f}{_med(v['psnr'])} | "
+                             f"{v['ssim'][0]:.3f} ± {v['ssim'][1]:.3f} | {v['consistency'][0]:.1e} | {ahead} |")
+    if r.get("targets"):
+        lines += ["", "## Targets", "", "What this model is trained towards (`evaluate.targets`); PSNR means in dB.", "",
+                  "| style | target | value | versus | met |", "|---|---|---|---|---|"]
+        for t in r["targets"]:
+            wins = f" (ahead on {100 * t['wins']:.0f} %)" if "wins" in t else ""
+            lines.append(f"| {t['style']} | {t['target']} | {t['value']:.2f}{wins} | {t['versus']:.2f} | "
+                         f"{'yes' if t['met'] else '**no**'} |")
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
@@ -419,6 +504,9 @@ def main(argv=None) -> None:
     m.add_argument("--steps", type=int, default=100)
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--out", type=Path, default=WEIGHTS_DIR)
+    m.add_argument("--weights", type=Path, default=None,
+                   help="measure this state dict (e.g. runs/emoji-32/ema.pt) instead of the shipped file; "
+                        "use with one --name and an --out outside data/weights")
     c = sub.add_parser("compare", help="DDNM vs DDNM+ vs DDRM vs DPS vs baselines on the held-out sets")
     size = c.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="8 images, 20 steps (minutes on a CPU; the default)")
@@ -433,8 +521,12 @@ def main(argv=None) -> None:
         write_compare(rows, args.out, label, time.time() - t0)
         print(f"wrote {args.out}/results-{label}.md and .csv")
         return
-    for name in args.name or sorted(registry()):
-        evaluate_model(name, args.n, args.steps, args.seed, args.out)
+    names = args.name or sorted(registry())
+    if args.weights is not None and len(names) != 1:
+        raise SystemExit("--weights needs exactly one --name.")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        evaluate_model(name, args.n, args.steps, args.seed, args.out, weights=args.weights)
 
 
 if __name__ == "__main__":

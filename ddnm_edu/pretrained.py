@@ -68,10 +68,15 @@ def load_state_dict_checked(path: Path, expected_sha256: str | None = None) -> d
                              f"`git checkout -- {path}`.") from e
 
 
-def load_pretrained(name: str, device: str | torch.device = "cpu") -> UNet:
-    """The pretrained epsilon-UNet ``name`` ('fashion-mnist-32' or 'emoji-32') on ``device``, in eval mode."""
+def load_pretrained(name: str, device: str | torch.device = "cpu", weights: Path | None = None) -> UNet:
+    """The pretrained epsilon-UNet ``name`` ('fashion-mnist-32' or 'emoji-32') on ``device``, in eval mode.
+
+    ``weights``: another state dict of the same architecture (e.g. a training run's ``ema.pt``),
+    to measure a checkpoint before it is exported; no sha256 is recorded for it.
+    """
     rec = _record(name)
-    sd = load_state_dict_checked(WEIGHTS_DIR / rec["file"], rec["sha256"])
+    sd = (load_state_dict_checked(WEIGHTS_DIR / rec["file"], rec["sha256"]) if weights is None
+          else load_state_dict_checked(Path(weights)))
     model = UNet(UNetConfig.from_dict(rec["unet"]))
     model.load_state_dict(sd)
     model = model.to(device).eval().requires_grad_(False)
@@ -84,10 +89,16 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> UNet:
     return model
 
 
-def export(run: Path, name: str) -> dict:
-    """Copy a run's EMA weights to data/weights/<name>.pt and record them in weights.json."""
+def export(run: Path, name: str, init_steps: int | None = None, init_minutes: float | None = None) -> dict:
+    """Copy a run's EMA weights to data/weights/<name>.pt and record them in weights.json.
+
+    Steps and wall time are totals: those of the weights the run started from (``--init-from``,
+    recorded in its checkpoint; ``init_steps`` / ``init_minutes`` override it) plus the run's own.
+    """
     run = Path(run)
     ck = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    init_steps = int(ck.get("init_steps", 0)) if init_steps is None else init_steps
+    init_minutes = float(ck.get("init_wall_seconds", 0.0)) / 60 if init_minutes is None else init_minutes
     meta = json.loads((run / "run.json").read_text())
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     dst = WEIGHTS_DIR / f"{name}.pt"
@@ -97,8 +108,10 @@ def export(run: Path, name: str) -> dict:
     model.load_state_dict(sd)
     rec = {
         "file": dst.name, "sha256": sha256(dst), "unet": ck["unet"], "params": count_parameters(model),
-        "dataset": meta.get("config", name), "steps": int(ck["step"]), "batch": meta.get("batch"),
-        "lr": meta.get("lr"), "ema": meta.get("ema"), "train_wall_minutes": round(float(ck["wall_seconds"]) / 60, 1),
+        "dataset": meta.get("config", name), "steps": init_steps + int(ck["step"]), "batch": meta.get("batch"),
+        "lr": meta.get("lr"), "ema": meta.get("ema"),
+        "train_wall_minutes": round(init_minutes + float(ck["wall_seconds"]) / 60, 1),
+        **({"steps_before_this_run": init_steps} if init_steps else {}),
         "hardware": meta.get("hardware", f"{meta.get('device')} ({meta.get('threads')} threads)"),
         "torch": meta.get("torch"),
     }
@@ -122,10 +135,13 @@ def main(argv=None) -> None:
     e = sub.add_parser("export", help="ship a run's EMA weights")
     e.add_argument("--run", type=Path, required=True)
     e.add_argument("--name", required=True)
+    e.add_argument("--init-steps", type=int, default=None,
+                   help="steps of the weights the run started from (default: as its checkpoint records)")
+    e.add_argument("--init-minutes", type=float, default=None, help="their training wall time")
     sub.add_parser("list", help="list the shipped models")
     args = ap.parse_args(argv)
     if args.cmd == "export":
-        print(json.dumps(export(args.run, args.name), indent=2))
+        print(json.dumps(export(args.run, args.name, args.init_steps, args.init_minutes), indent=2))
     else:
         print(json.dumps(registry(), indent=2))
 

@@ -206,6 +206,7 @@ def main(argv=None) -> None:
     ema = copy.deepcopy(model).eval()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     step, wall = 0, 0.0
+    init_steps, init_wall = 0, 0.0  # training of the weights a run started from (--init-from)
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -213,14 +214,21 @@ def main(argv=None) -> None:
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
         step, wall = int(ck["step"]), float(ck["wall_seconds"])
+        init_steps, init_wall = int(ck.get("init_steps", 0)), float(ck.get("init_wall_seconds", 0.0))
         if rank == 0:
             print(f"resumed from {ckpt_path} at step {step} ({wall / 60:.1f} min of training so far)", flush=True)
     elif args.init_from:
         from .pretrained import load_state_dict_checked
 
+        from .pretrained import registry
+
         sd = load_state_dict_checked(args.init_from)
         model.load_state_dict(sd)
         ema.load_state_dict(sd)
+        # shipped weights carry their own training: count it, so the exported card gives the total
+        rec = next((r for r in registry().values() if r["file"] == Path(args.init_from).name), None)
+        if rec is not None:
+            init_steps, init_wall = int(rec["steps"]), 60.0 * float(rec["train_wall_minutes"])
         if rank == 0:
             print(f"initialised model and EMA from {args.init_from}", flush=True)
     model = model.to(memory_format=torch.channels_last)
@@ -260,6 +268,7 @@ def main(argv=None) -> None:
         tmp = out / "checkpoint.tmp"
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                     "step": step, "wall_seconds": wall, "config": args.config,
+                    "init_steps": init_steps, "init_wall_seconds": init_wall,
                     "unet": cfg["unet"].to_dict()}, tmp)
         os.replace(tmp, ckpt_path)
         torch.save(ema.state_dict(), out / "ema.pt")

@@ -9,13 +9,50 @@ from ddnm_edu import operators as ops
 
 
 def test_evaluate_models_quick(tmp_path):
-    r = evaluate.evaluate_model("emoji-32", n=4, steps=2, seed=0, out=tmp_path, n_samples=16, sample_steps=2, n_loss=32)
-    assert set(r["restoration"]) == {"sr4", "inpaint-random50", "inpaint-box12", "colorize"}
-    for task, methods in r["restoration"].items():
-        assert methods["DDNM"]["consistency"][0] < 1e-5, task
-    assert (tmp_path / "emoji-32.md").read_text().startswith("# Model card")
-    assert json.loads((tmp_path / "emoji-32-eval.json").read_text())["n_images"] == 4
+    r = evaluate.evaluate_model("emoji-32", n=4, steps=2, seed=0, out=tmp_path, n_samples=16, sample_steps=2, n_loss=32,
+                                n_mean=2)
+    assert set(r["restoration"]) == {"noto", "openmoji", "fluent-flat"}  # every held-out art style
+    for style, table in r["restoration"].items():
+        assert set(table) == {"sr4", "inpaint-random50", "inpaint-box12", "colorize"}
+        for task, methods in table.items():
+            assert methods["DDNM"]["consistency"][0] < 1e-5, (style, task)
+            assert 0 <= methods["DDNM"]["beats_baseline"] <= 1
+            assert methods[methods["_baseline"]]["beats_baseline"] == 0  # never ahead of itself
+        assert "DDNM mean of 2" in table["inpaint-box12"]
+    assert {t["style"] for t in r["targets"]} == {"noto", "openmoji", "fluent-flat"}
+    card = (tmp_path / "emoji-32.md").read_text()
+    assert card.startswith("# Model card") and "(fluent-flat style)" in card and "## Targets" in card
+    assert json.loads((tmp_path / "emoji-32-eval.json").read_text())["n_images"] == {
+        "noto": 4, "openmoji": 4, "fluent-flat": 4}
     assert (tmp_path / "emoji-32-samples.png").exists() and (tmp_path / "emoji-32-nearest.png").exists()
+
+
+def test_targets_read_the_table():
+    row = lambda p, w=0.0: {"psnr": [p, 0, p], "beats_baseline": w}  # noqa: E731
+    fashion = {"sr4": {"DDNM": row(21.4)}, "inpaint-box12": {"DDNM": row(26.9)}}
+    assert [t["met"] for t in evaluate.targets("fashion-mnist-32", fashion)] == [True, False]
+    table = {"colorize": {"_baseline": "A^dagger y", "A^dagger y": row(17.0), "DDNM": row(18.0, 0.4)},
+             "sr4": {"_baseline": "bicubic", "bicubic": row(18.0), "DDNM": row(19.0, 0.6)}}
+    got = {t["target"].split(":")[0]: t["met"] for t in evaluate.targets("emoji-32", {"noto": table})}
+    assert got == {"colorize": False, "sr4": True}  # ahead on the mean but not on most images: not met
+
+
+def test_evaluate_a_checkpoint_not_the_shipped_file(tmp_path):
+    """--weights measures a run's EMA file; the card says it is not shipped."""
+    from ddnm_edu.pretrained import WEIGHTS_DIR
+
+    w = tmp_path / "ema.pt"
+    sd = torch.load(WEIGHTS_DIR / "fashion-mnist-32.pt", weights_only=True)
+    first = next(iter(sd))
+    torch.save({k: v * 0.5 if k == first else v for k, v in sd.items()}, w)  # a different model
+    r = evaluate.evaluate_model("fashion-mnist-32", n=2, steps=2, seed=0, out=tmp_path, n_samples=4, sample_steps=2,
+                                n_loss=8, weights=w)
+    assert r["n_images"] == 2 and [t["target"] for t in r["targets"]] == [
+        "sr4: DDNM >= 21.3 dB", "inpaint-box12: DDNM >= 27.0 dB"]
+    card = (tmp_path / "fashion-mnist-32.md").read_text()
+    assert f"not shipped: {w}" in card and evaluate.data.sha256(w)[:16] in card
+    with pytest.raises(SystemExit, match="exactly one --name"):
+        evaluate.main(["models", "--weights", str(w), "--out", str(tmp_path / "x")])
 
 
 def test_bicubic_keeps_constant_images():

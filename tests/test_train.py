@@ -41,6 +41,34 @@ def test_train_resumes_from_its_checkpoint(tmp_path):
     assert not torch.equal(second["ema"][k], second["model"][k])
 
 
+def test_fine_tune_counts_the_steps_of_the_weights_it_started_from(tmp_path):
+    """--init-from shipped weights: the checkpoint records their steps, and export reports the total."""
+    import shutil
+
+    from ddnm_edu.pretrained import WEIGHTS_DIR, registry
+
+    shipped = registry()["emoji-32"]
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "ddnm_edu.train", "--config", "emoji-32", "--out", str(run), "--batch", "4",
+            "--n-train", "32", "--sample-every", "0", "--log-every", "1", "--threads", "1", "--steps", "2",
+            "--init-from", str(WEIGHTS_DIR / shipped["file"])]
+    subprocess.run(args, check=True, env=_env(), cwd=ROOT, capture_output=True)
+    subprocess.run(args[:-2] + ["--steps", "3"], check=True, env=_env(), cwd=ROOT, capture_output=True)  # resume
+    assert _ckpt(run)["init_steps"] == shipped["steps"] and _ckpt(run)["step"] == 3
+    weights = tmp_path / "weights"  # export into a copy of the registry, not the repository's
+    weights.mkdir()
+    shutil.copy(WEIGHTS_DIR / "weights.json", weights)
+    env = dict(_env(), DDNM_EDU_WEIGHTS=str(weights))
+    subprocess.run([sys.executable, "-m", "ddnm_edu.pretrained", "export", "--run", str(run), "--name", "emoji-32"],
+                   check=True, env=env, cwd=ROOT, capture_output=True)
+    rec = json.loads((weights / "weights.json").read_text())["emoji-32"]
+    assert rec["steps"] == shipped["steps"] + 3 and rec["steps_before_this_run"] == shipped["steps"]
+    assert rec["train_wall_minutes"] >= shipped["train_wall_minutes"]
+    subprocess.run([sys.executable, "-m", "ddnm_edu.pretrained", "export", "--run", str(run), "--name", "emoji-32",
+                    "--init-steps", "10"], check=True, env=env, cwd=ROOT, capture_output=True)
+    assert json.loads((weights / "weights.json").read_text())["emoji-32"]["steps"] == 13
+
+
 def test_ddp_two_processes_on_cpu(tmp_path):
     pytest.importorskip("torch.distributed")
     if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():

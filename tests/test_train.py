@@ -83,3 +83,21 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     meta = json.loads((tmp_path / "run.json").read_text())
     assert meta["world_size"] == 2 and meta["batch"] == 8
     assert _ckpt(tmp_path)["step"] == 3
+
+
+def test_prior_check_compares_a_run_with_the_shipped_model(tmp_path):
+    """benchmarks/prior_check.py on a 1-step run: both columns, every emoji style, the targets."""
+    from ddnm_edu.pretrained import WEIGHTS_DIR
+
+    run = tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "ddnm_edu.train", "--config", "emoji-32", "--out", str(run), "--batch", "4",
+                    "--n-train", "16", "--sample-every", "0", "--threads", "1", "--steps", "1",
+                    "--init-from", str(WEIGHTS_DIR / "emoji-32.pt")], check=True, env=_env(), cwd=ROOT,
+                   capture_output=True)
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "prior_check.py"), "--name", "emoji-32", "--run", str(run),
+                    "--n", "2", "--steps", "2", "--n-loss", "4", "--out", str(tmp_path)], check=True, env=_env(),
+                   cwd=ROOT, capture_output=True)
+    rep = json.loads((tmp_path / "prior-check-emoji-32.json").read_text())
+    assert set(rep["shipped"]["loss"]) == set(rep["run"]["loss"]) == {"noto", "openmoji", "fluent-flat"}
+    assert rep["info"]["run_steps"] == 1 and rep["info"]["run_init_steps"] == rep["info"]["shipped_steps"]
+    assert "| fluent-flat | colorize |" in (tmp_path / "prior-check-emoji-32.md").read_text()

@@ -30,6 +30,23 @@ def tensor_checks_off():
         _STATE.off = old
 
 
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` attributed to the first frame outside ddnm_edu and torch: the reader's own line.
+
+    A fixed ``stacklevel`` is wrong behind decorators such as ``torch.no_grad`` (the warning then
+    names ``torch/utils/_contextlib.py``).
+    """
+    import os
+    import sys
+    import warnings
+
+    skip = (os.path.dirname(__file__) + os.sep, os.path.dirname(torch.__file__) + os.sep)
+    level, frame = 2, sys._getframe(1)  # stacklevel 2 = the caller of warn_user
+    while frame is not None and frame.f_code.co_filename.startswith(skip):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
 class DDNMInputError(ValueError):
     """Raised for input that would otherwise give a silently wrong result."""
 

@@ -14,13 +14,12 @@ which of the four Penrose conditions hold.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from .errors import DDNMInputError, check_finite, check_image_batch
+from .errors import DDNMInputError, check_finite, check_image_batch, warn_user
 
 Tensor = torch.Tensor
 
@@ -131,9 +130,9 @@ class LinearOperator:
         }
         report = PinvReport(errors, atol)
         if warn and not report.consistent:
-            warnings.warn(f"{self!r}: A A^dagger A != A (max error {errors['A A+ A = A']:.2e}); DDNM's "
-                          "x0_hat will not be consistent with y. Use a true generalised inverse "
-                          "(e.g. the Moore-Penrose inverse of the whole composite).", stacklevel=2)
+            warn_user(f"{self!r}: A A^dagger A != A (max error {errors['A A+ A = A']:.2e}); DDNM's "
+                      "x0_hat will not be consistent with y. Use a true generalised inverse "
+                      "(e.g. the Moore-Penrose inverse of the whole composite).")
         return report
 
     def consistency_probe(self, x_like: Tensor, n: int = 2, seed: int = 0) -> float:

@@ -36,11 +36,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable
-import warnings
 
 import torch
 
-from .errors import DDNMInputError, check_finite, check_int_range, check_sigma_y, tensor_checks_off
+from .errors import DDNMInputError, check_finite, check_int_range, check_sigma_y, tensor_checks_off, warn_user
 from .operators import LinearOperator
 from .noise_rules import NOISE_RULES, SVDRule, check_rule, lambda_and_std, rectified_step  # noqa: F401 (re-exported)
 from .schedule import NoiseSchedule, StepCoefs
@@ -215,8 +214,8 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
         ref = range_part
         err = op.consistency_probe(range_part)
         if err > 1e-4:
-            warnings.warn(f"{op!r}: A A^dagger A != A on random images (relative error {err:.1e}); the result "
-                          "will not be consistent with y. Check op.check_pinv(shape).", stacklevel=2)
+            warn_user(f"{op!r}: A A^dagger A != A on random images (relative error {err:.1e}); the result "
+                      "will not be consistent with y. Check op.check_pinv(shape).")
     ch = _expected_channels(model)
     if ch is not None and ref.shape[1] != ch:
         raise DDNMInputError(f"the model works on {ch}-channel images but this task produces {ref.shape[1]}-channel "

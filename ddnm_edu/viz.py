@@ -104,15 +104,42 @@ def _rgb(x: Tensor, signed: bool = False) -> np.ndarray:
     return arr[:3].transpose(1, 2, 0)
 
 
-def trace_frame(step, index: int = 0, zoom: int = 4, gap: int = 4) -> np.ndarray:
-    """One step of a trace as an (H, W, 3) uint8 strip: x_t | x0_t | A†y | null part | x0_hat."""
+def _title_band(width: int, zoom: int, gap: int, height: int = 18) -> np.ndarray:
+    """(height, width, 3) white band with each panel's title centred over its panel (DejaVu Sans)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    try:
+        from matplotlib import font_manager
+
+        font = ImageFont.truetype(font_manager.findfont("DejaVu Sans"), max(9, min(13, 3 * zoom)))
+    except Exception:  # noqa: BLE001 - matplotlib or FreeType missing: Pillow's own font
+        font = ImageFont.load_default()
+    band = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(band)
+    tile = 32 * zoom
+    for k, name in enumerate(PANELS):
+        text = PANEL_TITLES[name]
+        w = draw.textlength(text, font=font)
+        draw.text((k * (tile + gap) + (tile - w) / 2, 2), text, fill=(0, 0, 0), font=font)
+    return np.asarray(band)
+
+
+def trace_frame(step, index: int = 0, zoom: int = 4, gap: int = 4, titles: bool = False) -> np.ndarray:
+    """One step of a trace as an (H, W, 3) uint8 strip: x_t | x0_t | A†y | null part | x0_hat.
+
+    ``titles=True`` draws each panel's title above it, in the same picture, so that titles and
+    panels stay aligned however wide the picture is shown.
+    """
     tiles = []
     for name in PANELS:
         img = _rgb(getattr(step, name)[index], signed=(name == "null_part"))
         img = np.kron(img, np.ones((zoom, zoom, 1), dtype=np.uint8))
         tiles.append(img)
         tiles.append(np.full((img.shape[0], gap, 3), 255, np.uint8))
-    return np.concatenate(tiles[:-1], axis=1)
+    strip = np.concatenate(tiles[:-1], axis=1)
+    if titles:
+        strip = np.concatenate([_title_band(strip.shape[1], zoom, gap), strip], axis=0)
+    return strip
 
 
 def _png(arr: np.ndarray) -> bytes:
@@ -125,11 +152,11 @@ def _png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def trace_frames(result, index: int = 0, zoom: int = 4) -> list[bytes]:
+def trace_frames(result, index: int = 0, zoom: int = 4, titles: bool = True) -> list[bytes]:
     """PNG bytes of every step of ``result.trace`` (computed once; scrubbing only swaps images)."""
     if not result.trace:
         raise ValueError("the result has no trace; run ddnm_plus(..., trace=True).")
-    return [_png(trace_frame(s, index, zoom)) for s in result.trace]
+    return [_png(trace_frame(s, index, zoom, titles=titles)) for s in result.trace]
 
 
 def _caption(step) -> str:
@@ -137,40 +164,46 @@ def _caption(step) -> str:
             f"consistency ‖A x̂0|t − y‖/‖y‖ = {step.consistency:.1e}")
 
 
+def _step_label(i: int, n: int) -> str:
+    """Steps are numbered 1..n in both viewers."""
+    return f"step {i + 1} / {n}"
+
+
 def trace_html(result, index: int = 0, zoom: int = 4) -> str:
     """A self-contained HTML viewer (image strip + range slider in plain JavaScript).
 
-    It needs no kernel, so it keeps working in the built HTML book.
+    It needs no kernel and no network, so it keeps working in the built HTML book, offline.
+    Without JavaScript it still shows the first step (a valid image) and its caption.
     """
     import base64
     import html
+    import json
     import uuid
 
-    frames = trace_frames(result, index, zoom)
+    frames = ["data:image/png;base64," + base64.b64encode(f).decode() for f in trace_frames(result, index, zoom)]
+    caps = [html.escape(_caption(s)) for s in result.trace]
     uid = "ddnm" + uuid.uuid4().hex[:8]
-    srcs = ",".join('"data:image/png;base64,' + base64.b64encode(f).decode() + '"' for f in frames)
-    caps = ",".join('"' + html.escape(_caption(s)).replace('"', "&quot;") + '"' for s in result.trace)
-    titles = "".join(f'<span style="display:inline-block;width:{32 * zoom + 4}px;text-align:center;font-size:12px">'
-                     f"{html.escape(PANEL_TITLES[p])}</span>" for p in PANELS)
     n = len(frames)
+    width = 5 * 32 * zoom + 4 * 4
     return f"""<div id="{uid}" class="ddnm-trace">
-<div>{titles}</div>
-<img id="{uid}-img" src={srcs.split(',')[0]} style="image-rendering:pixelated;max-width:100%">
-<div><input id="{uid}-slider" type="range" min="0" max="{n - 1}" value="0" step="1" style="width:60%">
-<span id="{uid}-step">step 1 / {n}</span></div>
-<div id="{uid}-cap" style="font-family:monospace;font-size:12px"></div>
+<img id="{uid}-img" src="{frames[0]}" alt="DDNM step viewer: x_t, x0|t, A†y, null part, x̂0|t"
+ style="image-rendering:pixelated;width:{width}px;max-width:100%;height:auto">
+<div><input id="{uid}-slider" type="range" min="1" max="{n}" value="1" step="1" style="width:60%"
+ aria-label="step">
+<span id="{uid}-step">{_step_label(0, n)}</span></div>
+<div id="{uid}-cap" style="font-family:monospace;font-size:12px">{caps[0]}</div>
 <script>
 (function() {{
-  var srcs = [{srcs}];
-  var caps = [{caps}];
+  var srcs = {json.dumps(frames)};
+  var caps = {json.dumps(caps)};
   var s = document.getElementById("{uid}-slider");
-  function show(i) {{
+  function show(k) {{
+    var i = k - 1;
     document.getElementById("{uid}-img").src = srcs[i];
-    document.getElementById("{uid}-step").textContent = "step " + (+i + 1) + " / {n}";
+    document.getElementById("{uid}-step").textContent = "step " + k + " / {n}";
     document.getElementById("{uid}-cap").innerHTML = caps[i];
   }}
-  s.addEventListener("input", function() {{ show(s.value); }});
-  show(0);
+  s.addEventListener("input", function() {{ show(+s.value); }});
 }})();
 </script>
 </div>"""
@@ -187,7 +220,7 @@ class TraceExplorer:
     """Live viewer (ipywidgets): scrub the steps of a DDNM / DDNM+ run; change task, sigma_y, seed.
 
     A run is computed once per (task, sigma_y, seed) and cached; moving the step slider only swaps
-    precomputed images, so it is instant.
+    precomputed images, so it is instant. Steps are numbered 1..n, as in :func:`trace_html`.
     """
 
     def __init__(self, model, sched, x: Tensor, tasks: dict, steps: int = 25, eta: float = 0.85,
@@ -212,34 +245,54 @@ class TraceExplorer:
             self._cache[key] = (res, trace_frames(res, 0, self.zoom))
         return self._cache[key]
 
+    def is_cached(self, task: str, sigma_y: float, seed: int) -> bool:
+        return (task, round(float(sigma_y), 4), int(seed)) in self._cache
+
     def widget(self):
         import ipywidgets as w
 
         res, frames = self.run(self.task, self.sigma_y, self.seed)
-        task = w.Dropdown(options=list(self.tasks), value=self.task, description="task")
+        n = len(frames)
+        narrow = {"description_width": "45px"}
+        task = w.Dropdown(options=list(self.tasks), value=self.task, description="task", style=narrow,
+                          layout=w.Layout(width="230px"))
         sig = w.FloatSlider(value=self.sigma_y, min=0.0, max=0.3, step=0.05, description="σ_y",
-                            continuous_update=False)
-        seed = w.BoundedIntText(value=self.seed, min=0, max=10_000, description="seed")
-        step = w.IntSlider(value=0, min=0, max=len(frames) - 1, description="step")
-        titles = w.HTML("".join(f'<span style="display:inline-block;width:{32 * self.zoom + 4}px;'
-                                f'text-align:center;font-size:12px">{PANEL_TITLES[p]}</span>' for p in PANELS))
-        img = w.Image(value=frames[0], format="png")
+                            continuous_update=False, style=narrow, layout=w.Layout(width="300px", min_width="240px"))
+        seed = w.BoundedIntText(value=self.seed, min=0, max=10_000, description="seed", style=narrow,
+                                layout=w.Layout(width="150px"))
+        step = w.IntSlider(value=1, min=1, max=n, description="step", style=narrow,
+                           layout=w.Layout(width="100%", max_width="700px"))
+        width = 5 * 32 * self.zoom + 4 * 4  # the strip's own width: never stretched, so titles stay put
+        img = w.Image(value=frames[0], format="png", layout=w.Layout(width=f"{width}px", max_width="100%"))
         cap = w.HTML()
         state = {"res": res, "frames": frames}
 
         def show(_=None):
-            i = step.value
+            i = step.value - 1
             img.value = state["frames"][i]
-            cap.value = f"<code>{_caption(state['res'].trace[i])}</code>"
+            cap.value = f"<code>{_step_label(i, len(state['frames']))}   {_caption(state['res'].trace[i])}</code>"
 
         def rerun(_=None):
-            cap.value = "<i>computing…</i>"
+            if not self.is_cached(task.value, sig.value, seed.value):
+                img.value = _png(_faded(state["frames"][step.value - 1]))
+                cap.value = "<b>computing a new run…</b>"
             state["res"], state["frames"] = self.run(task.value, sig.value, seed.value)
-            step.max = len(state["frames"]) - 1
+            step.max = len(state["frames"])
             show()
 
         step.observe(show, "value")
         for c in (task, sig, seed):
             c.observe(rerun, "value")
         show()
-        return w.VBox([w.HBox([task, sig, seed]), step, titles, img, cap])
+        controls = w.HBox([task, sig, seed], layout=w.Layout(flex_flow="row wrap"))
+        return w.VBox([controls, step, img, cap])
+
+
+def _faded(png: bytes) -> np.ndarray:
+    """A PNG frame washed towards white: shown while a new run is computed."""
+    import io
+
+    from PIL import Image
+
+    arr = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.float32)
+    return (0.3 * arr + 0.7 * 255).astype(np.uint8)

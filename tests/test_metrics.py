@@ -89,6 +89,8 @@ def test_metric_shape_mismatch():
 
 def test_trace_viewer_data():
     """The viewer shows exactly the trace's tensors, and its static HTML holds one frame per step."""
+    import re
+
     from ddnm_edu import viz
 
     sched = de.NoiseSchedule.linear(1000)
@@ -101,8 +103,12 @@ def test_trace_viewer_data():
     want = ((res.trace[2].x0_hat[0, 0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
     np.testing.assert_array_equal(frame[:, 4 * 32:, 0], want)
     html = viz.trace_html(res)
-    assert html.count("data:image/png;base64,") == 5 == res.nfe
-    assert 'type="range"' in html and "consistency" in html
+    assert html.count("data:image/png;base64,") == 1 + 5 == 1 + res.nfe  # the first frame, then all five
+    first = re.search(r'<img id="ddnm[0-9a-f]+-img" src="([^"]+)"', html).group(1)
+    assert first.startswith("data:image/png;base64,") and "," not in first.split(",", 1)[1]  # a whole data URL
+    assert 'type="range" min="1" max="5" value="1"' in html and ">step 1 / 5<" in html and "consistency" in html
+    titled = viz.trace_frame(res.trace[2], zoom=4, gap=4, titles=True)
+    assert titled.shape[1] == 5 * 128 + 16 and titled.shape[0] > 128  # the titles are drawn above the panels
     explorer = viz.TraceExplorer(lambda x, t: torch.zeros_like(x), sched, x0, {"sr4": op}, steps=3)
     r1, frames = explorer.run("sr4", 0.1, 0)
     assert explorer.run("sr4", 0.1, 0)[0] is r1 and len(frames) == 3  # cached
@@ -111,14 +117,13 @@ def test_trace_viewer_data():
 def test_static_viewer_slider_in_a_browser(tmp_path):
     """The built book's viewer works without a kernel: moving the slider swaps the frame (headless Chromium)."""
     import re
-    import shutil
     import subprocess
 
     from ddnm_edu import viz
 
-    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if browser is None:
-        pytest.skip("no Chromium on this machine")
+    from browser import chromium_path
+
+    browser = chromium_path()  # skips locally without Chromium; CI installs it and requires it
     sched = de.NoiseSchedule.linear(1000)
     x0 = torch.rand(1, 1, 32, 32) * 2 - 1
     op = ops.SuperResolution(4)
@@ -127,13 +132,13 @@ def test_static_viewer_slider_in_a_browser(tmp_path):
     uid = re.search(r'id="(ddnm[0-9a-f]+)"', html).group(1)
     page = tmp_path / "viewer.html"
     page.write_text(f"<html><body>{html}<script>var s = document.getElementById('{uid}-slider'); s.value = 4;"
-                    f"s.dispatchEvent(new Event('input'));</script></body></html>")
+                    f"s.dispatchEvent(new Event('input'));</script></body></html>")  # steps are numbered 1..6
     out = subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                           "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}",
                           "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=120).stdout
-    assert "step 5 / 6" in out
-    assert f"t = {res.trace[4].t} → {res.trace[4].t_prev}" in out
+    assert "step 4 / 6" in out
+    assert f"t = {res.trace[3].t} → {res.trace[3].t_prev}" in out
 
 
 def test_colourfulness():

@@ -208,3 +208,17 @@ def test_bad_constructor_values():
         ops.CompressedSensing(0.5, block=8).A(torch.zeros(1, 1, 12, 12))
     with pytest.raises(DDNMInputError, match="non-empty list"):
         ops.Composite([])
+
+
+def test_pinv_warnings_name_the_readers_line(sched):
+    """The A A^dagger A != A warnings point at the caller's code, not at torch's no_grad decorator."""
+    import warnings
+
+    import ddnm_edu as de
+
+    op = ops.Deblur(ops.gaussian_kernel(1.0), rcond=1e-3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        de.ddnm(lambda x, t: torch.zeros_like(x), sched, op, op.A(torch.zeros(1, 1, 32, 32)), steps=1)
+        op.check_pinv((1, 32, 32))
+    assert len(caught) == 2 and {w.filename for w in caught} == {__file__}, [(w.filename, w.lineno) for w in caught]

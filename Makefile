@@ -1,6 +1,7 @@
 # ddnm-edu -- two commands for a fresh machine (Python 3.10+, no conda needed):
 #   make book   install into .venv and build the book (open _build/html/index.html)
-#   make test   install into .venv and run every test (unit tests, notebooks, book build with -W)
+#   make test   install into .venv, build the book (-W) and run every test (unit tests, notebooks,
+#               the built book in Chromium, the live widgets in JupyterLab)
 #
 # torch is installed first, on its own, so that no other package pulls a multi-GB CUDA build:
 #   TORCH_SPEC defaults to torch==2.13.0. On a CPU-only Linux machine elsewhere, use the CPU wheel:
@@ -29,8 +30,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
 	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/python -m pytest
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going

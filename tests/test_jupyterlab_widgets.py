@@ -79,7 +79,9 @@ def lab(tmp_path_factory):
         (ARTEFACTS / "jupyterlab-timings.json").write_text(json.dumps(TIMINGS, indent=2) + "\n")
 
 
-PICTURE = """sel => { const img = document.querySelector(sel); const c = document.createElement('canvas');
+PICTURE = """sel => { const img = document.querySelector(sel);
+  if (!img || !img.complete || img.naturalWidth === 0) return null;  // a new picture is still loading
+  const c = document.createElement('canvas');
   c.width = img.naturalWidth; c.height = img.naturalHeight; const g = c.getContext('2d'); g.drawImage(img, 0, 0);
   const d = g.getImageData(0, 0, c.width, c.height).data; let h = 0;
   for (let i = 0; i < d.length; i += 7) h = (h * 31 + d[i]) % 1000000007; return h; }"""
@@ -135,7 +137,12 @@ def test_live_viewer_in_jupyterlab(lab, chapter):
         img = page.locator("#ddnm-live img")
 
         def pic():
-            return page.evaluate(PICTURE, "#ddnm-live img")
+            for _ in range(200):  # a hash of the shown picture, once it has loaded
+                h = page.evaluate(PICTURE, "#ddnm-live img")
+                if h is not None:
+                    return h
+                time.sleep(0.05)
+            raise AssertionError("the viewer's picture never finished loading")
 
         def cap():
             return caption.inner_text()

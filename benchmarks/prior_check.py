@@ -62,9 +62,9 @@ def main(argv=None) -> None:
     (args.out / f"prior-check-{args.name}.json").write_text(json.dumps({"info": info, **res}, indent=2) + "\n")
     lines = [f"# {args.name}: shipped weights vs the run {args.run.name}", "",
              f"`python benchmarks/prior_check.py --name {args.name} --run {args.run} --n {args.n} --steps {args.steps}` "
-             f"({info['seconds'] / 60:.1f} min, {info['threads']} threads). Shipped: {shipped['steps']:,} steps; run: "
+             f"({info['seconds'] / 60:.1f} min, torch threads: {info['threads']}). Shipped: {shipped['steps']:,} steps; run: "
              f"{info['run_steps']:,} steps on top of {info['run_init_steps'] or 'the shipped weights'}.", "",
-             f"## Held-out denoising loss ({args.n_loss or 'every'} held-out images per set; lower is better)", "",
+             f"## Held-out denoising loss ({args.n_loss or 'all'} held-out images per set; lower is better)", "",
              "| set | t | shipped | run |", "|---|---|---|---|"]
     for key, buckets in res["shipped"]["loss"].items():
         for b, v in buckets.items():

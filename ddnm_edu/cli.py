@@ -288,9 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--strip", type=Path, help="also save a strip: y (enlarged), A_pinv y, result")
     args = ap.parse_args(argv)
     try:
-        from .pretrained import _record
+        from .pretrained import _record, available
 
         rec = _record(args.model)
+        if "unet" not in rec:
+            raise DDNMInputError(f"{args.model!r} is a supervised specialist (chapter 10), not a diffusion prior; "
+                                 f"restore uses one of: {', '.join(available('diffusion'))}.")
         ch = rec["unet"]["in_channels"]
         inputs = expand_inputs(args.input)
         background = background_for(args.model)

@@ -22,7 +22,7 @@ import torch
 
 from . import baselines, data, metrics
 from . import operators as ops
-from .pretrained import WEIGHTS_DIR, load_pretrained, registry
+from .pretrained import WEIGHTS_DIR, available, load_pretrained, registry
 from .settings import best_device
 from .sampling import ddnm, sample
 from .schedule import NoiseSchedule
@@ -423,7 +423,7 @@ def write_compare(rows: list[dict], out: Path, label: str, seconds: float) -> No
     lines = [f"# Zero-shot restoration in miniature ({label})", "",
              f"`python -m ddnm_edu.evaluate compare --{label}` — {rows[0]['n'] if rows else 0} held-out images per task "
              f"(Fashion-MNIST; emoji for colorization), {rows[0]['steps'] if rows else 0} sampling steps, seed 0, "
-             f"eta 0.85; models: " + ", ".join(f"{k} ({v['steps']:,} training steps)" for k, v in sorted(reg.items())) +
+             f"eta 0.85; models: " + ", ".join(f"{k} ({reg[k]['steps']:,} training steps)" for k in available("diffusion")) +
              f"; machine: {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
              f"wall time {seconds / 60:.1f} min.", "",
              f"PSNR (dB): mean ± std (median) over images, each capped at {metrics.PSNR_CAP_DB:.1f} dB (the 8-bit "
@@ -494,6 +494,151 @@ def read_compare(path: Path) -> list[dict]:
     return rows
 
 
+# --------------------------------------------------------------------------- specialist vs zero-shot
+#: The supervised specialists (chapter 10) and the task each was trained for (``restormer.TASKS``).
+SPECIALISTS = {"restormer-sr4": "sr4", "restormer-denoise": "denoise"}
+
+
+def specialist_problems() -> dict:
+    """problem -> (operator, sigma_y): the specialists' own tasks, then problems neither was trained for."""
+    return {"sr4": (ops.SuperResolution(4), 0.0),
+            "denoise": (ops.Denoising(), 0.2),
+            "sr2": (ops.SuperResolution(2), 0.0),
+            "sr4-noisy0.2": (ops.SuperResolution(4), 0.2),
+            "inpaint-box12": (ops.Inpainting(ops.Inpainting.box_mask(32, 12)), 0.0),
+            "deblur-gauss1": (ops.Deblur(ops.gaussian_kernel(1.0), rcond=1e-3), 0.0)}
+
+
+def run_specialist(n: int = 128, steps: int = 100, seed: int = 0, problems: list[str] | None = None,
+                   batch: int = 128, progress: bool = True) -> dict:
+    """The supervised Restormers next to DDNM on the same held-out Fashion-MNIST images.
+
+    Every problem gives y = A x + sigma_y n; every network sees A^dagger y (what the SR specialist was
+    trained on; for denoising A^dagger y = y). Methods: A^dagger y, the classical method, each specialist
+    f(A^dagger y) and its null-space rectification A^dagger y + (I - A^dagger A) f(A^dagger y)
+    (``operators.rectify``), and DDNM (DDNM+ with noise scaling when sigma_y > 0) at ``steps`` NFE.
+    Seconds are per image, the batch run divided by its size, on this machine.
+    """
+    from .sampling import ddnm_plus
+
+    dev = best_device()
+    sched = NoiseSchedule.linear(1000)
+    prior = load_pretrained("fashion-mnist-32", dev)
+    nets = {k: load_pretrained(k, dev) for k in SPECIALISTS}
+    x = data.load("fashion-mnist", "test")[:n]
+    rows = []
+    for problem, (op, sy) in specialist_problems().items():
+        if problems and problem not in problems:
+            continue
+        g = torch.Generator().manual_seed(10_000 + seed)
+        y = op.A(x)
+        y = y + sy * torch.randn(y.shape, generator=g)
+        x_in = op.A_pinv(y)
+        outs: dict[str, tuple[torch.Tensor, int, float, str | None]] = {"A^dagger y": (x_in, 0, 0.0, None)}
+        base = _classical_any(problem, op, y)
+        if base is not None:
+            outs[base[0]] = (base[1], 0, 0.0, None)
+        for name, trained_for in SPECIALISTS.items():
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                f = torch.cat([nets[name](x_in[i:i + batch].to(dev)).cpu() for i in range(0, len(x), batch)])
+            secs = (time.perf_counter() - t0) / len(x)
+            outs[name] = (f, 1, secs, trained_for)
+            outs[f"{name} rectified"] = (ops.rectify(op, y, f), 1, secs, trained_for)
+        t0 = time.perf_counter()
+        xh = torch.cat([ddnm_plus(prior, sched, op, y[i:i + batch], sigma_y=sy, steps=steps, seed=seed + i,
+                                  progress=progress).x0_hat.cpu() for i in range(0, len(x), batch)])
+        outs["DDNM+" if sy > 0 else "DDNM"] = (xh, steps, (time.perf_counter() - t0) / len(x), "any")
+        for method, (xh, nfe, secs, trained_for) in outs.items():
+            rows.append({"problem": problem, "sigma_y": sy, "method": method, "nfe": nfe,
+                         "own_task": trained_for == problem or trained_for == "any",
+                         "psnr": _stats(_psnr(xh, x)), "ssim": _stats(metrics.ssim(xh, x)),
+                         "consistency": _stats(metrics.consistency(op, xh, y)), "seconds_per_image": secs})
+        if progress:
+            print(f"{problem}: " + ", ".join(f"{r['method']} {r['psnr'][0]:.2f}" for r in rows
+                                             if r["problem"] == problem), flush=True)
+    return {"n": len(x), "steps": steps, "seed": seed, "rows": rows, "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "device": str(dev),
+            "machine": f"{platform.machine()} {platform.processor() or ''}".strip()}
+
+
+def evaluate_specialist(name: str, out: Path, n: int = 256, seed: int = 0) -> dict:
+    """The model card of a supervised specialist: held-out PSNR / SSIM / consistency on its own task
+    (one forward pass per image) next to A^dagger y, the classical method and its rectified output, an
+    example figure and the learning curve (``<name>-loss.csv``, copied from the run at export)."""
+    from .restormer import TASKS
+
+    rec = dict(registry()[name])
+    task = rec["task"]
+    model = load_pretrained(name)
+    x = data.load("fashion-mnist", "test")[:n]
+    op, sy = specialist_problems()[task]
+    y = op.A(x) + sy * torch.randn(op.A(x).shape, generator=torch.Generator().manual_seed(10_000 + seed))
+    x_in = op.A_pinv(y)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        f = model(x_in)
+    secs = (time.perf_counter() - t0) / len(x)
+    outs = {"A^dagger y": x_in, name: f, f"{name} rectified": ops.rectify(op, y, f)}
+    base = _classical_any(task, op, y)
+    if base is not None:
+        outs[base[0]] = base[1]
+    table = {m: {"psnr": _stats(_psnr(o, x)), "ssim": _stats(metrics.ssim(o, x)),
+                 "consistency": _stats(metrics.consistency(op, o, y))} for m, o in outs.items()}
+    k = 8
+    save_grid(torch.cat([x[:k], x_in[:k], f[:k].clamp(-1, 1)]), out / f"{name}-examples.png", ncol=k, scale=3)
+    lines = [f"# Model card: `{name}`", "",
+             f"A tiny Restormer (Zamir et al., CVPR 2022; `ddnm_edu.restormer`) trained with supervision for one "
+             f"task: {TASKS[task]['about']}. Trained by `python -m ddnm_edu.train --config {rec['dataset']}` "
+             "(L1 loss between f(A^dagger y) and x, AdamW, EMA; the shipped file holds the EMA weights). Numbers "
+             f"below: `python -m ddnm_edu.evaluate models --name {name}` ({len(x)} held-out Fashion-MNIST test "
+             f"images, noise seed {10_000 + seed}).", "",
+             "| | |", "|---|---|",
+             "| data | Fashion-MNIST (60,000 training images, grayscale, zero-padded to 32x32) |",
+             f"| parameters | {rec['params']:,} |",
+             f"| architecture | dim {rec['restormer']['dim']}, blocks {rec['restormer']['num_blocks']}, "
+             f"heads {rec['restormer']['heads']}, {rec['restormer']['num_refinement_blocks']} refinement block(s), "
+             f"GDFN expansion {rec['restormer']['ffn_expansion_factor']} |",
+             f"| optimiser steps | {rec['steps']:,} (batch {rec['batch']}, AdamW lr {rec['lr']}, EMA {rec['ema']}, "
+             f"loss {rec.get('loss', 'l1')}) |",
+             f"| hardware | {rec['hardware']} |",
+             f"| training wall time | {rec['train_wall_minutes']} min |",
+             f"| final training loss | {rec.get('final_loss', 'n/a')} (L1, mean of the last logged values) |",
+             f"| time per image | {1e3 * secs:.2f} ms (one forward pass, batch {len(x)}, this machine) |",
+             f"| sha256 | `{rec['sha256']}` |", "",
+             f"## Held-out results on its own task ({task})", "",
+             "| method | PSNR (dB) | SSIM | consistency |", "|---|---|---|---|"]
+    for m, v in table.items():
+        lines.append(f"| {m} | {v['psnr'][0]:.2f} ± {v['psnr'][1]:.2f}{_med(v['psnr'])} | "
+                     f"{v['ssim'][0]:.3f} ± {v['ssim'][1]:.3f} | {v['consistency'][0]:.1e} |")
+    lines += ["", "Rows of the figure: x, A^dagger y (the input), the specialist's output.", "",
+              f"![examples]({name}-examples.png)", "",
+              "Chapter 10 compares it with DDNM on this task and on problems it never saw "
+              "(`python -m ddnm_edu.evaluate specialist`, `benchmarks/specialist.md`)."]
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    result = {"model": name, "task": task, "n_images": len(x), "seconds_per_image": secs, "restoration": table}
+    (out / f"{name}-eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def specialist_markdown(report: dict, seconds: float | None = None) -> str:
+    """The head-to-head table as Markdown (``benchmarks/specialist.md``)."""
+    lines = ["# A supervised specialist vs zero-shot DDNM", "",
+             f"`python -m ddnm_edu.evaluate specialist --n {report['n']} --steps {report['steps']}` — "
+             f"{report['n']} held-out Fashion-MNIST images, seed {report['seed']}, DDNM at {report['steps']} NFE "
+             f"(eta 0.85); device {report['device']}, {report['threads']} threads, torch {report['torch']}"
+             + (f"; wall time {seconds / 60:.1f} min" if seconds else "") + ".", "",
+             "Every network sees A^dagger y. `rectified` = A^dagger y + (I - A^dagger A) f(A^dagger y). "
+             "Bold: the method was trained for this problem (DDNM: trained for none, used for all). "
+             "PSNR capped at the 8-bit limit; consistency = mean ||A x - y|| / ||y||; seconds per image.", "",
+             "| problem | method | NFE | PSNR (dB) | SSIM | consistency | s / image |", "|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        m = f"**{r['method']}**" if r["own_task"] else r["method"]
+        lines.append(f"| {r['problem']} | {m} | {r['nfe']} | {r['psnr'][0]:.2f} ± {r['psnr'][1]:.2f} | "
+                     f"{r['ssim'][0]:.3f} | {r['consistency'][0]:.1e} | {r['seconds_per_image']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m ddnm_edu.evaluate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -513,7 +658,22 @@ def main(argv=None) -> None:
     size.add_argument("--full", action="store_true", help="256 Fashion-MNIST / all emoji test images, 100 steps")
     c.add_argument("--task", action="append", help="only these tasks")
     c.add_argument("--out", type=Path, default=BENCH_DIR)
+    sp = sub.add_parser("specialist", help="the supervised Restormers vs DDNM on their own and unseen problems")
+    sp.add_argument("--n", type=int, default=128, help="held-out Fashion-MNIST images")
+    sp.add_argument("--steps", type=int, default=100)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--problem", action="append", help="only these problems")
+    sp.add_argument("--out", type=Path, default=BENCH_DIR)
     args = ap.parse_args(argv)
+    if args.cmd == "specialist":
+        t0 = time.time()
+        report = run_specialist(args.n, args.steps, args.seed, args.problem)
+        report["wall_seconds"] = time.time() - t0
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "specialist.json").write_text(json.dumps(report, indent=2) + "\n")
+        (args.out / "specialist.md").write_text(specialist_markdown(report, report["wall_seconds"]))
+        print(f"wrote {args.out}/specialist.md and .json")
+        return
     if args.cmd == "compare":
         label = "full" if args.full else "quick"
         t0 = time.time()
@@ -521,11 +681,14 @@ def main(argv=None) -> None:
         write_compare(rows, args.out, label, time.time() - t0)
         print(f"wrote {args.out}/results-{label}.md and .csv")
         return
-    names = args.name or sorted(registry())
+    names = args.name or available("diffusion")
     if args.weights is not None and len(names) != 1:
         raise SystemExit("--weights needs exactly one --name.")
     args.out.mkdir(parents=True, exist_ok=True)
     for name in names:
+        if name in SPECIALISTS:  # a supervised Restormer: one forward pass per image
+            evaluate_specialist(name, args.out, args.n or 256, args.seed)
+            continue
         evaluate_model(name, args.n, args.steps, args.seed, args.out, weights=args.weights)
 
 

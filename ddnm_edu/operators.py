@@ -149,6 +149,17 @@ class LinearOperator:
         return f"{type(self).__name__}()"
 
 
+def rectify(op: LinearOperator, y: Tensor, estimate: Tensor) -> Tensor:
+    """Null-space rectification of *any* estimate f(y): x_hat = A^dagger y + (I - A^dagger A) f(y).
+
+    Keep what the estimate says about the null space of A, replace its range part by the one y
+    determines; then A x_hat = A A^dagger y = y for noiseless y in range(A). This is DDNM's line 4 applied
+    once to a network's output instead of at every step, and the "null space network" of Schwab,
+    Antholzer & Haltmeier (Inverse Problems 35, 2019). ``op.project(estimate, y)`` computes it.
+    """
+    return op.project(estimate, y)
+
+
 class Denoising(LinearOperator):
     """A = I: y = x + n. A^dagger = I and the null space is {0}."""
 

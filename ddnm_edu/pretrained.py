@@ -20,7 +20,16 @@ import torch
 
 from .data import REPO_DATA, sha256
 from .errors import DDNMInputError
+from .restormer import Restormer, RestormerConfig
 from .unet import UNet, UNetConfig, count_parameters
+
+
+def build(rec: dict) -> torch.nn.Module:
+    """An untrained network of the architecture a record (or checkpoint) describes: its ``unet`` or
+    ``restormer`` sizes."""
+    if "restormer" in rec:
+        return Restormer(RestormerConfig.from_dict(rec["restormer"]))
+    return UNet(UNetConfig.from_dict(rec["unet"]))
 
 # DDNM_EDU_WEIGHTS: another folder laid out like data/weights (the GPU job writes new weights there)
 WEIGHTS_DIR = Path(os.environ["DDNM_EDU_WEIGHTS"]) if os.environ.get("DDNM_EDU_WEIGHTS") else REPO_DATA / "weights"
@@ -34,8 +43,13 @@ def registry() -> dict:
     return json.loads(REGISTRY.read_text())
 
 
-def available() -> list[str]:
-    return sorted(registry())
+def available(kind: str | None = None) -> list[str]:
+    """Names of the shipped models; ``kind="diffusion"`` (epsilon-UNets, the priors DDNM uses) or
+    ``kind="specialist"`` (supervised Restormers) filters them."""
+    reg = registry()
+    if kind not in (None, "diffusion", "specialist"):
+        raise ValueError(f"unknown kind {kind!r}; use 'diffusion' or 'specialist'.")
+    return sorted(n for n, r in reg.items() if kind is None or ("unet" in r) == (kind == "diffusion"))
 
 
 def _record(name: str) -> dict:
@@ -68,8 +82,9 @@ def load_state_dict_checked(path: Path, expected_sha256: str | None = None) -> d
                              f"`git checkout -- {path}`.") from e
 
 
-def load_pretrained(name: str, device: str | torch.device = "cpu", weights: Path | None = None) -> UNet:
-    """The pretrained epsilon-UNet ``name`` ('fashion-mnist-32' or 'emoji-32') on ``device``, in eval mode.
+def load_pretrained(name: str, device: str | torch.device = "cpu", weights: Path | None = None) -> torch.nn.Module:
+    """The pretrained network ``name`` on ``device``, in eval mode: an epsilon-UNet ('fashion-mnist-32',
+    'emoji-32') or a supervised Restormer specialist ('restormer-sr4', 'restormer-denoise').
 
     ``weights``: another state dict of the same architecture (e.g. a training run's ``ema.pt``),
     to measure a checkpoint before it is exported; no sha256 is recorded for it.
@@ -77,8 +92,12 @@ def load_pretrained(name: str, device: str | torch.device = "cpu", weights: Path
     rec = _record(name)
     sd = (load_state_dict_checked(WEIGHTS_DIR / rec["file"], rec["sha256"]) if weights is None
           else load_state_dict_checked(Path(weights)))
-    model = UNet(UNetConfig.from_dict(rec["unet"]))
-    model.load_state_dict(sd)
+    model = build(rec)
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise DDNMInputError(f"weights for {name!r} do not fit its recorded architecture ({e.args[0].splitlines()[0]}); "
+                             "re-export them from the run that trained them.") from None
     model = model.to(device).eval().requires_grad_(False)
     # The fastest memory format, chosen here once: the samplers feed x_t in ``model.memory_format``.
     # On the CPU channels_last is ~25 % faster per call (benchmarks/speed.md); on CUDA it was not measured,
@@ -104,10 +123,12 @@ def export(run: Path, name: str, init_steps: int | None = None, init_minutes: fl
     dst = WEIGHTS_DIR / f"{name}.pt"
     sd = {k: v.contiguous() for k, v in ck["ema"].items()}
     torch.save(sd, dst)
-    model = UNet(UNetConfig.from_dict(ck["unet"]))
+    model = build(ck)
     model.load_state_dict(sd)
+    arch = "restormer" if "restormer" in ck else "unet"
     rec = {
-        "file": dst.name, "sha256": sha256(dst), "unet": ck["unet"], "params": count_parameters(model),
+        "file": dst.name, "sha256": sha256(dst), arch: ck[arch], "params": count_parameters(model),
+        **({"task": meta["task"], "loss": meta.get("loss")} if meta.get("task") else {}),
         "dataset": meta.get("config", name), "steps": init_steps + int(ck["step"]), "batch": meta.get("batch"),
         "lr": meta.get("lr"), "ema": meta.get("ema"),
         "train_wall_minutes": round(init_minutes + float(ck["wall_seconds"]) / 60, 1),
@@ -116,6 +137,8 @@ def export(run: Path, name: str, init_steps: int | None = None, init_minutes: fl
         "torch": meta.get("torch"),
     }
     log = run / "loss.csv"
+    if log.exists():  # the learning curve travels with the weights (chapter 10 plots it)
+        shutil.copy(log, WEIGHTS_DIR / f"{name}-loss.csv")
     if log.exists():  # mean of the last 10 logged values (500 steps at the default --log-every 50)
         import csv
 

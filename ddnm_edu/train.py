@@ -1,4 +1,6 @@
-"""Train the tiny epsilon-UNets: ``python -m ddnm_edu.train --config fashion-mnist-32``.
+"""Train the tiny epsilon-UNets: ``python -m ddnm_edu.train --config fashion-mnist-32``
+(and the supervised Restormer specialists of chapter 10: ``--config restormer-sr4``, whose loss is the
+L1 distance between f(A^dagger y) and x0; see ``ddnm_edu.restormer``).
 
 The DDPM objective (Ho et al. 2020, Algorithm 1): sample x_0 from the data,
 t ~ U{0..T-1}, eps ~ N(0, I), and minimise || eps - eps_theta(sqrt(alpha_bar_t) x_0
@@ -30,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .restormer import Restormer, RestormerConfig, supervised_loss
 from .schedule import NoiseSchedule
 from .unet import UNet, UNetConfig, count_parameters
 
@@ -40,7 +43,20 @@ CONFIGS: dict[str, dict] = {
     "emoji-32": dict(dataset="emoji", flip=False,  # flags, arrows and text are not mirror-symmetric
                      unet=UNetConfig(in_channels=3, image_size=32, ch=32, ch_mult=(1, 2, 2),
                                      num_res_blocks=2, attn_resolutions=(8,))),
+    # supervised specialists (chapter 10): a tiny Restormer trained for one degradation, L1 loss
+    "restormer-sr4": dict(dataset="fashion-mnist", flip=True, task="sr4", restormer=RestormerConfig()),
+    "restormer-denoise": dict(dataset="fashion-mnist", flip=True, task="denoise", restormer=RestormerConfig()),
 }
+
+
+def build_model(cfg: dict) -> torch.nn.Module:
+    """The network a config trains: an epsilon-UNet (diffusion) or a Restormer (supervised)."""
+    return Restormer(cfg["restormer"]) if "restormer" in cfg else UNet(cfg["unet"])
+
+
+def arch_key(cfg: dict) -> str:
+    """'unet' or 'restormer': the key under which checkpoints and weights.json store the model's sizes."""
+    return "restormer" if "restormer" in cfg else "unet"
 
 
 def get_args(argv=None) -> argparse.Namespace:
@@ -202,7 +218,7 @@ def main(argv=None) -> None:
 
     torch.manual_seed(args.seed + rank)
     sched = NoiseSchedule.linear(1000)
-    model = UNet(cfg["unet"]).to(device)
+    model = build_model(cfg).to(device)
     ema = copy.deepcopy(model).eval()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     step, wall = 0, 0.0
@@ -246,9 +262,11 @@ def main(argv=None) -> None:
     gen = torch.Generator().manual_seed(args.seed * 1000 + rank + 7919 * step)
     local_batch = args.batch // world
     if rank == 0:
-        meta = dict(config=args.config, unet=cfg["unet"].to_dict(), params=count_parameters(model),
+        meta = dict(config=args.config, **{arch_key(cfg): cfg[arch_key(cfg)].to_dict()},
+                    task=cfg.get("task"), params=count_parameters(model),
                     n_train=n_img, batch=args.batch, world_size=world, lr=args.lr, ema=args.ema,
-                    loss=args.loss, snr_gamma=args.snr_gamma if args.loss == "min-snr" else None,
+                    loss="l1" if "task" in cfg else args.loss,
+                    snr_gamma=args.snr_gamma if args.loss == "min-snr" and "task" not in cfg else None,
                     amp=str(amp), compile=args.compile, device=str(device),
                     torch=torch.__version__, threads=torch.get_num_threads(), hardware=_hardware(device))
         (out / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -269,7 +287,7 @@ def main(argv=None) -> None:
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                     "step": step, "wall_seconds": wall, "config": args.config,
                     "init_steps": init_steps, "init_wall_seconds": init_wall,
-                    "unet": cfg["unet"].to_dict()}, tmp)
+                    arch_key(cfg): cfg[arch_key(cfg)].to_dict()}, tmp)
         os.replace(tmp, ckpt_path)
         torch.save(ema.state_dict(), out / "ema.pt")
 
@@ -294,7 +312,10 @@ def main(argv=None) -> None:
             lr = args.lr * min(1.0, (step + 1) / args.warmup)
             for grp in opt.param_groups:
                 grp["lr"] = lr
-            loss = diffusion_loss(fwd, sched, x0, gen, amp, args.loss, args.snr_gamma)
+            if "task" in cfg:  # a supervised specialist: L1 of f(A^dagger y) against x0
+                loss = supervised_loss(fwd, cfg["task"], x0, gen, amp)
+            else:
+                loss = diffusion_loss(fwd, sched, x0, gen, amp, args.loss, args.snr_gamma)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -310,7 +331,7 @@ def main(argv=None) -> None:
                 log_f.flush()
                 bar.set_postfix(loss=f"{running / n_run:.4f}")
                 running, n_run = 0.0, 0
-            if rank == 0 and args.sample_every and step % args.sample_every == 0:
+            if rank == 0 and args.sample_every and step % args.sample_every == 0 and "task" not in cfg:
                 save()
                 sample_grid(ema, sched, out / f"samples_{step:06d}.png")
             if time.time() - t_ckpt > args.ckpt_minutes * 60:

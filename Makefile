@@ -12,11 +12,12 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: book test venv clean help
+.PHONY: book book-student test venv clean help
 
 help:
-	@echo "make book   - install and build the book (_build/html/index.html)"
-	@echo "make test   - install and run all tests"
+	@echo "make book          - install and build the book (_build/html/index.html)"
+	@echo "make book-student  - the same book without solutions, for a class (_build/student/_build/html)"
+	@echo "make test          - install and run all tests"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +32,19 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(MAKE) book-student
 	$(BIN)/python -m pytest
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "Book built: open $(CURDIR)/_build/html/index.html"
+
+# The student edition: the book's sources with every exercise's solution removed (ddnm_edu.classroom),
+# built like the book. Publish _build/student/_build/html for a class; the default build keeps solutions.
+book-student: $(STAMP)
+	$(BIN)/python -m ddnm_edu.classroom student-book _build/student
+	$(BIN)/jupyter-book build _build/student -W -n --keep-going
+	@echo "Student edition built: open $(CURDIR)/_build/student/_build/html/index.html"
 
 clean:
 	rm -rf _build $(VENV)

@@ -8,9 +8,10 @@
 Modules, one concept each: ``schedule`` (forward process and one-step samplers),
 ``operators`` (A, A^dagger and the range/null projections), ``spectral`` (their singular
 bases), ``sampling`` (DDIM, DDPM, DDNM, DDNM+), ``noise_rules`` (DDNM+ noise scaling),
-``metrics``, ``unet``, ``data``, ``train``.
+``metrics``, ``unet``, ``restormer`` (the supervised specialist of chapter 10), ``data``, ``train``,
+``check`` (self-checks for the exercises) and ``classroom`` (nbgrader assignments, the student edition).
 """
-from . import baselines, data, linalg, metrics, noise_rules, operators, viz
+from . import baselines, check, data, linalg, metrics, noise_rules, operators, viz
 from .errors import DDNMInputError
 from .operators import LinearOperator
 from .sampling import (RestorationResult, TraceStep, ddnm, ddnm_plus, lambda_and_std, nfe_count,
@@ -23,5 +24,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DDNMInputError", "LinearOperator", "load_pretrained", "NoiseSchedule", "RestorationResult", "TraceStep", "ddnm", "ddnm_plus",
-    "baselines", "data", "lambda_and_std", "linalg", "metrics", "viz", "nfe_count", "noise_rules", "operators", "paper_travel_schedule", "sample", "settings", "travel_schedule", "__version__",
+    "baselines", "check", "data", "lambda_and_std", "linalg", "metrics", "viz", "nfe_count", "noise_rules", "operators", "paper_travel_schedule", "sample", "settings", "travel_schedule", "__version__",
 ]

@@ -265,8 +265,15 @@ def restore(y: torch.Tensor, task: str, model_name: str, mask: torch.Tensor | No
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["classroom"]:  # nbgrader assignments and the student edition: ddnm_edu.classroom
+        from . import classroom
+
+        return classroom.main(argv[1:])
     ap = argparse.ArgumentParser(prog="ddnm-edu", description="ddnm-edu command line")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("classroom", help="classroom edition: `ddnm-edu classroom export OUT/` (nbgrader), "
+                                     "`ddnm-edu classroom student-book OUT/`", add_help=False)
     r = sub.add_parser("restore", help="restore a degraded image file (the file is y)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("input", type=Path, nargs="+", help="image file(s) or folder(s) of images: each is a y")

@@ -539,6 +539,8 @@ def run_specialist(n: int = 128, steps: int = 100, seed: int = 0, problems: list
         if base is not None:
             outs[base[0]] = (base[1], 0, 0.0, None)
         for name, trained_for in SPECIALISTS.items():
+            with torch.no_grad():
+                nets[name](x_in[:1].to(dev))  # warm-up: the first call of a shape allocates; not timed
             t0 = time.perf_counter()
             with torch.no_grad():
                 f = torch.cat([nets[name](x_in[i:i + batch].to(dev)).cpu() for i in range(0, len(x), batch)])

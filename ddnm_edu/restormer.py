@@ -220,6 +220,17 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def receptive_field(module: nn.Module, shape: tuple[int, int, int, int], pixel: tuple[int, int] | None = None,
+                    seed: int = 0) -> Tensor:
+    """Bool (H, W): the input pixels that output pixel ``pixel`` (default: the centre) depends on, found as
+    the nonzero entries of the gradient of that output pixel with respect to a random input."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g).requires_grad_(True)  # (1, C, H, W)
+    i, j = pixel if pixel is not None else (shape[-2] // 2, shape[-1] // 2)
+    module(x)[..., i, j].sum().backward()
+    return x.grad.abs().sum(dim=(0, 1)) > 0
+
+
 @dataclass
 class CostRow:
     size: int  # image side (pixels)

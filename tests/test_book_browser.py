@@ -120,3 +120,31 @@ def test_offline_assets_are_recorded():
     require(mj.exists(), "the book is not built: run `make book` (make test does)")
     assert (mj / "tex-chtml.js").stat().st_size > 500_000 and "Apache License" in (mj / "LICENSE").read_text()
     assert "django-static-mathjax==3.2.2.1" in (ROOT / "pyproject.toml").read_text()
+
+
+STUDENT_HTML = ROOT / "_build" / "student" / "_build" / "html"
+
+
+def test_student_edition_has_the_exercises_but_no_solutions():
+    """`make book-student` (make test runs it): every exercise, no solution; the default build has every
+    solution (one per exercise, folded)."""
+    import json
+    import re
+
+    from ddnm_edu import classroom
+
+    require((HTML / "book" / "07-ddnm.html").exists(), "the book is not built: run `make book` (make test does)")
+    require((STUDENT_HTML / "book" / "07-ddnm.html").exists(),
+            "the student edition is not built: run `make book-student` (make test does)")
+    sol = re.compile(r'<div[^>]*class="[^"]*\bsolution\b')
+    ex = re.compile(r'<div[^>]*class="[^"]*\bexercise\b')
+    total = 0
+    for path in classroom.chapters():
+        n = len(classroom.exercises(json.loads(path.read_text())))
+        total += n
+        full = (HTML / "book" / f"{path.stem}.html").read_text()
+        student = (STUDENT_HTML / "book" / f"{path.stem}.html").read_text()
+        assert len(sol.findall(full)) == n and len(ex.findall(full)) == n, path.stem
+        assert len(sol.findall(student)) == 0 and len(ex.findall(student)) == n, path.stem
+        assert "student edition" in student
+    assert total >= 19

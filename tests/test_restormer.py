@@ -112,6 +112,15 @@ def test_attention_cost_spatial_grows_quadratically_mdta_linearly():
     assert all(r.mdta_ms > 0 and r.spatial_ms > 0 for r in rows)
 
 
+def test_receptive_field_of_convolutions_is_local_and_of_mdta_global():
+    torch.manual_seed(5)
+    convs = torch.nn.Sequential(*[torch.nn.Conv2d(4, 4, 3, padding=1) for _ in range(3)])
+    rf = R.receptive_field(convs, (1, 4, 16, 16))
+    assert int(rf.sum()) == 7 * 7  # three 3x3 layers: (2 * 3 + 1)^2 pixels around the centre
+    assert rf[5:12, 5:12].all()
+    assert int(R.receptive_field(R.MDTA(8, 2), (1, 8, 16, 16)).sum()) == 16 * 16  # every pixel
+
+
 def test_task_measurements():
     x = de.data.load("fashion-mnist", "test", n=8)
     y, x_in = R.measure("sr4", x)
@@ -136,5 +145,48 @@ def test_rectification_makes_any_estimate_consistent(op):
     anything = torch.randn_like(x) * 5
     x_hat = de.operators.rectify(op, y, anything)
     assert float((op.A(x_hat) - y).norm() / y.norm()) < 1e-5
+    # Moore-Penrose A^dagger (orthogonal projector A^dagger A), noiseless y: rectification removes the range
+    # part of the error and keeps the null part, ||x_hat - x||^2 = ||f - x||^2 - ||A^dagger A (f - x)||^2
+    err_f, err_hat = (anything - x).flatten(1), (x_hat - x).flatten(1)
+    removed = op.range_part(anything - x).flatten(1)
+    assert torch.allclose(err_hat.pow(2).sum(1), err_f.pow(2).sum(1) - removed.pow(2).sum(1), rtol=1e-4)
     # a perfect f (the true image): x - A^dagger (A x - y) = x, for any generalised inverse
     assert torch.allclose(de.operators.rectify(op, y, x), x, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,task", [("restormer-sr4", "sr4"), ("restormer-denoise", "denoise")])
+def test_shipped_specialists_load_offline_and_restore_their_task(name, task):
+    from ddnm_edu import pretrained
+
+    assert name in pretrained.available("specialist") and name not in pretrained.available("diffusion")
+    rec = pretrained.registry()[name]
+    assert rec["task"] == task and rec["sha256"] == de.data.sha256(pretrained.WEIGHTS_DIR / rec["file"])
+    model = de.load_pretrained(name)
+    assert isinstance(model, R.Restormer) and not model.training and R.count_parameters(model) == rec["params"]
+    x = de.data.load("fashion-mnist", "test", n=16)
+    y, x_in = R.measure(task, x, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(x_in)
+    # trained: clearly better than its input on held-out images
+    assert float(de.metrics.psnr(out, x).mean()) > float(de.metrics.psnr(x_in, x).mean()) + 3
+
+
+def test_specialists_are_not_diffusion_priors(capsys):
+    from ddnm_edu.cli import main
+
+    assert main(["restore", "nothing.png", "--task", "sr4", "--model", "restormer-sr4", "--out", "x.png"]) == 2
+    assert "'restormer-sr4' is a supervised specialist (chapter 10), not a diffusion prior; restore uses one of: " \
+           "emoji-32, fashion-mnist-32." in capsys.readouterr().err
+
+
+def test_the_comparison_rows():
+    from ddnm_edu import evaluate
+
+    rep = evaluate.run_specialist(n=2, steps=2, problems=["sr4", "inpaint-box12"], progress=False)
+    rows = {(r["problem"], r["method"]): r for r in rep["rows"]}
+    assert rows[("sr4", "restormer-sr4")]["own_task"] and not rows[("inpaint-box12", "restormer-sr4")]["own_task"]
+    assert rows[("sr4", "DDNM")]["own_task"] and rows[("sr4", "DDNM")]["nfe"] == 2
+    for p in ("sr4", "inpaint-box12"):  # rectified outputs and DDNM are consistent with noiseless y
+        assert rows[(p, "restormer-sr4 rectified")]["consistency"][0] < 1e-5
+        assert rows[(p, "DDNM")]["consistency"][0] < 1e-5
+    assert "| sr4 | **restormer-sr4** | 1 |" in evaluate.specialist_markdown(rep)

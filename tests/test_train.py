@@ -22,6 +22,22 @@ def _ckpt(out):
     return torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
 
 
+def _export_to_copy(tmp_path, run, name, *extra) -> tuple[dict, dict]:
+    """Export ``run`` as ``name`` into a copy of the registry (not the repository's): (record, env)."""
+    import shutil
+
+    from ddnm_edu.pretrained import WEIGHTS_DIR
+
+    weights = tmp_path / "weights"
+    weights.mkdir(exist_ok=True)
+    if not (weights / "weights.json").exists():
+        shutil.copy(WEIGHTS_DIR / "weights.json", weights)
+    env = dict(_env(), DDNM_EDU_WEIGHTS=str(weights))
+    subprocess.run([sys.executable, "-m", "ddnm_edu.pretrained", "export", "--run", str(run), "--name", name, *extra],
+                   check=True, env=env, cwd=ROOT, capture_output=True)
+    return json.loads((weights / "weights.json").read_text())[name], env
+
+
 def test_train_resumes_from_its_checkpoint(tmp_path):
     args = [sys.executable, "-m", "ddnm_edu.train", "--config", "emoji-32", "--out", str(tmp_path),
             "--batch", "4", "--n-train", "32", "--sample-every", "0", "--log-every", "1", "--threads", "1"]
@@ -43,8 +59,6 @@ def test_train_resumes_from_its_checkpoint(tmp_path):
 
 def test_fine_tune_counts_the_steps_of_the_weights_it_started_from(tmp_path):
     """--init-from shipped weights: the checkpoint records their steps, and export reports the total."""
-    import shutil
-
     from ddnm_edu.pretrained import WEIGHTS_DIR, registry
 
     shipped = registry()["emoji-32"]
@@ -55,18 +69,10 @@ def test_fine_tune_counts_the_steps_of_the_weights_it_started_from(tmp_path):
     subprocess.run(args, check=True, env=_env(), cwd=ROOT, capture_output=True)
     subprocess.run(args[:-2] + ["--steps", "3"], check=True, env=_env(), cwd=ROOT, capture_output=True)  # resume
     assert _ckpt(run)["init_steps"] == shipped["steps"] and _ckpt(run)["step"] == 3
-    weights = tmp_path / "weights"  # export into a copy of the registry, not the repository's
-    weights.mkdir()
-    shutil.copy(WEIGHTS_DIR / "weights.json", weights)
-    env = dict(_env(), DDNM_EDU_WEIGHTS=str(weights))
-    subprocess.run([sys.executable, "-m", "ddnm_edu.pretrained", "export", "--run", str(run), "--name", "emoji-32"],
-                   check=True, env=env, cwd=ROOT, capture_output=True)
-    rec = json.loads((weights / "weights.json").read_text())["emoji-32"]
+    rec, _ = _export_to_copy(tmp_path, run, "emoji-32")
     assert rec["steps"] == shipped["steps"] + 3 and rec["steps_before_this_run"] == shipped["steps"]
     assert rec["train_wall_minutes"] >= shipped["train_wall_minutes"]
-    subprocess.run([sys.executable, "-m", "ddnm_edu.pretrained", "export", "--run", str(run), "--name", "emoji-32",
-                    "--init-steps", "10"], check=True, env=env, cwd=ROOT, capture_output=True)
-    assert json.loads((weights / "weights.json").read_text())["emoji-32"]["steps"] == 13
+    assert _export_to_copy(tmp_path, run, "emoji-32", "--init-steps", "10")[0]["steps"] == 13
 
 
 def test_ddp_two_processes_on_cpu(tmp_path):
@@ -106,10 +112,6 @@ def test_prior_check_compares_a_run_with_the_shipped_model(tmp_path):
 def test_supervised_restormer_trains_exports_and_loads(tmp_path):
     """The specialist goes through the same machinery: train (L1 of f(A^dagger y) vs x0), resume, export
     into a registry, load_pretrained -> a Restormer that restores a (B, 1, 32, 32) batch."""
-    import shutil
-
-    from ddnm_edu.pretrained import WEIGHTS_DIR
-
     run = tmp_path / "run"
     args = [sys.executable, "-m", "ddnm_edu.train", "--config", "restormer-sr4", "--out", str(run), "--batch", "4",
             "--n-train", "32", "--log-every", "1", "--threads", "1"]
@@ -122,15 +124,9 @@ def test_supervised_restormer_trains_exports_and_loads(tmp_path):
     assert meta["task"] == "sr4" and meta["loss"] == "l1" and not list(run.glob("samples_*.png"))
     rows = list(csv.DictReader(open(run / "loss.csv")))
     assert [int(r["step"]) for r in rows] == [1, 2, 3] and all(0 < float(r["loss"]) < 2 for r in rows)
-    weights = tmp_path / "weights"
-    weights.mkdir()
-    shutil.copy(WEIGHTS_DIR / "weights.json", weights)
-    env = dict(_env(), DDNM_EDU_WEIGHTS=str(weights))
-    subprocess.run([sys.executable, "-m", "ddnm_edu.pretrained", "export", "--run", str(run), "--name", "my-sr4"],
-                   check=True, env=env, cwd=ROOT, capture_output=True)
-    rec = json.loads((weights / "weights.json").read_text())["my-sr4"]
+    rec, env = _export_to_copy(tmp_path, run, "my-sr4")
     assert rec["task"] == "sr4" and rec["steps"] == 3 and "restormer" in rec
-    assert (weights / "my-sr4-loss.csv").exists()
+    assert (tmp_path / "weights" / "my-sr4-loss.csv").exists()
     code = ("import torch, ddnm_edu as de; from ddnm_edu.pretrained import available; "
             "m = de.load_pretrained('my-sr4'); print(type(m).__name__, tuple(m(torch.zeros(2, 1, 32, 32)).shape), "
             "'my-sr4' in available('specialist'), 'my-sr4' in available('diffusion'))")

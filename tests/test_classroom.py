@@ -1,0 +1,171 @@
+"""The classroom edition: nbgrader assignments exported from the book's exercises, graded end to end with
+the real nbgrader, and the student edition of the book's sources (no solutions left)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ddnm_edu import classroom as C
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _book(n: int) -> dict:
+    return json.loads(C.chapter_path(n).read_text())
+
+
+def test_every_chapter_1_to_9_has_an_auto_graded_exercise_and_every_label_exists():
+    labels = {}
+    for p in C.chapters():
+        for label in C.exercises(json.loads(p.read_text())):
+            labels[label] = int(p.name[:2])
+    for label in list(C.GRADED) + list(C.MANUAL):
+        assert label in labels, f"{label} is graded but no chapter has that exercise"
+    graded_chapters = {labels[label] for label in C.GRADED}
+    assert set(range(1, 10)) <= graded_chapters, sorted(graded_chapters)
+
+
+def test_pieces_split_solutions_at_their_fences():
+    nb = _book(5)
+    ps = C.pieces(nb)
+    sols = {p.solution for p in ps if p.solution}
+    assert sols == set(C.exercises(nb))
+    for p in ps:
+        assert "solution-start" not in p.text and "solution-end" not in p.text
+    # the book's solution prose is inside, the exercise statements outside
+    inside = "\n".join(p.text for p in ps if p.solution)
+    outside = "\n".join(p.text for p in ps if not p.solution)
+    assert "A - A A^\\dagger A = A - A = 0" in inside and "{exercise}" in outside
+
+
+@pytest.mark.parametrize("n", range(1, 11))
+def test_student_notebook_has_no_solution(n):
+    nb = _book(n)
+    student = C.student_notebook(nb)
+    text = json.dumps(student)
+    assert "solution-start" not in text and "solution-end" not in text
+    for p in C.pieces(nb):
+        if p.solution and p.kind == "code":
+            assert p.text.strip() not in text
+    assert text.count("{exercise}") == len(C.exercises(nb))
+
+
+def test_assignment_source_marks_solutions_and_tests():
+    src, points = C.assignment_notebook(_book(4))
+    assert points == {"ex-ch4-color": 2, "ex-ch4-rowrank": 2}
+    meta = [c["metadata"].get("nbgrader") for c in src["cells"]]
+    tests = [m for m in meta if m and m["grade"] and not m["solution"]]
+    assert [(m["grade_id"], m["points"]) for m in tests] == [("ex-ch4-color-test", 2)]
+    answers = [m for m in meta if m and m["grade"] and m["solution"]]
+    assert [(m["grade_id"], m["points"]) for m in answers] == [("ex-ch4-rowrank-answer", 2)]
+    for c in src["cells"]:
+        m = c["metadata"].get("nbgrader")
+        if m and m["solution"] and c["cell_type"] == "code":
+            assert c["source"].startswith("### BEGIN SOLUTION") and "### END SOLUTION" in c["source"]
+    text = json.dumps(src)
+    assert "{exercise}" not in text and "**Exercise (ex-ch4-color): Colorization by hand**" in text
+
+
+# --------------------------------------------------------------------------- the real nbgrader
+def _nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+               PYTHONPATH=str(ROOT), DDNM_EDU_SCALE="cpu", OMP_NUM_THREADS="2")
+    exe = Path(sys.executable).parent / "nbgrader"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "nbgrader"]
+    r = subprocess.run(cmd + list(args), cwd=course, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r
+
+
+def _fill(release: dict, source: dict, edit=None) -> dict:
+    """A student who answers every solution cell with the book's solution code (``edit`` may spoil one)."""
+    sols = {c["metadata"]["nbgrader"]["grade_id"]: c["source"] for c in source["cells"]
+            if c["metadata"].get("nbgrader", {}).get("solution")}
+    out = json.loads(json.dumps(release))
+    for c in out["cells"]:
+        m = c["metadata"].get("nbgrader")
+        if m and m["solution"]:
+            code = re.sub(r"### (BEGIN|END) SOLUTION\n?", "", "".join(sols[m["grade_id"]]))
+            c["source"] = edit(m["grade_id"], code) if edit else code
+    return out
+
+
+def _scores(course: Path, assignment: str, student: str) -> dict:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        nb = gb.find_submission_notebook(assignment, assignment, student)
+        return {g.name: (g.score, g.max_score) for g in nb.grades if g.auto_score is not None or g.cell_type == "code"}
+
+
+@pytest.mark.timeout(1200)
+def test_nbgrader_generate_and_autograde(tmp_path):
+    pytest.importorskip("nbgrader")
+    course = tmp_path / "course"
+    summary = C.export(course, [4, 5])
+    assert set(summary) == {"04-pseudo-inverse", "05-range-null"}
+    for a in summary:
+        _nbgrader(course, "generate_assignment", a, "--force")
+        release = json.loads((course / "release" / a / f"{a}.ipynb").read_text())
+        source = json.loads((course / "source" / a / f"{a}.ipynb").read_text())
+        text = json.dumps(release)
+        # no solution, no hidden test left in the student version
+        assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+        elsewhere = "".join("".join(c["source"]) for c in source["cells"]
+                            if not c["metadata"].get("nbgrader", {}).get("solution"))
+        for c in source["cells"]:
+            m = c["metadata"].get("nbgrader")
+            if m and m["solution"] and c["cell_type"] == "code":
+                body = re.sub(r"### (BEGIN|END) SOLUTION\n?", "", c["source"])
+                for line in body.splitlines():  # every solution line that the statement or tests do not show
+                    if len(line.strip()) > 12 and line.strip() not in elsewhere:
+                        assert json.dumps(line.strip())[1:-1] not in text, line
+        assert "a.T / (a @ a.T)" not in text and "mask * x1, (1 - mask) * x1" not in text
+
+        def wrong(grade_id, code):  # A^dagger with one wrong entry
+            return code + "\na_pinv = a_pinv.clone()\na_pinv[1, 0] += 0.25\n" if grade_id.startswith("ex-ch4-color") else code
+
+        subs = {"perfect": _fill(release, source), "untouched": release, "wrong": _fill(release, source, wrong)}
+        for student, nb in subs.items():
+            d = course / "submitted" / student / a
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f"{a}.ipynb").write_text(json.dumps(nb))
+    for a in summary:
+        _nbgrader(course, "autograde", a, "--create", "--force")
+    auto = {a: {f"{label}-test": spec["points"] for label, spec in C.GRADED.items() if label in summary[a]}
+            for a in summary}
+    for a, tests in auto.items():
+        perfect, untouched, wrong = (_scores(course, a, s) for s in ("perfect", "untouched", "wrong"))
+        for gid, pts in tests.items():
+            assert perfect[gid] == (pts, pts), (a, gid, perfect)  # the book's own solution: full points
+            assert untouched[gid][0] == 0, (a, gid, untouched)  # untouched: zero, and autograde did not crash
+        lost = {gid: tests[gid] - wrong[gid][0] for gid in tests}
+        if a == "04-pseudo-inverse":
+            assert lost == {"ex-ch4-color-test": 2}  # exactly that exercise's points
+        else:
+            assert all(v == 0 for v in lost.values())
+
+
+def test_student_book_sources_have_no_solutions(tmp_path):
+    out = C.student_book(tmp_path / "student")
+    assert (out / "_config.yml").read_text().count("(student edition)") == 1
+    for p in sorted((out / "book").glob("*.ipynb")):
+        text = p.read_text()
+        assert "solution-start" not in text and "solution-end" not in text, p.name
+    assert (out / "_toc.yml").exists() and (out / "book" / "references.bib").exists()
+
+
+def test_cli_export(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "ddnm_edu.cli", "classroom", "export", str(tmp_path / "c"),
+                        "--chapters", "1", "9"], capture_output=True, text=True, cwd=ROOT,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 0, r.stderr
+    assert "ex-ch1-null (2 pt)" in r.stdout and "ex-ch9-psnr (2 pt)" in r.stdout
+    assert (tmp_path / "c" / "nbgrader_config.py").exists()
+    assert sorted(p.name for p in (tmp_path / "c" / "source").iterdir()) == ["01-inverse-problems", "09-evaluation"]
+    shutil.rmtree(tmp_path / "c")

@@ -85,11 +85,13 @@ def in_process(batches: list[int], steps: int, repeats: int, threads: int | None
         fns = {m: make_run(m, batch, threads) for m in METHODS}
         for m, (run, _) in fns.items():
             run(2)  # warm-up
-        for _ in range(repeats):
-            for m, (run, dev) in fns.items():
+        for r in range(repeats):
+            order = METHODS[r % len(METHODS):] + METHODS[:r % len(METHODS)]  # rotate: no method always first
+            for m in order:
+                run, dev = fns[m]
                 t0 = time.perf_counter()
                 run(steps)
-                runs.append(_record(m, batch, steps, time.perf_counter() - t0, dev))
+                runs.append({**_record(m, batch, steps, time.perf_counter() - t0, dev), "round": r})
                 print(runs[-1], flush=True)
     return runs
 
@@ -158,8 +160,27 @@ def summarise(runs: list[dict], batches: list[int], steps: int) -> list[dict]:
                         "ratio_ddnm_plus_over_ddim": med["ddnm_plus"] / med["ddim"],
                         "ratio_fastest_ddnm_over_ddim": fastest["ddnm"] / fastest["ddim"],
                         "ratio_fastest_ddnm_plus_over_ddim": fastest["ddnm_plus"] / fastest["ddim"],
-                        "ddnm_100_nfe_seconds": med["ddnm"] * 100 / steps})
+                        "ddnm_100_nfe_seconds": med["ddnm"] * 100 / steps,
+                        **paired_ratios(mine)})
     return summary
+
+
+def paired_ratios(mine: dict[str, list[dict]]) -> dict:
+    """Median over rounds of the within-round ratios (DDNM / DDIM, DDNM / UNet calls, ...): each round runs
+    every method back to back, so a slow spell of the machine cancels in the ratio. Only for in-process runs,
+    which record their round."""
+    rounds = {}
+    for m, rs in mine.items():
+        for r in rs:
+            if "round" in r:
+                rounds.setdefault(r["round"], {})[m] = r["seconds"]
+    full = [v for v in rounds.values() if len(v) == len(METHODS)]
+    if not full:
+        return {}
+    med = lambda a, b: statistics.median(v[a] / v[b] for v in full)  # noqa: E731
+    return {"paired_rounds": len(full), "paired_ddnm_over_ddim": med("ddnm", "ddim"),
+            "paired_ddnm_over_unet": med("ddnm", "unet"), "paired_ddnm_plus_over_ddim": med("ddnm_plus", "ddim"),
+            "paired_ddnm_plus_over_unet": med("ddnm_plus", "unet"), "paired_ddim_over_unet": med("ddim", "unet")}
 
 
 def write_markdown(report: dict, out: Path) -> str:
@@ -189,8 +210,15 @@ def write_markdown(report: dict, out: Path) -> str:
             lines.append(f"- batch {s['batch']}: a 100-NFE DDNM restoration takes {s['ddnm_100_nfe_seconds']:.2f} s "
                          f"(median, scaled from {report['steps']} NFE); DDNM / UNet calls "
                          f"{s['ratio_ddnm_over_unet']:.3f}, DDNM / DDIM {s['ratio_ddnm_over_ddim']:.3f}.")
+            if "paired_rounds" in s:
+                lines.append(f"  Paired within each of the {s['paired_rounds']} rounds (median of per-round ratios): "
+                             f"DDNM / UNet calls {s['paired_ddnm_over_unet']:.3f}, DDNM / DDIM "
+                             f"{s['paired_ddnm_over_ddim']:.3f}, DDNM+ / UNet calls {s['paired_ddnm_plus_over_unet']:.3f}, "
+                             f"DDIM / UNet calls {s['paired_ddim_over_unet']:.3f}.")
     lines += ["", "Goals: DDNM / DDIM <= 1.02 and DDNM / bare UNet calls <= 1.03 (by median of interleaved runs), "
-              "and a 100-NFE 32×32 restoration <= 1.5 s at batch 1 on the 2-core CPU. Single runs on a shared "
+              "and a 100-NFE 32×32 restoration <= 1.5 s at batch 1 on the 2-core CPU. The methods run back to back in "
+              "each round, in an order that rotates from round to round; the paired ratios compare runs of the "
+              "same round, so a slow spell of the machine cancels. Single runs on a shared "
               "machine vary (fastest–slowest column); the fastest run is the least disturbed by other load."]
     (out / "speed.md").write_text("\n".join(lines) + "\n")
     return "\n".join(lines)

@@ -169,3 +169,28 @@ def test_cli_export(tmp_path):
     assert (tmp_path / "c" / "nbgrader_config.py").exists()
     assert sorted(p.name for p in (tmp_path / "c" / "source").iterdir()) == ["01-inverse-problems", "09-evaluation"]
     shutil.rmtree(tmp_path / "c")
+
+
+@pytest.mark.timeout(1800)
+def test_the_books_solutions_score_full_points_in_every_chapter(tmp_path):
+    """Every graded exercise's test passes on the book's own solution, run by nbgrader autograde (this
+    executes every chapter with exercises once)."""
+    pytest.importorskip("nbgrader")
+    course = tmp_path / "course"
+    summary = C.export(course)
+    graded = {label for pts in summary.values() for label in pts if label in C.GRADED}
+    assert graded == set(C.GRADED)
+    for a in summary:
+        _nbgrader(course, "generate_assignment", a, "--force")
+        release = json.loads((course / "release" / a / f"{a}.ipynb").read_text())
+        source = json.loads((course / "source" / a / f"{a}.ipynb").read_text())
+        assert "BEGIN SOLUTION" not in json.dumps(release) and "HIDDEN TESTS" not in json.dumps(release)
+        d = course / "submitted" / "book" / a
+        d.mkdir(parents=True)
+        (d / f"{a}.ipynb").write_text(json.dumps(_fill(release, source)))
+        _nbgrader(course, "autograde", a, "--create", "--force")
+        scores = _scores(course, a, "book")
+        for label in summary[a]:
+            if label in C.GRADED:
+                pts = C.GRADED[label]["points"]
+                assert scores[f"{label}-test"] == (pts, pts), (a, label, scores)

@@ -148,3 +148,14 @@ def test_student_edition_has_the_exercises_but_no_solutions():
         assert len(sol.findall(student)) == 0 and len(ex.findall(student)) == n, path.stem
         assert "student edition" in student
     assert total >= 19
+
+
+@pytest.mark.parametrize("chapter", sorted(NOTEBOOKS))
+def test_tables_printed_by_cells_render_as_tables(chapter):
+    """A cell's display(Markdown(table)) must become an HTML table, not '| a | b | |---|' text."""
+    import re
+
+    require((HTML / "book" / "07-ddnm.html").exists(), "the book is not built: run `make book` (make test does)")
+    page = (HTML / f"{chapter}.html").read_text()
+    text = re.sub(r"<[^>]+>", " ", re.sub(r"(?s)<pre.*?</pre>", " ", page))  # the page's text, code left out
+    assert not re.search(r"\|\s*(---|—|–)+\s*\|", text), f"{chapter}: a Markdown table was printed as text"

@@ -295,10 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--strip", type=Path, help="also save a strip: y (enlarged), A_pinv y, result")
     args = ap.parse_args(argv)
     try:
-        from .pretrained import _record, available
+        from .pretrained import _record, arch_key, available
 
         rec = _record(args.model)
-        if "unet" not in rec:
+        if arch_key(rec) != "unet":
             raise DDNMInputError(f"{args.model!r} is a supervised specialist (chapter 10), not a diffusion prior; "
                                  f"restore uses one of: {', '.join(available('diffusion'))}.")
         ch = rec["unet"]["in_channels"]

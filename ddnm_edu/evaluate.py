@@ -344,6 +344,12 @@ def _classical_any(task: str, op, y: torch.Tensor) -> tuple[str, torch.Tensor] |
     return classical(task, op, y)
 
 
+def noisy_measurement(op, x: torch.Tensor, sigma_y: float, seed: int = 0) -> torch.Tensor:
+    """y = A x + sigma_y n, with n drawn from the seed every comparison table uses (10,000 + seed)."""
+    y = op.A(x)
+    return y + sigma_y * torch.randn(y.shape, generator=torch.Generator().manual_seed(10_000 + seed))
+
+
 def run_compare(quick: bool = True, n: int | None = None, steps: int | None = None, seed: int = 0,
                 travel: tuple[int, int] = (5, 2), tasks: list[str] | None = None, n_mean: int = 4) -> list[dict]:
     """Every method on every task with the same model, schedule, steps and seeds. Returns rows."""
@@ -365,9 +371,7 @@ def run_compare(quick: bool = True, n: int | None = None, steps: int | None = No
         model = models[dataset]
         x = data.load(dataset, "test")
         x = x[:n] if n else (x[:256] if dataset == "fashion-mnist" else x)
-        g = torch.Generator().manual_seed(10_000 + seed)
-        y = op.A(x)
-        y = y + sy * torch.randn(y.shape, generator=g)
+        y = noisy_measurement(op, x, sy, seed)
         nfe_tt = nfe_count(steps, L, R)
         outs: dict[str, tuple[torch.Tensor, int, float]] = {}
 
@@ -501,8 +505,9 @@ SPECIALISTS = {"restormer-sr4": "sr4", "restormer-denoise": "denoise"}
 
 def specialist_problems() -> dict:
     """problem -> (operator, sigma_y): the specialists' own tasks, then problems neither was trained for."""
-    return {"sr4": (ops.SuperResolution(4), 0.0),
-            "denoise": (ops.Denoising(), 0.2),
+    from .restormer import TASKS, task_operator
+
+    return {**{task: (task_operator(task), spec["sigma"]) for task, spec in TASKS.items()},
             "sr2": (ops.SuperResolution(2), 0.0),
             "sr4-noisy0.2": (ops.SuperResolution(4), 0.2),
             "inpaint-box12": (ops.Inpainting(ops.Inpainting.box_mask(32, 12)), 0.0),
@@ -530,9 +535,7 @@ def run_specialist(n: int = 128, steps: int = 100, seed: int = 0, problems: list
     for problem, (op, sy) in specialist_problems().items():
         if problems and problem not in problems:
             continue
-        g = torch.Generator().manual_seed(10_000 + seed)
-        y = op.A(x)
-        y = y + sy * torch.randn(y.shape, generator=g)
+        y = noisy_measurement(op, x, sy, seed)
         x_in = op.A_pinv(y)
         outs: dict[str, tuple[torch.Tensor, int, float, str | None]] = {"A^dagger y": (x_in, 0, 0.0, None)}
         base = _classical_any(problem, op, y)
@@ -568,15 +571,14 @@ def evaluate_specialist(name: str, out: Path, n: int = 256, seed: int = 0) -> di
     """The model card of a supervised specialist: held-out PSNR / SSIM / consistency on its own task
     (one forward pass per image) next to A^dagger y, the classical method and its rectified output, an
     example figure and the learning curve (``<name>-loss.csv``, copied from the run at export)."""
-    from .restormer import TASKS
+    from .restormer import TASKS, measure, task_operator
 
     rec = dict(registry()[name])
     task = rec["task"]
     model = load_pretrained(name)
     x = data.load("fashion-mnist", "test")[:n]
-    op, sy = specialist_problems()[task]
-    y = op.A(x) + sy * torch.randn(op.A(x).shape, generator=torch.Generator().manual_seed(10_000 + seed))
-    x_in = op.A_pinv(y)
+    op = task_operator(task)
+    y, x_in = measure(task, x, torch.Generator().manual_seed(10_000 + seed))
     t0 = time.perf_counter()
     with torch.no_grad():
         f = model(x_in)

@@ -24,10 +24,16 @@ from .restormer import Restormer, RestormerConfig
 from .unet import UNet, UNetConfig, count_parameters
 
 
+def arch_key(rec: dict) -> str:
+    """'unet' or 'restormer': the key under which a training config, a checkpoint or a weights.json record
+    holds the network's sizes (and so which kind of network it is)."""
+    return "restormer" if "restormer" in rec else "unet"
+
+
 def build(rec: dict) -> torch.nn.Module:
     """An untrained network of the architecture a record (or checkpoint) describes: its ``unet`` or
     ``restormer`` sizes."""
-    if "restormer" in rec:
+    if arch_key(rec) == "restormer":
         return Restormer(RestormerConfig.from_dict(rec["restormer"]))
     return UNet(UNetConfig.from_dict(rec["unet"]))
 
@@ -49,7 +55,7 @@ def available(kind: str | None = None) -> list[str]:
     reg = registry()
     if kind not in (None, "diffusion", "specialist"):
         raise ValueError(f"unknown kind {kind!r}; use 'diffusion' or 'specialist'.")
-    return sorted(n for n, r in reg.items() if kind is None or ("unet" in r) == (kind == "diffusion"))
+    return sorted(n for n, r in reg.items() if kind is None or (arch_key(r) == "unet") == (kind == "diffusion"))
 
 
 def _record(name: str) -> dict:
@@ -125,7 +131,7 @@ def export(run: Path, name: str, init_steps: int | None = None, init_minutes: fl
     torch.save(sd, dst)
     model = build(ck)
     model.load_state_dict(sd)
-    arch = "restormer" if "restormer" in ck else "unet"
+    arch = arch_key(ck)
     rec = {
         "file": dst.name, "sha256": sha256(dst), arch: ck[arch], "params": count_parameters(model),
         **({"task": meta["task"], "loss": meta.get("loss")} if meta.get("task") else {}),
@@ -137,11 +143,11 @@ def export(run: Path, name: str, init_steps: int | None = None, init_minutes: fl
         "torch": meta.get("torch"),
     }
     log = run / "loss.csv"
-    if log.exists():  # the learning curve travels with the weights (chapter 10 plots it)
-        shutil.copy(log, WEIGHTS_DIR / f"{name}-loss.csv")
-    if log.exists():  # mean of the last 10 logged values (500 steps at the default --log-every 50)
+    if log.exists():
         import csv
 
+        shutil.copy(log, WEIGHTS_DIR / f"{name}-loss.csv")  # the learning curve travels with the weights (ch10)
+        # final loss: the mean of the last 10 logged values (500 steps at the default --log-every 50)
         rows = list(csv.DictReader(open(log)))[-10:]
         if rows:
             rec["final_loss"] = round(sum(float(r["loss"]) for r in rows) / len(rows), 4)

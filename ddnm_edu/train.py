@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .pretrained import arch_key
 from .restormer import Restormer, RestormerConfig, supervised_loss
 from .schedule import NoiseSchedule
 from .unet import UNet, UNetConfig, count_parameters
@@ -51,12 +52,7 @@ CONFIGS: dict[str, dict] = {
 
 def build_model(cfg: dict) -> torch.nn.Module:
     """The network a config trains: an epsilon-UNet (diffusion) or a Restormer (supervised)."""
-    return Restormer(cfg["restormer"]) if "restormer" in cfg else UNet(cfg["unet"])
-
-
-def arch_key(cfg: dict) -> str:
-    """'unet' or 'restormer': the key under which checkpoints and weights.json store the model's sizes."""
-    return "restormer" if "restormer" in cfg else "unet"
+    return Restormer(cfg["restormer"]) if arch_key(cfg) == "restormer" else UNet(cfg["unet"])
 
 
 def get_args(argv=None) -> argparse.Namespace:

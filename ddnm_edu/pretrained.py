@@ -139,7 +139,8 @@ def export(run: Path, name: str, init_steps: int | None = None, init_minutes: fl
         "lr": meta.get("lr"), "ema": meta.get("ema"),
         "train_wall_minutes": round(init_minutes + float(ck["wall_seconds"]) / 60, 1),
         **({"steps_before_this_run": init_steps} if init_steps else {}),
-        "hardware": meta.get("hardware", f"{meta.get('device')} ({meta.get('threads')} threads)"),
+        "hardware": meta.get("hardware", f"{meta.get('device')} ({meta.get('threads')} threads)")
+        + (f", {meta['world_size']} processes (DDP)" if meta.get("world_size", 1) > 1 else ""),
         "torch": meta.get("torch"),
     }
     log = run / "loss.csv"
@@ -147,8 +148,9 @@ def export(run: Path, name: str, init_steps: int | None = None, init_minutes: fl
         import csv
 
         shutil.copy(log, WEIGHTS_DIR / f"{name}-loss.csv")  # the learning curve travels with the weights (ch10)
-        # final loss: the mean of the last 10 logged values (500 steps at the default --log-every 50)
-        rows = list(csv.DictReader(open(log)))[-10:]
+        # final loss: the mean of the values logged over the last 500 steps, whatever --log-every was
+        rows = list(csv.DictReader(open(log)))
+        rows = [r for r in rows if int(r["step"]) > int(rows[-1]["step"]) - 500] if rows else rows
         if rows:
             rec["final_loss"] = round(sum(float(r["loss"]) for r in rows) / len(rows), 4)
     reg = registry()

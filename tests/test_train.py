@@ -73,6 +73,24 @@ def test_fine_tune_counts_the_steps_of_the_weights_it_started_from(tmp_path):
     assert rec["steps"] == shipped["steps"] + 3 and rec["steps_before_this_run"] == shipped["steps"]
     assert rec["train_wall_minutes"] >= shipped["train_wall_minutes"]
     assert _export_to_copy(tmp_path, run, "emoji-32", "--init-steps", "10")[0]["steps"] == 13
+    assert "processes" not in rec["hardware"]  # one process
+
+
+def test_final_loss_is_the_mean_over_the_last_500_steps_whatever_the_log_interval(tmp_path):
+    """export's final_loss (the model card's 'mean of the last 500 steps') reads the steps, not a row count."""
+    from ddnm_edu.pretrained import registry
+
+    run = tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "ddnm_edu.train", "--config", "emoji-32", "--out", str(run), "--batch", "2",
+                    "--n-train", "8", "--sample-every", "0", "--log-every", "1", "--threads", "1", "--steps", "1"],
+                   check=True, env=_env(), cwd=ROOT, capture_output=True)
+    losses = {s: 0.01 * (1 + s % 7) for s in range(25, 1001, 25)}  # as if logged every 25 steps up to step 1000
+    with open(run / "loss.csv", "w") as f:
+        f.write("step,loss,lr,wall_seconds\n" + "".join(f"{s},{v},1e-4,{s}.0\n" for s, v in losses.items()))
+    rec, _ = _export_to_copy(tmp_path, run, "emoji-32", "--init-steps", str(registry()["emoji-32"]["steps"]))
+    want = sum(v for s, v in losses.items() if s > 500) / 20  # steps 525..1000: 20 rows
+    assert rec["final_loss"] == round(want, 4)
+    assert rec["final_loss"] != round(sum(list(losses.values())[-10:]) / 10, 4)  # what a 10-row mean gave
 
 
 def test_ddp_two_processes_on_cpu(tmp_path):
@@ -89,6 +107,9 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     meta = json.loads((tmp_path / "run.json").read_text())
     assert meta["world_size"] == 2 and meta["batch"] == 8
     assert _ckpt(tmp_path)["step"] == 3
+    # the model card's hardware row says how many processes trained it
+    rec, _ = _export_to_copy(tmp_path, tmp_path, meta["config"])
+    assert rec["hardware"].endswith(", 2 processes (DDP)")
 
 
 def test_prior_check_compares_a_run_with_the_shipped_model(tmp_path):

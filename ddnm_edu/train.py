@@ -237,8 +237,12 @@ def main(argv=None) -> None:
         sd = load_state_dict_checked(args.init_from)
         model.load_state_dict(sd)
         ema.load_state_dict(sd)
-        # shipped weights carry their own training: count it, so the exported card gives the total
-        rec = next((r for r in registry().values() if r["file"] == Path(args.init_from).name), None)
+        # weights carry their own training: count it, so the exported card gives the total. Their record is
+        # the weights.json beside the file (data/candidates/, a GPU job's OUT/weights/), else the registry
+        src = Path(args.init_from)
+        side = src.parent / "weights.json"
+        recs = json.loads(side.read_text()).values() if side.exists() else registry().values()
+        rec = next((r for r in recs if r["file"] == src.name), None)
         if rec is not None:
             init_steps, init_wall = int(rec["steps"]), 60.0 * float(rec["train_wall_minutes"])
         if rank == 0:

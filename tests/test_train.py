@@ -153,3 +153,25 @@ def test_supervised_restormer_trains_exports_and_loads(tmp_path):
             "'my-sr4' in available('specialist'), 'my-sr4' in available('diffusion'))")
     out = subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.split() == ["Restormer", "(2,", "1,", "32,", "32)", "True", "False"]
+
+
+def test_candidate_weights_load_and_count_their_steps(tmp_path):
+    """data/candidates/: sha256 as recorded, loads into its UNet, and --init-from counts its steps (from the
+    weights.json beside it, not from the shipped file of the same name)."""
+    from ddnm_edu.data import REPO_DATA, sha256
+    from ddnm_edu.pretrained import load_pretrained, registry
+
+    folder = REPO_DATA / "candidates"
+    recs = json.loads((folder / "weights.json").read_text())
+    assert recs, "data/candidates/weights.json lists no candidate"
+    for name, rec in recs.items():
+        path = folder / rec["file"]
+        assert sha256(path) == rec["sha256"]
+        assert sum(p.numel() for p in load_pretrained(name, "cpu", path).parameters()) == rec["params"]
+        assert rec["steps"] > registry()[name]["steps"] and rec["status"].startswith("candidate, not shipped")
+    name, rec = next(iter(recs.items()))
+    run = tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "ddnm_edu.train", "--config", name, "--out", str(run), "--batch", "2",
+                    "--n-train", "8", "--sample-every", "0", "--log-every", "1", "--threads", "1", "--steps", "1",
+                    "--init-from", str(folder / rec["file"])], check=True, env=_env(), cwd=ROOT, capture_output=True)
+    assert _ckpt(run)["init_steps"] == rec["steps"] != registry()[name]["steps"]

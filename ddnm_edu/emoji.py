@@ -90,6 +90,23 @@ def rebalance(texts: list[str], rng: np.random.Generator, per_group: int = PER_G
     return np.array(sorted(keep), dtype=np.int64)
 
 
+def unseen_base(style: str = "noto") -> np.ndarray:
+    """Indices of ``style``'s held-out images whose base emoji (:func:`base_key`) has no training image in
+    that style.
+
+    OpenMoji and Fluent flat hold out whole base emoji, so that is all of their held-out images. Noto keeps
+    the first model's split, a random 10 % of glyphs: most held-out people have a sibling (another skin
+    tone or gender) among the training images, which a model can nearly copy. This subset measures Noto
+    without that help (``benchmarks/noto_unseen.py``).
+    """
+    from .data import load
+
+    _, test = load("emoji", "test", style=style, with_labels=True)
+    _, train = load("emoji", "train", style=style, with_labels=True)
+    seen = {base_key(t) for t in train}
+    return np.array([i for i, t in enumerate(test) if base_key(t) not in seen], dtype=np.int64)
+
+
 # --------------------------------------------------------------------------- rendering
 def square_on_white(rgba, size: int = SIZE) -> np.ndarray | None:
     """Crop an RGBA PIL image to what is drawn, centre it on a white square, Lanczos to size x size.

@@ -122,3 +122,34 @@ def test_settings_switch(monkeypatch):
     monkeypatch.setenv("DDNM_EDU_SCALE", "huge")
     with pytest.raises(DDNMInputError, match="'cpu' or 'full'"):
         de.settings()
+
+
+def test_unseen_base_subset():
+    """emoji.unseen_base: held-out images whose base emoji has no training image in the same style. All of
+    OpenMoji's and Fluent's (whole base emoji are held out); fewer than half of Noto's (random glyph split)."""
+    from ddnm_edu.emoji import base_key, unseen_base
+
+    for style in data.EMOJI_STYLES:
+        _, test = data.load("emoji", "test", style=style, with_labels=True)
+        _, train = data.load("emoji", "train", style=style, with_labels=True)
+        seen = {base_key(t) for t in train}
+        idx = unseen_base(style)
+        assert sorted(idx.tolist()) == [i for i, t in enumerate(test) if base_key(t) not in seen]
+        if style == "noto":
+            assert 0 < len(idx) < len(test) / 2
+            assert any(base_key(t) in seen for t in test)
+        else:
+            assert len(idx) == len(test)
+
+
+def test_noto_unseen_benchmark_runs(tmp_path):
+    import subprocess
+    import sys
+
+    root = data.REPO_DATA.parent
+    subprocess.run([sys.executable, str(root / "benchmarks" / "noto_unseen.py"), "--n", "2", "--steps", "2",
+                    "--out", str(tmp_path)], check=True, cwd=root, capture_output=True,
+                   env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    rep = json.loads((tmp_path / "noto-unseen.json").read_text())
+    assert set(rep) == {"info", "shipped", "candidate"} and rep["info"]["n"] == 2
+    assert "| sr4 | DDNM |" in (tmp_path / "noto-unseen.md").read_text()

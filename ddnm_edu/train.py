@@ -50,6 +50,21 @@ CONFIGS: dict[str, dict] = {
 }
 
 
+
+def init_record(path: Path) -> dict | None:
+    """The training record of the weights file ``path``: the entry with the file's sha256 in the
+    ``weights.json`` beside it, else in the shipped registry; None when neither records it."""
+    from .data import sha256
+    from .pretrained import registry
+
+    digest = sha256(path)
+    side = path.parent / "weights.json"
+    for recs in ((json.loads(side.read_text()) if side.exists() else {}), registry()):
+        rec = next((r for r in recs.values() if r.get("sha256") == digest), None)
+        if rec is not None:
+            return rec
+    return None
+
 def build_model(cfg: dict) -> torch.nn.Module:
     """The network a config trains: an epsilon-UNet (diffusion) or a Restormer (supervised)."""
     return Restormer(cfg["restormer"]) if arch_key(cfg) == "restormer" else UNet(cfg["unet"])
@@ -232,21 +247,21 @@ def main(argv=None) -> None:
     elif args.init_from:
         from .pretrained import load_state_dict_checked
 
-        from .pretrained import registry
-
         sd = load_state_dict_checked(args.init_from)
         model.load_state_dict(sd)
         ema.load_state_dict(sd)
         # weights carry their own training: count it, so the exported card gives the total. Their record is
-        # the weights.json beside the file (data/candidates/, a GPU job's OUT/weights/), else the registry
-        src = Path(args.init_from)
-        side = src.parent / "weights.json"
-        recs = json.loads(side.read_text()).values() if side.exists() else registry().values()
-        rec = next((r for r in recs if r["file"] == src.name), None)
+        # the one whose sha256 is the file's, in the weights.json beside it (data/candidates/, a GPU job's
+        # OUT/weights/) or in the shipped registry; a file's *name* says nothing (every emoji run exports
+        # an emoji-32.pt).
+        rec = init_record(Path(args.init_from))
         if rec is not None:
             init_steps, init_wall = int(rec["steps"]), 60.0 * float(rec["train_wall_minutes"])
         if rank == 0:
-            print(f"initialised model and EMA from {args.init_from}", flush=True)
+            print(f"initialised model and EMA from {args.init_from}"
+                  + (f" ({init_steps} steps already trained, by its record)" if rec is not None else
+                     " (no weights.json records its sha256: its earlier steps are not counted; pass "
+                     "--init-steps to export)"), flush=True)
     model = model.to(memory_format=torch.channels_last)
     ema = ema.to(memory_format=torch.channels_last)
     fwd = model

@@ -175,3 +175,29 @@ def test_candidate_weights_load_and_count_their_steps(tmp_path):
                     "--n-train", "8", "--sample-every", "0", "--log-every", "1", "--threads", "1", "--steps", "1",
                     "--init-from", str(folder / rec["file"])], check=True, env=_env(), cwd=ROOT, capture_output=True)
     assert _ckpt(run)["init_steps"] == rec["steps"] != registry()[name]["steps"]
+
+
+def test_init_record_matches_weights_by_sha256_not_by_file_name(tmp_path):
+    """--init-from counts the steps of the record whose sha256 is the file's: a copy of the shipped file under
+    any name gets the shipped steps; a different file named like a shipped one (a run's export) gets none,
+    unless the weights.json beside it records it."""
+    import shutil
+
+    from ddnm_edu.pretrained import WEIGHTS_DIR, registry
+    from ddnm_edu.train import init_record
+
+    shipped = registry()["emoji-32"]
+    renamed = tmp_path / "a" / "prior.pt"
+    renamed.parent.mkdir()
+    shutil.copy(WEIGHTS_DIR / shipped["file"], renamed)
+    assert init_record(renamed)["steps"] == shipped["steps"]
+    other = tmp_path / "b" / shipped["file"]  # same name, other weights, no record
+    other.parent.mkdir()
+    sd = torch.load(WEIGHTS_DIR / shipped["file"], weights_only=True)
+    torch.save({k: v + 1e-3 if v.is_floating_point() else v for k, v in sd.items()}, other)
+    assert init_record(other) is None
+    from ddnm_edu.data import sha256
+
+    (other.parent / "weights.json").write_text(json.dumps(
+        {"emoji-32": dict(shipped, sha256=sha256(other), steps=shipped["steps"] + 5)}))
+    assert init_record(other)["steps"] == shipped["steps"] + 5

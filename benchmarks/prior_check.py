@@ -2,11 +2,15 @@
 
     python benchmarks/prior_check.py --name emoji-32 --run /work/runs/emoji-broad [--n 32 --steps 50]
 
-For the shipped weights and the run's EMA weights (``ema.pt``): the held-out denoising loss per
-timestep bucket (every held-out image; per art style for emoji) and the restoration table of
-``evaluate.restoration_table`` on the first ``--n`` held-out images of each style (DDNM at ``--steps``
-steps, the mean of 4 samples on the box), with ``evaluate.targets``. Writes
-``benchmarks/prior-check-<name>.md`` and ``.json``. Export a run only when it wins here.
+``--run`` is a training run folder (its EMA weights ``ema.pt`` are measured) or a weights file such as
+``data/candidates/emoji-32.pt``. For the shipped weights and those: the held-out denoising loss per
+timestep bucket (every held-out image of each set) and the restoration table of
+``evaluate.restoration_table`` on the first ``--n`` held-out images of each set (DDNM at ``--steps``
+steps, the mean of 4 samples on the box), with ``evaluate.targets``. The sets are ``heldout_sets``:
+Fashion-MNIST's test split, or each emoji style's held-out split plus ``noto-unseen``, the Noto held-out
+images whose base emoji has no Noto training image (``emoji.unseen_base``; most of Noto's held-out
+people have a skin-tone or gender sibling in training, which flatters any model on the full split).
+Writes ``benchmarks/prior-check-<name>.md`` and ``.json``. Export a run only when it wins here.
 """
 from __future__ import annotations
 
@@ -19,26 +23,55 @@ from pathlib import Path
 import torch
 
 from ddnm_edu import data, evaluate
-from ddnm_edu.pretrained import WEIGHTS_DIR, load_pretrained, registry
+from ddnm_edu.emoji import unseen_base
+from ddnm_edu.pretrained import load_pretrained, registry
 from ddnm_edu.schedule import NoiseSchedule
+from ddnm_edu.train import init_record
 
 OUT = Path(__file__).resolve().parent
 
 
+def heldout_sets(name: str) -> dict[str, torch.Tensor]:
+    """The held-out sets a model ``name`` is checked on: set name -> images in [-1, 1], (N, C, 32, 32)."""
+    if not name.startswith("emoji"):
+        return {"fashion-mnist": data.load("fashion-mnist", "test")}
+    sets = {style: data.load("emoji", "test", style=style) for style in data.EMOJI_STYLES}
+    sets["noto-unseen"] = sets["noto"][torch.as_tensor(unseen_base("noto"))]
+    return sets
+
+
 def measure(name: str, weights: Path | None, n: int, steps: int, seed: int = 0, n_loss: int | None = None) -> dict:
+    """Held-out loss buckets, restoration tables and targets of the weights (None: the shipped ones)."""
     model = load_pretrained(name, "cpu", weights)
     sched = NoiseSchedule.linear(1000)
-    styles = data.EMOJI_STYLES if name.startswith("emoji") else (None,)
-    out: dict = {"loss": {}, "restoration": {}}
-    for style in styles:
-        ds = "emoji" if style else "fashion-mnist"
-        x = data.load(ds, "test", style=style)
-        key = style or "fashion-mnist"
+    emoji = name.startswith("emoji")
+    out: dict = {"loss": {}, "restoration": {}, "sizes": {}}
+    for key, x in heldout_sets(name).items():
+        out["sizes"][key] = len(x)
         out["loss"][key] = evaluate.bucket_losses(model, sched, x[:n_loss], seed)
         out["restoration"][key] = evaluate.restoration_table(model, sched, x[:n], name, steps, seed,
-                                                             n_mean=4 if style else 0)
-    out["targets"] = evaluate.targets(name, out["restoration"] if styles[0] else out["restoration"]["fashion-mnist"])
+                                                             n_mean=4 if emoji else 0)
+    out["targets"] = evaluate.targets(name, out["restoration"] if emoji else out["restoration"]["fashion-mnist"])
     return out
+
+
+def _show(path: Path) -> str:
+    """A path as the reader would type it: relative to the repository when inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(OUT.parent)) if path.is_relative_to(OUT.parent) else str(path)
+
+
+def run_info(run: Path) -> tuple[Path, dict]:
+    """The weights file of ``--run`` and its training: steps of the run, steps of what it started from."""
+    if run.is_dir():
+        ck = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+        return run / "ema.pt", {"run_steps": int(ck["step"]), "run_init_steps": int(ck.get("init_steps", 0))}
+    rec = init_record(run)
+    if rec is None:
+        raise SystemExit(f"{run}: no weights.json beside it or in the registry records its sha256; "
+                         "pass the run folder that trained it instead.")
+    before = int(rec.get("steps_before_this_run", 0))
+    return run, {"run_steps": int(rec["steps"]) - before, "run_init_steps": before}
 
 
 def main(argv=None) -> None:
@@ -50,20 +83,24 @@ def main(argv=None) -> None:
     ap.add_argument("--n-loss", type=int, default=None, help="held-out images for the loss (default: all)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
-    ck = torch.load(args.run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    weights, steps_info = run_info(args.run)
     shipped = registry()[args.name]
     t0 = time.time()
     res = {"shipped": measure(args.name, None, args.n, args.steps, n_loss=args.n_loss),
-           "run": measure(args.name, args.run / "ema.pt", args.n, args.steps, n_loss=args.n_loss)}
-    info = {"name": args.name, "run": str(args.run), "run_steps": int(ck["step"]),
-            "run_init_steps": int(ck.get("init_steps", 0)), "shipped_steps": shipped["steps"], "n": args.n,
+           "run": measure(args.name, weights, args.n, args.steps, n_loss=args.n_loss)}
+    info = {"name": args.name, "run": _show(args.run), **steps_info, "shipped_steps": shipped["steps"], "n": args.n,
             "steps": args.steps, "seconds": round(time.time() - t0), "machine": platform.processor() or platform.machine(),
             "threads": torch.get_num_threads()}
     (args.out / f"prior-check-{args.name}.json").write_text(json.dumps({"info": info, **res}, indent=2) + "\n")
     lines = [f"# {args.name}: shipped weights vs the run {args.run.name}", "",
-             f"`python benchmarks/prior_check.py --name {args.name} --run {args.run} --n {args.n} --steps {args.steps}` "
+             f"`python benchmarks/prior_check.py --name {args.name} --run {info['run']} --n {args.n} --steps {args.steps}` "
              f"({info['seconds'] / 60:.1f} min, torch threads: {info['threads']}). Shipped: {shipped['steps']:,} steps; run: "
-             f"{info['run_steps']:,} steps on top of {info['run_init_steps'] or 'the shipped weights'}.", "",
+             f"{info['run_steps']:,} steps on top of "
+             + (f"{info['run_init_steps']:,}" if info["run_init_steps"] else "none (from scratch)") + ".", "",
+             *([f"`noto-unseen`: the {res['run']['sizes']['noto-unseen']} of Noto's {res['run']['sizes']['noto']} "
+                "held-out images whose base emoji has no Noto training image (`emoji.unseen_base`); the others have "
+                "a sibling (another skin tone or gender) among the training images, which flatters every model.", ""]
+               if "noto-unseen" in res["run"]["sizes"] else []),
              f"## Held-out denoising loss ({args.n_loss or 'all'} held-out images per set; lower is better)", "",
              "| set | t | shipped | run |", "|---|---|---|---|"]
     for key, buckets in res["shipped"]["loss"].items():

@@ -97,7 +97,7 @@ def unseen_base(style: str = "noto") -> np.ndarray:
     OpenMoji and Fluent flat hold out whole base emoji, so that is all of their held-out images. Noto keeps
     the first model's split, a random 10 % of glyphs: most held-out people have a sibling (another skin
     tone or gender) among the training images, which a model can nearly copy. This subset measures Noto
-    without that help (``benchmarks/noto_unseen.py``).
+    without that help (the ``noto-unseen`` rows of ``benchmarks/prior_check.py``).
     """
     from .data import load
 

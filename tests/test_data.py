@@ -140,16 +140,3 @@ def test_unseen_base_subset():
             assert any(base_key(t) in seen for t in test)
         else:
             assert len(idx) == len(test)
-
-
-def test_noto_unseen_benchmark_runs(tmp_path):
-    import subprocess
-    import sys
-
-    root = data.REPO_DATA.parent
-    subprocess.run([sys.executable, str(root / "benchmarks" / "noto_unseen.py"), "--n", "2", "--steps", "2",
-                    "--out", str(tmp_path)], check=True, cwd=root, capture_output=True,
-                   env={**__import__("os").environ, "PYTHONPATH": str(root)})
-    rep = json.loads((tmp_path / "noto-unseen.json").read_text())
-    assert set(rep) == {"info", "shipped", "candidate"} and rep["info"]["n"] == 2
-    assert "| sr4 | DDNM |" in (tmp_path / "noto-unseen.md").read_text()

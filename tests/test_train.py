@@ -113,7 +113,10 @@ def test_ddp_two_processes_on_cpu(tmp_path):
 
 
 def test_prior_check_compares_a_run_with_the_shipped_model(tmp_path):
-    """benchmarks/prior_check.py on a 1-step run: both columns, every emoji style, the targets."""
+    """benchmarks/prior_check.py on a 1-step run: both columns, every emoji style and the unseen-base Noto
+    subset, the targets; and on a candidate weights file."""
+    from ddnm_edu.data import REPO_DATA
+    from ddnm_edu.emoji import unseen_base
     from ddnm_edu.pretrained import WEIGHTS_DIR
 
     run = tmp_path / "run"
@@ -125,9 +128,21 @@ def test_prior_check_compares_a_run_with_the_shipped_model(tmp_path):
                     "--n", "2", "--steps", "2", "--n-loss", "4", "--out", str(tmp_path)], check=True, env=_env(),
                    cwd=ROOT, capture_output=True)
     rep = json.loads((tmp_path / "prior-check-emoji-32.json").read_text())
-    assert set(rep["shipped"]["loss"]) == set(rep["run"]["loss"]) == {"noto", "openmoji", "fluent-flat"}
+    sets = {"noto", "openmoji", "fluent-flat", "noto-unseen"}
+    assert set(rep["shipped"]["loss"]) == set(rep["run"]["loss"]) == set(rep["run"]["restoration"]) == sets
+    assert rep["run"]["sizes"]["noto-unseen"] == len(unseen_base("noto")) < rep["run"]["sizes"]["noto"]
+    assert {t["style"] for t in rep["run"]["targets"]} == sets
     assert rep["info"]["run_steps"] == 1 and rep["info"]["run_init_steps"] == rep["info"]["shipped_steps"]
-    assert "| fluent-flat | colorize |" in (tmp_path / "prior-check-emoji-32.md").read_text()
+    md = (tmp_path / "prior-check-emoji-32.md").read_text()
+    assert "| fluent-flat | colorize |" in md and "| noto-unseen | sr4 |" in md
+    assert f"on top of {rep['info']['shipped_steps']:,}." in md
+    # a weights file with a record (a candidate) instead of a run folder: its steps come from the record
+    cand = json.loads((REPO_DATA / "candidates" / "weights.json").read_text())["emoji-32"]
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "prior_check.py"), "--name", "emoji-32", "--run",
+                    str(REPO_DATA / "candidates" / cand["file"]), "--n", "1", "--steps", "2", "--n-loss", "2",
+                    "--out", str(tmp_path)], check=True, env=_env(), cwd=ROOT, capture_output=True)
+    info = json.loads((tmp_path / "prior-check-emoji-32.json").read_text())["info"]
+    assert info["run_steps"] + info["run_init_steps"] == cand["steps"] and info["run"] == "data/candidates/emoji-32.pt"
 
 
 def test_supervised_restormer_trains_exports_and_loads(tmp_path):

@@ -421,7 +421,10 @@ def test_sampler_results_identical_to_before_for_the_same_seed(sched):
     (commit 6115c3f) with the same model in the default memory format: the optimised loop (coefficients
     precomputed as Python floats, checks once) must reproduce it. It was bit for bit on the machine that wrote
     the reference (an AMD EPYC); another CPU's convolution kernels round differently (up to 8e-7 on an Intel
-    Xeon with AMX), so the check allows 1e-5, far below what any change of a coefficient or step gives."""
+    Xeon with AMX), so the check allows 1e-5 absolute. It guards the loop's logic: a wrong coefficient
+    formula, a skipped or repeated step or other noise moves pixels by far more than that. A change that only
+    rounds differently (say, coefficients kept in float32 instead of float64) may well pass: this test does
+    not guard float precision."""
     from pathlib import Path
 
     ref = torch.load(Path(__file__).parent / "data" / "sampler_reference.pt", weights_only=True)

@@ -61,24 +61,36 @@ def _show(path: Path) -> str:
     return str(path.relative_to(OUT.parent)) if path.is_relative_to(OUT.parent) else str(path)
 
 
+def _started_from(info: dict) -> str:
+    """What 'on top of' says: the steps recorded, or why none are."""
+    if info["run_init_steps"]:
+        return f"{info['run_init_steps']:,}"
+    if info.get("run_init_from") == "":
+        return "none (trained from scratch)"
+    return ("weights whose steps are not recorded (a checkpoint older than the init_from field, or --init-from "
+            "a file without a record)")
+
+
 def run_info(run: Path) -> tuple[Path, dict]:
     """The weights file of ``--run`` and its training: steps of the run, steps of what it started from."""
     if run.is_dir():
         ck = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
-        return run / "ema.pt", {"run_steps": int(ck["step"]), "run_init_steps": int(ck.get("init_steps", 0))}
+        return run / "ema.pt", {"run_steps": int(ck["step"]), "run_init_steps": int(ck.get("init_steps", 0)),
+                                "run_init_from": ck.get("init_from")}
     rec = init_record(run)
     if rec is None:
         raise SystemExit(f"{run}: no weights.json beside it or in the registry records its sha256; "
                          "pass the run folder that trained it instead.")
     before = int(rec.get("steps_before_this_run", 0))
-    return run, {"run_steps": int(rec["steps"]) - before, "run_init_steps": before}
+    return run, {"run_steps": int(rec["steps"]) - before, "run_init_steps": before, "run_init_from": None}
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", required=True, choices=sorted(registry()))
-    ap.add_argument("--run", type=Path, required=True, help="a training run folder (its ema.pt is measured)")
-    ap.add_argument("--n", type=int, default=32, help="held-out images per style for the restoration table")
+    ap.add_argument("--run", type=Path, required=True, help="a training run folder (its ema.pt is measured) or a weights file that a "
+                    "weights.json records (data/candidates/emoji-32.pt)")
+    ap.add_argument("--n", type=int, default=32, help="held-out images per set for the restoration table")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--n-loss", type=int, default=None, help="held-out images for the loss (default: all)")
     ap.add_argument("--out", type=Path, default=OUT)
@@ -92,11 +104,11 @@ def main(argv=None) -> None:
             "steps": args.steps, "seconds": round(time.time() - t0), "machine": platform.processor() or platform.machine(),
             "threads": torch.get_num_threads()}
     (args.out / f"prior-check-{args.name}.json").write_text(json.dumps({"info": info, **res}, indent=2) + "\n")
-    lines = [f"# {args.name}: shipped weights vs the run {args.run.name}", "",
+    lines = [f"# {args.name}: shipped weights vs {'the run' if args.run.is_dir() else 'the weights'} {info['run']}", "",
              f"`python benchmarks/prior_check.py --name {args.name} --run {info['run']} --n {args.n} --steps {args.steps}` "
              f"({info['seconds'] / 60:.1f} min, torch threads: {info['threads']}). Shipped: {shipped['steps']:,} steps; run: "
              f"{info['run_steps']:,} steps on top of "
-             + (f"{info['run_init_steps']:,}" if info["run_init_steps"] else "none (from scratch)") + ".", "",
+             + _started_from(info) + ".", "",
              *([f"`noto-unseen`: the {res['run']['sizes']['noto-unseen']} of Noto's {res['run']['sizes']['noto']} "
                 "held-out images whose base emoji has no Noto training image (`emoji.unseen_base`); the others have "
                 "a sibling (another skin tone or gender) among the training images, which flatters every model.", ""]

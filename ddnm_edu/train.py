@@ -50,7 +50,6 @@ CONFIGS: dict[str, dict] = {
 }
 
 
-
 def init_record(path: Path) -> dict | None:
     """The training record of the weights file ``path``: the entry with the file's sha256 in the
     ``weights.json`` beside it, else in the shipped registry; None when neither records it."""
@@ -64,6 +63,7 @@ def init_record(path: Path) -> dict | None:
         if rec is not None:
             return rec
     return None
+
 
 def build_model(cfg: dict) -> torch.nn.Module:
     """The network a config trains: an epsilon-UNet (diffusion) or a Restormer (supervised)."""
@@ -234,6 +234,7 @@ def main(argv=None) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     step, wall = 0, 0.0
     init_steps, init_wall = 0, 0.0  # training of the weights a run started from (--init-from)
+    init_from: str | None = ""  # the file it started from ("": from scratch; None: an older checkpoint, unknown)
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -242,6 +243,7 @@ def main(argv=None) -> None:
         opt.load_state_dict(ck["opt"])
         step, wall = int(ck["step"]), float(ck["wall_seconds"])
         init_steps, init_wall = int(ck.get("init_steps", 0)), float(ck.get("init_wall_seconds", 0.0))
+        init_from = ck.get("init_from")
         if rank == 0:
             print(f"resumed from {ckpt_path} at step {step} ({wall / 60:.1f} min of training so far)", flush=True)
     elif args.init_from:
@@ -255,13 +257,14 @@ def main(argv=None) -> None:
         # OUT/weights/) or in the shipped registry; a file's *name* says nothing (every emoji run exports
         # an emoji-32.pt).
         rec = init_record(Path(args.init_from))
+        init_from = str(args.init_from)
         if rec is not None:
             init_steps, init_wall = int(rec["steps"]), 60.0 * float(rec["train_wall_minutes"])
         if rank == 0:
             print(f"initialised model and EMA from {args.init_from}"
                   + (f" ({init_steps} steps already trained, by its record)" if rec is not None else
-                     " (no weights.json records its sha256: its earlier steps are not counted; pass "
-                     "--init-steps to export)"), flush=True)
+                     " (no weights.json records its sha256: its earlier steps are not counted; give them to "
+                     "`python -m ddnm_edu.pretrained export --init-steps N`)"), flush=True)
     model = model.to(memory_format=torch.channels_last)
     ema = ema.to(memory_format=torch.channels_last)
     fwd = model
@@ -301,7 +304,7 @@ def main(argv=None) -> None:
         tmp = out / "checkpoint.tmp"
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                     "step": step, "wall_seconds": wall, "config": args.config,
-                    "init_steps": init_steps, "init_wall_seconds": init_wall,
+                    "init_steps": init_steps, "init_wall_seconds": init_wall, "init_from": init_from,
                     arch_key(cfg): cfg[arch_key(cfg)].to_dict()}, tmp)
         os.replace(tmp, ckpt_path)
         torch.save(ema.state_dict(), out / "ema.pt")

@@ -69,6 +69,7 @@ def test_fine_tune_counts_the_steps_of_the_weights_it_started_from(tmp_path):
     subprocess.run(args, check=True, env=_env(), cwd=ROOT, capture_output=True)
     subprocess.run(args[:-2] + ["--steps", "3"], check=True, env=_env(), cwd=ROOT, capture_output=True)  # resume
     assert _ckpt(run)["init_steps"] == shipped["steps"] and _ckpt(run)["step"] == 3
+    assert _ckpt(run)["init_from"] == str(WEIGHTS_DIR / shipped["file"])  # kept across the resume
     rec, _ = _export_to_copy(tmp_path, run, "emoji-32")
     assert rec["steps"] == shipped["steps"] + 3 and rec["steps_before_this_run"] == shipped["steps"]
     assert rec["train_wall_minutes"] >= shipped["train_wall_minutes"]
@@ -84,6 +85,7 @@ def test_final_loss_is_the_mean_over_the_last_500_steps_whatever_the_log_interva
     subprocess.run([sys.executable, "-m", "ddnm_edu.train", "--config", "emoji-32", "--out", str(run), "--batch", "2",
                     "--n-train", "8", "--sample-every", "0", "--log-every", "1", "--threads", "1", "--steps", "1"],
                    check=True, env=_env(), cwd=ROOT, capture_output=True)
+    assert _ckpt(run)["init_from"] == ""  # from scratch, and the checkpoint says so
     losses = {s: 0.01 * (1 + s % 7) for s in range(25, 1001, 25)}  # as if logged every 25 steps up to step 1000
     with open(run / "loss.csv", "w") as f:
         f.write("step,loss,lr,wall_seconds\n" + "".join(f"{s},{v},1e-4,{s}.0\n" for s, v in losses.items()))
@@ -117,7 +119,7 @@ def test_prior_check_compares_a_run_with_the_shipped_model(tmp_path):
     subset, the targets; and on a candidate weights file."""
     from ddnm_edu.data import REPO_DATA
     from ddnm_edu.emoji import unseen_base
-    from ddnm_edu.pretrained import WEIGHTS_DIR
+    from ddnm_edu.pretrained import WEIGHTS_DIR, registry
 
     run = tmp_path / "run"
     subprocess.run([sys.executable, "-m", "ddnm_edu.train", "--config", "emoji-32", "--out", str(run), "--batch", "4",
@@ -142,7 +144,15 @@ def test_prior_check_compares_a_run_with_the_shipped_model(tmp_path):
                     str(REPO_DATA / "candidates" / cand["file"]), "--n", "1", "--steps", "2", "--n-loss", "2",
                     "--out", str(tmp_path)], check=True, env=_env(), cwd=ROOT, capture_output=True)
     info = json.loads((tmp_path / "prior-check-emoji-32.json").read_text())["info"]
-    assert info["run_steps"] + info["run_init_steps"] == cand["steps"] and info["run"] == "data/candidates/emoji-32.pt"
+    assert info["run_init_steps"] == cand["steps_before_this_run"] == registry()["emoji-32"]["steps"]
+    assert info["run_steps"] == cand["steps"] - cand["steps_before_this_run"] > 0
+    assert info["run"] == "data/candidates/emoji-32.pt"
+    assert f"on top of {info['run_init_steps']:,}." in (tmp_path / "prior-check-emoji-32.md").read_text()
+    # a weights file nothing records (a run's own ema.pt): a clear exit, not a made-up step count
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "prior_check.py"), "--name", "emoji-32", "--run",
+                        str(run / "ema.pt"), "--out", str(tmp_path)], env=_env(), cwd=ROOT, capture_output=True,
+                       text=True)
+    assert r.returncode != 0 and "records its sha256" in r.stderr
 
 
 def test_supervised_restormer_trains_exports_and_loads(tmp_path):
@@ -216,3 +226,16 @@ def test_init_record_matches_weights_by_sha256_not_by_file_name(tmp_path):
     (other.parent / "weights.json").write_text(json.dumps(
         {"emoji-32": dict(shipped, sha256=sha256(other), steps=shipped["steps"] + 5)}))
     assert init_record(other)["steps"] == shipped["steps"] + 5
+
+
+def test_prior_check_says_what_a_run_started_from():
+    """'on top of': recorded steps, 'from scratch' only when the checkpoint says so, else 'not recorded'."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("prior_check", ROOT / "benchmarks" / "prior_check.py")
+    pc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pc)
+    assert pc._started_from({"run_init_steps": 3348, "run_init_from": "x.pt"}) == "3,348"
+    assert pc._started_from({"run_init_steps": 0, "run_init_from": ""}) == "none (trained from scratch)"
+    for unknown in (None, "mine.pt"):  # an older checkpoint; --init-from a file without a record
+        assert "not recorded" in pc._started_from({"run_init_steps": 0, "run_init_from": unknown})

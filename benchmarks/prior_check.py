@@ -24,9 +24,8 @@ import torch
 
 from ddnm_edu import data, evaluate
 from ddnm_edu.emoji import unseen_base
-from ddnm_edu.pretrained import load_pretrained, registry
+from ddnm_edu.pretrained import init_record, load_pretrained, registry
 from ddnm_edu.schedule import NoiseSchedule
-from ddnm_edu.train import init_record
 
 OUT = Path(__file__).resolve().parent
 
@@ -40,13 +39,15 @@ def heldout_sets(name: str) -> dict[str, torch.Tensor]:
     return sets
 
 
-def measure(name: str, weights: Path | None, n: int, steps: int, seed: int = 0, n_loss: int | None = None) -> dict:
-    """Held-out loss buckets, restoration tables and targets of the weights (None: the shipped ones)."""
+def measure(name: str, weights: Path | None, sets: dict[str, torch.Tensor], n: int, steps: int, seed: int = 0,
+            n_loss: int | None = None) -> dict:
+    """Held-out loss buckets, restoration tables and targets of the weights (None: the shipped ones) on
+    ``sets`` (``heldout_sets(name)``)."""
     model = load_pretrained(name, "cpu", weights)
     sched = NoiseSchedule.linear(1000)
     emoji = name.startswith("emoji")
     out: dict = {"loss": {}, "restoration": {}, "sizes": {}}
-    for key, x in heldout_sets(name).items():
+    for key, x in sets.items():
         out["sizes"][key] = len(x)
         out["loss"][key] = evaluate.bucket_losses(model, sched, x[:n_loss], seed)
         out["restoration"][key] = evaluate.restoration_table(model, sched, x[:n], name, steps, seed,
@@ -98,8 +99,9 @@ def main(argv=None) -> None:
     weights, steps_info = run_info(args.run)
     shipped = registry()[args.name]
     t0 = time.time()
-    res = {"shipped": measure(args.name, None, args.n, args.steps, n_loss=args.n_loss),
-           "run": measure(args.name, weights, args.n, args.steps, n_loss=args.n_loss)}
+    sets = heldout_sets(args.name)
+    res = {tag: measure(args.name, w, sets, args.n, args.steps, n_loss=args.n_loss)
+           for tag, w in (("shipped", None), ("run", weights))}
     info = {"name": args.name, "run": _show(args.run), **steps_info, "shipped_steps": shipped["steps"], "n": args.n,
             "steps": args.steps, "seconds": round(time.time() - t0), "machine": platform.processor() or platform.machine(),
             "threads": torch.get_num_threads()}

@@ -145,8 +145,8 @@ def targets(name: str, restoration: dict) -> list[dict]:
     """The quality targets the shipped models are trained towards, checked on a restoration table.
 
     fashion-mnist-32 (100 steps, 256 held-out images): DDNM 4x SR >= 21.3 dB, 12x12 box >= 27.0 dB.
-    emoji-32, on every held-out set (each style, and ``noto-unseen`` in ``benchmarks/prior_check.py``): DDNM ahead of bicubic on 4x SR and of biharmonic on random-50 %
-    inpainting; the mean of 4 DDNM samples ahead of biharmonic on the 12x12 box; colorization ahead of the
+    emoji-32, on every held-out set (each style, and ``noto-unseen`` in ``benchmarks/prior_check.py``): DDNM
+    ahead of bicubic on 4x SR and of biharmonic on random-50 % inpainting; the mean of 4 DDNM samples ahead of biharmonic on the 12x12 box; colorization ahead of the
     gray image on the mean and on most images. ``restoration`` is one table (fashion) or
     ``{style: table}`` (emoji).
     """

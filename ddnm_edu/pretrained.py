@@ -49,6 +49,20 @@ def registry() -> dict:
     return json.loads(REGISTRY.read_text())
 
 
+def init_record(path: Path) -> dict | None:
+    """The training record of the weights file ``path``: the entry with the file's sha256 in the
+    ``weights.json`` beside it (``data/candidates/``, a GPU job's ``OUT/weights/``), else in the shipped
+    registry; None when neither records it. A file's name says nothing (every emoji run exports an
+    ``emoji-32.pt``)."""
+    digest = sha256(path)
+    side = path.parent / "weights.json"
+    for recs in ((json.loads(side.read_text()) if side.exists() else {}), registry()):
+        rec = next((r for r in recs.values() if r.get("sha256") == digest), None)
+        if rec is not None:
+            return rec
+    return None
+
+
 def available(kind: str | None = None) -> list[str]:
     """Names of the shipped models; ``kind="diffusion"`` (epsilon-UNets, the priors DDNM uses) or
     ``kind="specialist"`` (supervised Restormers) filters them."""

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .pretrained import arch_key
+from .pretrained import arch_key, init_record
 from .restormer import Restormer, RestormerConfig, supervised_loss
 from .schedule import NoiseSchedule
 from .unet import UNet, UNetConfig, count_parameters
@@ -48,21 +48,6 @@ CONFIGS: dict[str, dict] = {
     "restormer-sr4": dict(dataset="fashion-mnist", flip=True, task="sr4", restormer=RestormerConfig()),
     "restormer-denoise": dict(dataset="fashion-mnist", flip=True, task="denoise", restormer=RestormerConfig()),
 }
-
-
-def init_record(path: Path) -> dict | None:
-    """The training record of the weights file ``path``: the entry with the file's sha256 in the
-    ``weights.json`` beside it, else in the shipped registry; None when neither records it."""
-    from .data import sha256
-    from .pretrained import registry
-
-    digest = sha256(path)
-    side = path.parent / "weights.json"
-    for recs in ((json.loads(side.read_text()) if side.exists() else {}), registry()):
-        rec = next((r for r in recs.values() if r.get("sha256") == digest), None)
-        if rec is not None:
-            return rec
-    return None
 
 
 def build_model(cfg: dict) -> torch.nn.Module:

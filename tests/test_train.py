@@ -209,7 +209,7 @@ def test_init_record_matches_weights_by_sha256_not_by_file_name(tmp_path):
     import shutil
 
     from ddnm_edu.pretrained import WEIGHTS_DIR, registry
-    from ddnm_edu.train import init_record
+    from ddnm_edu.pretrained import init_record
 
     shipped = registry()["emoji-32"]
     renamed = tmp_path / "a" / "prior.pt"

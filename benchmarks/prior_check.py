@@ -72,6 +72,13 @@ def _started_from(info: dict) -> str:
             "a file without a record)")
 
 
+def _run_training(info: dict) -> str:
+    """What the header says of the measured weights' training."""
+    if info.get("run_interpolated"):
+        return "no optimiser steps of its own (a weight interpolation of two recorded files; its record is below)"
+    return f"{info['run_steps']:,} steps on top of " + _started_from(info)
+
+
 def run_info(run: Path) -> tuple[Path, dict]:
     """The weights file of ``--run`` and its training: steps of the run, steps of what it started from."""
     if run.is_dir():
@@ -83,7 +90,43 @@ def run_info(run: Path) -> tuple[Path, dict]:
         raise SystemExit(f"{run}: no weights.json beside it or in the registry records its sha256; "
                          "pass the run folder that trained it instead.")
     before = int(rec.get("steps_before_this_run", 0))
-    return run, {"run_steps": int(rec["steps"]) - before, "run_init_steps": before, "run_init_from": None}
+    return run, {"run_steps": int(rec["steps"]) - before, "run_init_steps": before, "run_init_from": None,
+                 "run_status": rec.get("status"), "run_interpolated": "interpolated" in rec}
+
+
+def report(info: dict, res: dict) -> str:
+    """The markdown of a prior check, from what ``main`` measured (also re-renders a saved JSON)."""
+    lines = [f"# {info['name']}: shipped weights vs {'the run' if info.get('run_is_dir') else 'the weights'} {info['run']}", "",
+             f"`python benchmarks/prior_check.py --name {info['name']} --run {info['run']} --n {info['n']} --steps {info['steps']}` "
+             f"({info['seconds'] / 60:.1f} min, torch threads: {info['threads']}). Shipped: {info['shipped_steps']:,} steps; run: "
+             + _run_training(info) + ".", "",
+             *([f"The measured weights, as their record says: {info['run_status']}", ""] if info.get("run_status") else []),
+             *([f"`noto-unseen`: the {res['run']['sizes']['noto-unseen']} of Noto's {res['run']['sizes']['noto']} "
+                "held-out images whose base emoji has no Noto training image (`emoji.unseen_base`); the others have "
+                "a sibling (another skin tone or gender) among the training images, which flatters every model.", ""]
+               if "noto-unseen" in res["run"]["sizes"] else []),
+             f"## Held-out denoising loss ({info.get('n_loss') or 'all'} held-out images per set; lower is better)", "",
+             "| set | t | shipped | run |", "|---|---|---|---|"]
+    for key, buckets in res["shipped"]["loss"].items():
+        for b, v in buckets.items():
+            lines.append(f"| {key} | {b} | {v:.4f} | {res['run']['loss'][key][b]:.4f} |")
+    lines += ["", f"## Restoration, first {info['n']} held-out images per set, DDNM {info['steps']} steps (PSNR dB, mean)",
+              "", "| set | task | method | shipped | run |", "|---|---|---|---|---|"]
+    for key, table in res["shipped"]["restoration"].items():
+        for task, methods in table.items():
+            for m, v in methods.items():
+                if m.startswith("_") or not m.startswith("DDNM"):
+                    continue
+                r = res["run"]["restoration"][key][task][m]
+                base = methods[methods["_baseline"]]["psnr"][0]
+                lines.append(f"| {key} | {task} | {m} (baseline {methods['_baseline']} {base:.2f}) | "
+                             f"{v['psnr'][0]:.2f} | {r['psnr'][0]:.2f} |")
+    lines += ["", "## Targets (`evaluate.targets`, at these settings)", "", "| set | target | shipped | run |",
+              "|---|---|---|---|"]
+    for a, b in zip(res["shipped"]["targets"], res["run"]["targets"]):
+        lines.append(f"| {a['style']} | {a['target']} | {'yes' if a['met'] else 'no'} ({a['value']:.2f}) | "
+                     f"{'yes' if b['met'] else 'no'} ({b['value']:.2f}) |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> None:
@@ -104,40 +147,11 @@ def main(argv=None) -> None:
            for tag, w in (("shipped", None), ("run", weights))}
     info = {"name": args.name, "run": _show(args.run), **steps_info, "shipped_steps": shipped["steps"], "n": args.n,
             "steps": args.steps, "seconds": round(time.time() - t0), "machine": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "run_is_dir": args.run.is_dir(), "n_loss": args.n_loss}
     (args.out / f"prior-check-{args.name}.json").write_text(json.dumps({"info": info, **res}, indent=2) + "\n")
-    lines = [f"# {args.name}: shipped weights vs {'the run' if args.run.is_dir() else 'the weights'} {info['run']}", "",
-             f"`python benchmarks/prior_check.py --name {args.name} --run {info['run']} --n {args.n} --steps {args.steps}` "
-             f"({info['seconds'] / 60:.1f} min, torch threads: {info['threads']}). Shipped: {shipped['steps']:,} steps; run: "
-             f"{info['run_steps']:,} steps on top of "
-             + _started_from(info) + ".", "",
-             *([f"`noto-unseen`: the {res['run']['sizes']['noto-unseen']} of Noto's {res['run']['sizes']['noto']} "
-                "held-out images whose base emoji has no Noto training image (`emoji.unseen_base`); the others have "
-                "a sibling (another skin tone or gender) among the training images, which flatters every model.", ""]
-               if "noto-unseen" in res["run"]["sizes"] else []),
-             f"## Held-out denoising loss ({args.n_loss or 'all'} held-out images per set; lower is better)", "",
-             "| set | t | shipped | run |", "|---|---|---|---|"]
-    for key, buckets in res["shipped"]["loss"].items():
-        for b, v in buckets.items():
-            lines.append(f"| {key} | {b} | {v:.4f} | {res['run']['loss'][key][b]:.4f} |")
-    lines += ["", f"## Restoration, first {args.n} held-out images per set, DDNM {args.steps} steps (PSNR dB, mean)",
-              "", "| set | task | method | shipped | run |", "|---|---|---|---|---|"]
-    for key, table in res["shipped"]["restoration"].items():
-        for task, methods in table.items():
-            for m, v in methods.items():
-                if m.startswith("_") or not m.startswith("DDNM"):
-                    continue
-                r = res["run"]["restoration"][key][task][m]
-                base = methods[methods["_baseline"]]["psnr"][0]
-                lines.append(f"| {key} | {task} | {m} (baseline {methods['_baseline']} {base:.2f}) | "
-                             f"{v['psnr'][0]:.2f} | {r['psnr'][0]:.2f} |")
-    lines += ["", "## Targets (`evaluate.targets`, at these settings)", "", "| set | target | shipped | run |",
-              "|---|---|---|---|"]
-    for a, b in zip(res["shipped"]["targets"], res["run"]["targets"]):
-        lines.append(f"| {a['style']} | {a['target']} | {'yes' if a['met'] else 'no'} ({a['value']:.2f}) | "
-                     f"{'yes' if b['met'] else 'no'} ({b['value']:.2f}) |")
-    (args.out / f"prior-check-{args.name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = report(info, res)
+    (args.out / f"prior-check-{args.name}.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ downloaded: a missing or altered file is an error that says what to do.
 Export a training run's EMA weights into the repository with::
 
     python -m ddnm_edu.pretrained export --run runs/fashion-mnist-32 --name fashion-mnist-32
+
+``interpolate`` mixes two recorded weights files (WiSE-FT); data/candidates/README.md says what that gave.
 """
 from __future__ import annotations
 
@@ -173,6 +175,45 @@ def export(run: Path, name: str, init_steps: int | None = None, init_minutes: fl
     return rec
 
 
+def interpolate(a: Path, b: Path, alpha: float, out: Path, name: str) -> dict:
+    """Weight interpolation of two recorded weights files of one architecture, as in WiSE-FT (Wortsman et
+    al., "Robust fine-tuning of zero-shot models", CVPR 2022): theta = (1 - alpha) theta_a + alpha theta_b.
+
+    Meant for ``b`` fine-tuned from ``a`` (the emoji candidate continues the shipped Noto-only weights on
+    three styles): the mix keeps part of what each knows, with no further training. Writes
+    ``out/<name>.pt`` and its record in ``out/weights.json``; the record keeps b's training facts (the steps
+    of its lineage) and names both parents and alpha. Both files need a record (``init_record``).
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise DDNMInputError(f"alpha must be in [0, 1] (got {alpha}); 0 gives a, 1 gives b.")
+    recs = [init_record(Path(f)) if Path(f).exists() else None for f in (a, b)]
+    for f, r in zip((a, b), recs):
+        if r is None:
+            raise DDNMInputError(f"{f}: missing, or no weights.json beside it or in the registry records its "
+                                 "sha256; interpolate recorded weights only.")
+    ra, rb = recs
+    if ra[arch_key(ra)] != rb[arch_key(rb)]:
+        raise DDNMInputError(f"{a} and {b} have different architectures; interpolation needs one architecture.")
+    sa, sb = (load_state_dict_checked(Path(f), r["sha256"]) for f, r in ((a, ra), (b, rb)))
+    sd = {k: torch.lerp(sa[k].float(), sb[k].float(), alpha).to(sa[k].dtype).contiguous() for k in sa}  # (1-alpha) a + alpha b
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dst = out / f"{name}.pt"
+    torch.save(sd, dst)
+    rec = {k: v for k, v in rb.items() if k not in ("file", "sha256", "final_loss", "status")}
+    rec.update(file=dst.name, sha256=sha256(dst), interpolated={
+        "alpha": alpha, "a": {"file": str(a), "sha256": ra["sha256"], "steps": ra["steps"]},
+        "b": {"file": str(b), "sha256": rb["sha256"], "steps": rb["steps"]}})
+    rec["status"] = (f"weight interpolation (WiSE-FT, Wortsman et al. 2022), no further training: "
+                     f"{1 - alpha:g} x {a} ({ra['steps']:,} steps, sha256 {ra['sha256'][:8]}) + {alpha:g} x "
+                     f"{b} ({rb['steps']:,} steps, sha256 {rb['sha256'][:8]}).")
+    side = out / "weights.json"
+    reg = json.loads(side.read_text()) if side.exists() else {}
+    reg[name] = rec
+    side.write_text(json.dumps(reg, indent=2) + "\n")
+    return rec
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m ddnm_edu.pretrained", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -183,9 +224,17 @@ def main(argv=None) -> None:
     e.add_argument("--init-steps", type=int, default=None,
                    help="steps of the weights the run started from (default: as its checkpoint records)")
     e.add_argument("--init-minutes", type=float, default=None, help="their training wall time")
+    i = sub.add_parser("interpolate", help="(1 - alpha) a + alpha b of two recorded weights files (WiSE-FT)")
+    i.add_argument("--a", type=Path, required=True, help="weights file (e.g. data/weights/emoji-32.pt)")
+    i.add_argument("--b", type=Path, required=True, help="weights file fine-tuned from a (e.g. data/candidates/emoji-32.pt)")
+    i.add_argument("--alpha", type=float, required=True)
+    i.add_argument("--name", required=True)
+    i.add_argument("--out", type=Path, required=True, help="folder for <name>.pt and its weights.json record")
     sub.add_parser("list", help="list the shipped models")
     args = ap.parse_args(argv)
-    if args.cmd == "export":
+    if args.cmd == "interpolate":
+        print(json.dumps(interpolate(args.a, args.b, args.alpha, args.out, args.name), indent=2))
+    elif args.cmd == "export":
         print(json.dumps(export(args.run, args.name, args.init_steps, args.init_minutes), indent=2))
     else:
         print(json.dumps(registry(), indent=2))

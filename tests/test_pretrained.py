@@ -53,3 +53,39 @@ def test_unreadable_weights_file(tmp_path):
     p.write_bytes(b"not a torch file")
     with pytest.raises(DDNMInputError, match="could not read weights"):
         pretrained.load_state_dict_checked(p)
+
+
+def test_interpolate_is_the_weight_line_between_two_recorded_files(tmp_path):
+    """theta = (1 - alpha) theta_a + alpha theta_b, tensor by tensor: alpha 0 and 1 give the parents exactly,
+    0.5 their midpoint; the written file is recorded beside it (sha256, both parents) and loads as the model."""
+    from ddnm_edu.data import REPO_DATA, sha256
+
+    a, b = pretrained.WEIGHTS_DIR / "emoji-32.pt", REPO_DATA / "candidates" / "emoji-32.pt"
+    sa, sb = (torch.load(f, weights_only=True) for f in (a, b))
+    assert any(not torch.equal(sa[k], sb[k]) for k in sa)  # two different weight sets
+    for alpha, want in ((0.0, sa), (1.0, sb), (0.5, {k: (sa[k] + sb[k]) / 2 for k in sa})):
+        out = tmp_path / str(alpha)
+        rec = pretrained.interpolate(a, b, alpha, out, "emoji-32")
+        sd = torch.load(out / "emoji-32.pt", weights_only=True)
+        assert sd.keys() == sa.keys()
+        for k in sa:
+            torch.testing.assert_close(sd[k], want[k], rtol=0, atol=0 if alpha in (0.0, 1.0) else 1e-6)
+        assert rec["sha256"] == sha256(out / "emoji-32.pt")
+        assert rec["interpolated"]["alpha"] == alpha
+        assert (rec["interpolated"]["a"]["sha256"], rec["interpolated"]["b"]["sha256"]) == (sha256(a), sha256(b))
+        assert pretrained.init_record(out / "emoji-32.pt") == rec  # found by sha256 in the weights.json beside it
+    model = pretrained.load_pretrained("emoji-32", weights=tmp_path / "0.5" / "emoji-32.pt")
+    assert model(torch.zeros(1, 3, 32, 32), torch.tensor([10])).shape == (1, 3, 32, 32)
+
+
+def test_interpolate_rejects_bad_alpha_unrecorded_files_and_mixed_architectures(tmp_path):
+    a = pretrained.WEIGHTS_DIR / "emoji-32.pt"
+    with pytest.raises(DDNMInputError, match="alpha must be in"):
+        pretrained.interpolate(a, a, 1.5, tmp_path, "emoji-32")
+    stray = tmp_path / "stray.pt"
+    sd = torch.load(a, weights_only=True)
+    torch.save({k: v + 1e-3 for k, v in sd.items()}, stray)
+    with pytest.raises(DDNMInputError, match="records its sha256"):
+        pretrained.interpolate(a, stray, 0.5, tmp_path / "o", "emoji-32")
+    with pytest.raises(DDNMInputError, match="different architectures"):
+        pretrained.interpolate(a, pretrained.WEIGHTS_DIR / "fashion-mnist-32.pt", 0.5, tmp_path / "o", "emoji-32")

@@ -239,3 +239,7 @@ def test_prior_check_says_what_a_run_started_from():
     assert pc._started_from({"run_init_steps": 0, "run_init_from": ""}) == "none (trained from scratch)"
     for unknown in (None, "mine.pt"):  # an older checkpoint; --init-from a file without a record
         assert "not recorded" in pc._started_from({"run_init_steps": 0, "run_init_from": unknown})
+    # an interpolated file (pretrained.interpolate) has no steps of its own to put "on top of" anything
+    assert pc._run_training({"run_steps": 5928, "run_init_steps": 3348, "run_init_from": None}) == "5,928 steps on top of 3,348"
+    assert pc._run_training({"run_steps": 5928, "run_init_steps": 3348, "run_init_from": None,
+                             "run_interpolated": True}).startswith("no optimiser steps of its own")

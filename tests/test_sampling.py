@@ -418,10 +418,11 @@ def test_sample_with_trace_is_plain_ddim(sched, random_unet):
 # --- speed work must not change results (issue 17) -------------------------------------------------
 def test_sampler_results_identical_to_before_for_the_same_seed(sched):
     """tests/data/sampler_reference.pt was written by the sampler as it was before the speed work
-    (commit 6115c3f) with the same model in the default memory format: the optimised loop (coefficients
-    precomputed as Python floats, checks once) must reproduce it. It was bit for bit on the machine that wrote
-    the reference (an AMD EPYC); another CPU's convolution kernels round differently (up to 8e-7 on an Intel
-    Xeon with AMX), so the check allows 1e-5 absolute. It guards the loop's logic: a wrong coefficient
+    (commit 6115c3f: its ddnm_edu, run on the shipped fashion-mnist-32 weights in the default memory format):
+    the optimised loop (coefficients precomputed as Python floats, checks once) must reproduce it. When the
+    weights are re-exported the reference is rewritten the same way, with the old sampler (last: the
+    6,177-step weights, session 10, on an Intel Xeon). Another CPU's convolution kernels round differently
+    (up to 8e-7 between an AMD EPYC and an Intel Xeon with AMX), so the check allows 1e-5 absolute. It guards the loop's logic: a wrong coefficient
     formula, a skipped or repeated step or other noise moves pixels by far more than that. A change that only
     rounds differently (say, coefficients kept in float32 instead of float64) may well pass: this test does
     not guard float precision."""

@@ -27,6 +27,8 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import CommandParser, DDNMInputError, run_command
+
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 
@@ -127,7 +129,7 @@ def chapter_path(number: int) -> Path:
     for p in chapters():
         if int(p.name[:2]) == number:
             return p
-    raise SystemExit(f"no notebook chapter {number}; chapters: {', '.join(p.name[:2] for p in chapters())}")
+    raise DDNMInputError(f"no notebook chapter {number}; chapters: {', '.join(p.name[:2] for p in chapters())}")
 
 
 def exercises(nb: dict) -> dict[str, str]:
@@ -310,7 +312,7 @@ def student_book(out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="ddnm-edu classroom", description=__doc__,
+    ap = CommandParser(prog="ddnm-edu classroom", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
     e = sub.add_parser("export", help="an nbgrader course folder built from the book's exercises")
@@ -330,4 +332,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command("ddnm-edu classroom", main))

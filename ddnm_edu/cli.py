@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import DDNMInputError
+from .errors import CommandParser, DDNMInputError, run_command
 
 TASKS = ("sr2", "sr4", "inpaint", "colorize", "deblur", "denoise")
 
@@ -269,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["classroom"]:  # nbgrader assignments and the student edition: ddnm_edu.classroom
         from . import classroom
 
-        return classroom.main(argv[1:])
-    ap = argparse.ArgumentParser(prog="ddnm-edu", description="ddnm-edu command line")
+        return run_command("ddnm-edu classroom", classroom.main, argv[1:])
+    ap = CommandParser(prog="ddnm-edu", description="ddnm-edu command line")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("classroom", help="classroom edition: `ddnm-edu classroom export OUT/` (nbgrader), "
                                      "`ddnm-edu classroom student-book OUT/`", add_help=False)
@@ -294,55 +294,56 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--device", default="cpu")
     r.add_argument("--strip", type=Path, help="also save a strip: y (enlarged), A_pinv y, result")
     args = ap.parse_args(argv)
-    try:
-        from .pretrained import _record, arch_key, available
+    return run_command("ddnm-edu restore", _restore_command, args)
 
-        rec = _record(args.model)
-        if arch_key(rec) != "unet":
-            raise DDNMInputError(f"{args.model!r} is a supervised specialist (chapter 10), not a diffusion prior; "
-                                 f"restore uses one of: {', '.join(available('diffusion'))}.")
-        ch = rec["unet"]["in_channels"]
-        inputs = expand_inputs(args.input)
-        background = background_for(args.model)
-        mask = read_mask(args.mask) if args.mask is not None else None
-        want = 1 if args.task == "colorize" else ch
-        if len(inputs) > 1 or args.input[0].is_dir():
-            if args.strip:
-                raise DDNMInputError("--strip works with one input file; drop it to restore several.")
-            outs = check_output_folder(args.out, inputs)
-            ys = [read_image(p, want, background) for p in inputs]
-            if len({tuple(y.shape) for y in ys}) > 1:
-                sizes = sorted({f"{y.shape[-1]}x{y.shape[-2]}" for y in ys})
-                raise DDNMInputError(f"the inputs have different sizes ({', '.join(sizes)}); restore each size "
-                                     "separately.")
-            from tqdm.auto import tqdm
 
-            y_all = torch.cat(ys)
-            chunks = range(0, len(y_all), max(1, args.batch))
-            for k in tqdm(chunks, desc=f"restoring {len(y_all)} images", disable=not sys.stderr.isatty()):
-                x0_hat, _, _ = restore(y_all[k:k + args.batch], args.task, args.model, mask, args.sigma_y, args.steps,
-                                       args.eta, args.seed + k, args.blur_sigma, args.device,
-                                       progress=sys.stderr.isatty())
-                for xh, out in zip(x0_hat, outs[k:k + args.batch]):
-                    try:
-                        write_image(xh, out)
-                    except OSError as e:
-                        raise DDNMInputError(f"could not write {out} ({e}).") from None
-            print(f"wrote {len(outs)} images to {args.out}")
-            return 0
-        check_output_path(args.out, "--out")
+def _restore_command(args: argparse.Namespace) -> int:
+    """``ddnm-edu restore``: read y, restore it, write the result (bad input raises DDNMInputError)."""
+    from .pretrained import _record, arch_key, available
+
+    rec = _record(args.model)
+    if arch_key(rec) != "unet":
+        raise DDNMInputError(f"{args.model!r} is a supervised specialist (chapter 10), not a diffusion prior; "
+                             f"restore uses one of: {', '.join(available('diffusion'))}.")
+    ch = rec["unet"]["in_channels"]
+    inputs = expand_inputs(args.input)
+    background = background_for(args.model)
+    mask = read_mask(args.mask) if args.mask is not None else None
+    want = 1 if args.task == "colorize" else ch
+    if len(inputs) > 1 or args.input[0].is_dir():
         if args.strip:
-            check_output_path(args.strip, "--strip")
-        y = read_image(inputs[0], want, background)
-        x0_hat, pinv, _ = restore(y, args.task, args.model, mask, args.sigma_y, args.steps, args.eta, args.seed,
-                                  args.blur_sigma, args.device, progress=sys.stderr.isatty())
-        try:
-            _write_outputs(x0_hat, y, pinv, args.out, args.strip)
-        except OSError as e:
-            raise DDNMInputError(f"could not write the result ({e}); check the --out / --strip paths.") from None
-    except DDNMInputError as e:
-        print(f"ddnm-edu restore: error: {e}", file=sys.stderr)
-        return 2
+            raise DDNMInputError("--strip works with one input file; drop it to restore several.")
+        outs = check_output_folder(args.out, inputs)
+        ys = [read_image(p, want, background) for p in inputs]
+        if len({tuple(y.shape) for y in ys}) > 1:
+            sizes = sorted({f"{y.shape[-1]}x{y.shape[-2]}" for y in ys})
+            raise DDNMInputError(f"the inputs have different sizes ({', '.join(sizes)}); restore each size "
+                                 "separately.")
+        from tqdm.auto import tqdm
+
+        y_all = torch.cat(ys)
+        chunks = range(0, len(y_all), max(1, args.batch))
+        for k in tqdm(chunks, desc=f"restoring {len(y_all)} images", disable=not sys.stderr.isatty()):
+            x0_hat, _, _ = restore(y_all[k:k + args.batch], args.task, args.model, mask, args.sigma_y, args.steps,
+                                   args.eta, args.seed + k, args.blur_sigma, args.device,
+                                   progress=sys.stderr.isatty())
+            for xh, out in zip(x0_hat, outs[k:k + args.batch]):
+                try:
+                    write_image(xh, out)
+                except OSError as e:
+                    raise DDNMInputError(f"could not write {out} ({e}).") from None
+        print(f"wrote {len(outs)} images to {args.out}")
+        return 0
+    check_output_path(args.out, "--out")
+    if args.strip:
+        check_output_path(args.strip, "--strip")
+    y = read_image(inputs[0], want, background)
+    x0_hat, pinv, _ = restore(y, args.task, args.model, mask, args.sigma_y, args.steps, args.eta, args.seed,
+                              args.blur_sigma, args.device, progress=sys.stderr.isatty())
+    try:
+        _write_outputs(x0_hat, y, pinv, args.out, args.strip)
+    except OSError as e:
+        raise DDNMInputError(f"could not write the result ({e}); check the --out / --strip paths.") from None
     print(f"wrote {args.out}" + (f" and {args.strip}" if args.strip else ""))
     return 0
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import DDNMInputError
+from .errors import CommandParser, DDNMInputError, run_command
 
 REPO_DATA = Path(__file__).resolve().parent.parent / "data"
 # DDNM_EDU_FASHION_DIR points elsewhere (e.g. a copy carried to a GPU machine without the Debian package)
@@ -166,7 +166,7 @@ def load(name: str, split: str = "test", n: int | None = None, with_labels: bool
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m ddnm_edu.data", description=__doc__,
+    ap = CommandParser(prog="python -m ddnm_edu.data", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="rebuild the shipped arrays from the Debian packages")
@@ -178,4 +178,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command("python -m ddnm_edu.data", main))

@@ -22,7 +22,8 @@ import torch
 
 from . import baselines, data, metrics
 from . import operators as ops
-from .pretrained import WEIGHTS_DIR, available, load_pretrained, registry
+from .errors import CommandParser, DDNMInputError, run_command
+from .pretrained import WEIGHTS_DIR, _record, available, load_pretrained, registry
 from .settings import best_device
 from .sampling import ddnm, sample
 from .schedule import NoiseSchedule
@@ -196,10 +197,10 @@ def evaluate_model(name: str, n: int | None, steps: int, seed: int, out: Path, n
     ``weights`` measures another state dict (a training run's ``ema.pt``) instead of the shipped file.
     Emoji are measured on each held-out art style (``n`` images of each)."""
     torch.manual_seed(seed)
-    rec = dict(registry()[name])
+    rec = dict(_record(name))
+    model = load_pretrained(name, best_device(), weights)  # CUDA / MPS when there is one (DDNM_EDU_DEVICE overrides)
     if weights is not None:
         rec.update(file=str(weights), sha256=data.sha256(Path(weights)), status=f"not shipped: {weights}")
-    model = load_pretrained(name, best_device(), weights)  # CUDA / MPS when there is one (DDNM_EDU_DEVICE overrides)
     sched = NoiseSchedule.linear(1000)
     dataset = "emoji" if name.startswith("emoji") else "fashion-mnist"
     test = data.load(dataset, "test")
@@ -573,7 +574,7 @@ def evaluate_specialist(name: str, out: Path, n: int = 256, seed: int = 0) -> di
     example figure and the learning curve (``<name>-loss.csv``, copied from the run at export)."""
     from .restormer import TASKS, measure, task_operator
 
-    rec = dict(registry()[name])
+    rec = dict(_record(name))
     task = rec["task"]
     model = load_pretrained(name)
     x = data.load("fashion-mnist", "test")[:n]
@@ -644,7 +645,7 @@ def specialist_markdown(report: dict, seconds: float | None = None) -> str:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m ddnm_edu.evaluate", description=__doc__,
+    ap = CommandParser(prog="python -m ddnm_edu.evaluate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("models", help="model-card numbers for the shipped models")
@@ -687,7 +688,7 @@ def main(argv=None) -> None:
         return
     names = args.name or available("diffusion")
     if args.weights is not None and len(names) != 1:
-        raise SystemExit("--weights needs exactly one --name.")
+        raise DDNMInputError("--weights needs exactly one --name.")
     args.out.mkdir(parents=True, exist_ok=True)
     for name in names:
         if name in SPECIALISTS:  # a supervised Restormer: one forward pass per image
@@ -697,4 +698,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command("python -m ddnm_edu.evaluate", main))

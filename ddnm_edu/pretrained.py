@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .data import REPO_DATA, sha256
-from .errors import DDNMInputError
+from .errors import CommandParser, DDNMInputError, run_command
 from .restormer import Restormer, RestormerConfig
 from .unet import UNet, UNetConfig, count_parameters
 
@@ -137,6 +137,9 @@ def export(run: Path, name: str, init_steps: int | None = None, init_minutes: fl
     recorded in its checkpoint; ``init_steps`` / ``init_minutes`` override it) plus the run's own.
     """
     run = Path(run)
+    if not (run / "checkpoint.pt").exists():
+        raise DDNMInputError(f"no checkpoint.pt in {run}; give the --out folder of a training run "
+                             "(python -m ddnm_edu.train).")
     ck = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
     init_steps = int(ck.get("init_steps", 0)) if init_steps is None else init_steps
     init_minutes = float(ck.get("init_wall_seconds", 0.0)) / 60 if init_minutes is None else init_minutes
@@ -215,7 +218,7 @@ def interpolate(a: Path, b: Path, alpha: float, out: Path, name: str) -> dict:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m ddnm_edu.pretrained", description=__doc__,
+    ap = CommandParser(prog="python -m ddnm_edu.pretrained", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("export", help="ship a run's EMA weights")
@@ -241,4 +244,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command("python -m ddnm_edu.pretrained", main))

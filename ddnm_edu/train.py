@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .errors import CommandParser, DDNMInputError, run_command
 from .pretrained import arch_key, init_record
 from .restormer import Restormer, RestormerConfig, supervised_loss
 from .schedule import NoiseSchedule
@@ -56,7 +57,7 @@ def build_model(cfg: dict) -> torch.nn.Module:
 
 
 def get_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m ddnm_edu.train", description=__doc__,
+    ap = CommandParser(prog="python -m ddnm_edu.train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", choices=sorted(CONFIGS), required=True)
     ap.add_argument("--out", type=Path, default=None, help="run folder (default runs/<config>)")
@@ -207,7 +208,7 @@ def main(argv=None) -> None:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
             torch.cuda.set_device(device)
     if args.batch % world:
-        raise SystemExit(f"--batch {args.batch} must be divisible by the number of processes ({world}).")
+        raise DDNMInputError(f"--batch {args.batch} must be divisible by the number of processes ({world}).")
     out = args.out or Path("runs") / args.config
     out.mkdir(parents=True, exist_ok=True)
     amp = _amp_dtype(args.amp, device)
@@ -364,4 +365,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command("python -m ddnm_edu.train", main))

@@ -140,3 +140,12 @@ def test_unseen_base_subset():
             assert any(base_key(t) in seen for t in test)
         else:
             assert len(idx) == len(test)
+
+
+def test_the_training_slice_for_the_tests_reads_like_the_full_set():
+    """tests/data/fashion-mnist holds the first 256 training images in the official idx format, read by the
+    same loader as the Debian package's 60,000 (the training tests point DDNM_EDU_FASHION_DIR there)."""
+    imgs, labels = data.fashion_mnist_raw("train", src=Path(__file__).parent / "data" / "fashion-mnist")
+    assert imgs.shape == (256, 1, 32, 32) and imgs.dtype == np.uint8 and labels.shape == (256,)
+    assert set(labels.tolist()) == set(range(10))  # every class is in the slice
+    assert imgs[:, :, :2].max() == 0 and imgs[:, :, 2:30, 2:30].max() == 255  # 28x28 padded to 32x32

@@ -41,6 +41,14 @@ def test_tampered_weights_rejected(tmp_path, monkeypatch):
     monkeypatch.setattr(pretrained, "REGISTRY", tmp_path / pretrained.REGISTRY.name)
     with pytest.raises(DDNMInputError, match="corrupt or was changed: sha256"):
         de.load_pretrained("fashion-mnist-32")
+    # With no hash given, the path alone must find the shipped file's recorded sha256 in the registry:
+    # the lookup --init-from and load_pretrained(..., weights=path) rely on.
+    with pytest.raises(DDNMInputError, match="corrupt or was changed: sha256"):
+        pretrained.load_state_dict_checked(bad)
+    with pytest.raises(DDNMInputError, match="corrupt or was changed: sha256"):
+        de.load_pretrained("fashion-mnist-32", weights=bad)
+    # the flipped byte alone does not stop torch.load: only the sha256 check catches it
+    assert "out.2.weight" in torch.load(bad, map_location="cpu", weights_only=True)
 
 
 def test_missing_weights_file(tmp_path):

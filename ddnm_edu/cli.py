@@ -237,7 +237,7 @@ def restore(y: torch.Tensor, task: str, model_name: str, mask: torch.Tensor | No
     The same y, seed and batch give the same result; an image restored inside a batch draws different
     noise than the same image restored alone (the noise of a batch is drawn together)."""
     from .pretrained import load_pretrained
-    from .sampling import ddnm_plus
+    from .sampling import SamplerSettings, ddnm_plus
     from .schedule import NoiseSchedule
 
     if task not in TASKS:
@@ -259,8 +259,8 @@ def restore(y: torch.Tensor, task: str, model_name: str, mask: torch.Tensor | No
     op = make_operator(task, size, mask, blur_sigma)
     if task == "inpaint":  # whatever the file holds in the holes is not a measurement: y = A y_file
         y = op.A(y)
-    res = ddnm_plus(model, NoiseSchedule.linear(1000), op, y.to(device), sigma_y=sigma_y, steps=steps, eta=eta,
-                    seed=seed, progress=progress)
+    res = ddnm_plus(model, NoiseSchedule.linear(1000), op, y.to(device), sigma_y=sigma_y, steps=steps,
+                    settings=SamplerSettings(eta=eta), seed=seed, progress=progress)
     return res.x0_hat.cpu(), op.A_pinv(y), op
 
 

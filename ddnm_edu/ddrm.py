@@ -11,9 +11,9 @@ differently (DDRM eq. 7-8, and the ``efficient_generalized_steps`` of its refere
 with sigma' = sqrt(1 - alpha_bar_s) / sqrt(alpha_bar_s) the next noise level of the "variance
 exploding" view x / sqrt(alpha_bar), c0 = V^T x0_t and eps_c = V^T eps. Then x_s = sqrt(alpha_bar_s) V c'.
 
-Covered operators (those with a simple real SVD here): Denoising, Inpainting, Colorization,
-SuperResolution (average pooling) and CompressedSensing. Deblur (a complex Fourier basis) and
-Composite are not covered. Simplification: x_T ~ N(0, I) instead of DDRM's y-conditioned start
+Covered operators: every operator that carries its SVD (``op.singular_values``, ``op.Vt``, ``op.V``):
+Denoising, Inpainting, Colorization, SuperResolution (average pooling), CompressedSensing and Deblur
+(the Fourier basis, complex coordinates); not Composite. Simplification: x_T ~ N(0, I) instead of DDRM's y-conditioned start
 (for T = 1000 the difference is of order sqrt(alpha_bar_T) ~ 0.006).
 """
 from __future__ import annotations
@@ -25,7 +25,6 @@ import torch
 from . import operators as ops
 from .errors import DDNMInputError, check_finite, check_int_range, check_sigma_y
 from .schedule import NoiseSchedule
-from .spectral import SpectralView
 
 Tensor = torch.Tensor
 
@@ -40,20 +39,22 @@ def ddrm(model, sched: NoiseSchedule, op: ops.LinearOperator, y: Tensor, sigma_y
     device = next(model.parameters()).device if hasattr(model, "parameters") else y.device
     y_device, y = y.device, y.to(device)
     x_like = op.A_pinv(y)
-    spec = SpectralView(op, x_like)
-    s = spec.s.to(x_like)  # (D,)
-    ys = spec.y_coords(y)  # (B, D)
+    s = op.singular_values(tuple(x_like.shape[1:])).to(x_like)  # one per coordinate of V^T x
+    ys = op.y_coords(y)  # U^T y at the coordinates it measures
     seen = s > 0
     s_safe = torch.where(seen, s, torch.ones_like(s))
     gen = torch.Generator().manual_seed(int(seed))
     x = torch.randn(x_like.shape, generator=gen).to(x_like)
     for t, t_prev in sched.timestep_pairs(steps):
-        z = torch.randn(x.shape, generator=gen).to(x).reshape(x.shape[0], -1)
+        z = torch.randn(x.shape, generator=gen).to(x)
         ab_s = float(sched.alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
         eps = model(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)).to(x.dtype)
         x0_t = sched.predict_x0(x, eps, t).clamp(-1, 1)  # DDNM Algorithm 1, line 3
         sig_next = math.sqrt(1 - ab_s) / math.sqrt(ab_s)
-        c0, ce = spec.Vt(x0_t), spec.Vt(eps)
+        c0, ce = op.Vt(x0_t), op.Vt(eps)
+        # white noise in the coordinates: a real orthonormal V^T takes z's values as they are (any layout
+        # of white noise is white noise); a complex Fourier basis needs V^H z (conjugate-symmetric)
+        z = op.Vt(z) if c0.is_complex() else z.reshape(c0.shape)
         out = c0 + math.sqrt(1 - eta ** 2) * sig_next * ce + eta * sig_next * z  # unseen directions
         before = seen & (s * sig_next > sigma_y)
         after = seen & (s * sig_next < sigma_y)
@@ -64,5 +65,5 @@ def ddrm(model, sched: NoiseSchedule, op: ops.LinearOperator, y: Tensor, sigma_y
         if after.any():
             c_after = c0 + math.sqrt(1 - eta ** 2) * sig_next * (ys - s * c0) / sigma_y + eta * sig_next * z
             out = torch.where(after, c_after, out)
-        x = math.sqrt(ab_s) * spec.V(out)
+        x = math.sqrt(ab_s) * op.V(out)
     return x.to(y_device)

@@ -356,7 +356,7 @@ def run_compare(quick: bool = True, n: int | None = None, steps: int | None = No
     """Every method on every task with the same model, schedule, steps and seeds. Returns rows."""
     from . import ddrm as ddrm_mod
     from .dps import dps
-    from .sampling import ddnm_plus, nfe_count
+    from .sampling import SamplerSettings, ddnm_plus, nfe_count
 
     n = n or (8 if quick else None)
     steps = steps or (20 if quick else 100)
@@ -384,18 +384,16 @@ def run_compare(quick: bool = True, n: int | None = None, steps: int | None = No
         base = _classical_any(task, op, y)
         if base is not None:
             outs[base[0]] = (base[1], 0, 0.0)
-        try:
-            ddrm_mod.SpectralView(op, op.A_pinv(y[:1]))
+        if op.has_svd:  # the DDRM-style sampler works in the operator's singular basis
             timed("DDRM", lambda: ddrm_mod.ddrm(model, sched, op, y, sigma_y=sy, steps=steps, seed=seed), steps)
-        except Exception:  # noqa: BLE001 - operator not covered by the DDRM-style sampler
-            pass
         timed("DPS", lambda: dps(model, sched, op, y, steps=steps, seed=seed), steps)
         timed("DDNM", lambda: ddnm_plus(model, sched, op, y, steps=steps, seed=seed).x0_hat, steps)
         if sy > 0:
             timed("DDNM+ (scaling)", lambda: ddnm_plus(model, sched, op, y, sigma_y=sy, steps=steps,
                                                        seed=seed).x0_hat, steps)
-        timed(f"DDNM+ (travel {L}x{R})", lambda: ddnm_plus(model, sched, op, y, sigma_y=sy, steps=steps, travel_length=L,
-                                                         travel_repeat=R, seed=seed).x0_hat, nfe_tt)
+        travel = SamplerSettings(travel_length=L, travel_repeat=R)
+        timed(f"DDNM+ (travel {L}x{R})", lambda: ddnm_plus(model, sched, op, y, sigma_y=sy, steps=steps, settings=travel,
+                                                         seed=seed).x0_hat, nfe_tt)
         timed(f"DDNM+ ({nfe_tt} steps, no travel)", lambda: ddnm_plus(model, sched, op, y, sigma_y=sy, steps=nfe_tt,
                                                                      seed=seed).x0_hat, nfe_tt)
         samples = torch.stack([ddnm_plus(model, sched, op, y, sigma_y=sy, steps=steps, seed=seed + k).x0_hat

@@ -54,7 +54,6 @@ import torch
 from .errors import DDNMInputError
 from .operators import LinearOperator
 from .schedule import NoiseSchedule, StepCoefs
-from .spectral import SpectralView
 
 Tensor = torch.Tensor
 NOISE_RULES = ("scalar", "svd", "svd-official")
@@ -90,67 +89,93 @@ def lambda_and_std(budget: float, a_t: float, sigma_y: float) -> tuple[float, fl
     return budget / (a_t * sigma_y), 0.0
 
 
-class SVDRule:
-    """Per-singular-direction DDNM+ coefficients for an operator with an SVD view (:class:`SpectralView`)."""
+class PlainStep:
+    """No operator: line 4 keeps x0_t, and line 5 is the plain DDIM / DDPM step."""
 
-    def __init__(self, op: LinearOperator, like: Tensor):
-        self.spec = SpectralView(op, like)
-        self.s = self.spec.s.to(like.device, like.dtype)  # (D,) singular value per coordinate, 0 = null
+    def rectify(self, x0_t: Tensor, c: StepCoefs) -> tuple[Tensor, float]:
+        return x0_t, 1.0
+
+    def step(self, x0_hat: Tensor, eps: Tensor, x_t: Tensor, z: Tensor, c: StepCoefs) -> Tensor:
+        return c.apply(x0_hat, eps, x_t, z)
+
+
+class ScalarRule:
+    """Sigma_t = lambda_t I and the step's noise scaled by sqrt(gamma_t) / B_t (eq. 19); sigma_y = 0: DDNM."""
+
+    def __init__(self, op: LinearOperator, y: Tensor, sigma_y: float, kind: str):
+        self.op, self.y, self.sigma_y, self.kind = op, y, sigma_y, kind
+
+    def _lambda_and_scale(self, c: StepCoefs) -> tuple[float, float]:
+        if self.sigma_y == 0:
+            return 1.0, 1.0
+        B = noise_budget(c, self.kind)
+        lam, std = lambda_and_std(B, _f(c.c_x0), self.sigma_y)
+        return lam, (std / B if B > 0 else 0.0)
+
+    def rectify(self, x0_t: Tensor, c: StepCoefs) -> tuple[Tensor, float]:
+        lam = self._lambda_and_scale(c)[0]
+        return self.op.project(x0_t, self.y, lam), lam  # x0_t - lambda_t A^dagger (A x0_t - y)
+
+    def step(self, x0_hat: Tensor, eps: Tensor, x_t: Tensor, z: Tensor, c: StepCoefs) -> Tensor:
+        return c.apply(x0_hat, eps, x_t, z, noise_scale=self._lambda_and_scale(c)[1])
+
+
+class SVDRule:
+    """Sigma_t = V diag(lambda_{t,i}) V^T and the noise budgeted per singular direction (the paper's appendix),
+    in the coordinates of the operator's own SVD (``op.singular_values``, ``op.Vt``, ``op.V``)."""
+
+    def __init__(self, op: LinearOperator, y: Tensor, sigma_y: float, like: Tensor, variant: str = "svd"):
+        self.op, self.y, self.sigma_y, self.variant = op, y, sigma_y, variant
+        self.s = op.singular_values(tuple(like.shape[1:])).to(like.device, like.dtype)  # 0 = null direction
         self.seen = self.s > 0
         self.s_safe = torch.where(self.seen, self.s, torch.ones_like(self.s))
+        self._cache: dict = {}
 
-    def coefs(self, c: StepCoefs, sigma_y: float, variant: str = "svd") -> tuple[Tensor, Tensor, Tensor]:
-        """(lambda_i, fresh-noise std d1_i, eps weight d2_i) per coordinate, each (D,)."""
-        sigma, c_eps, a = _f(c.sigma), _f(c.c_eps), _f(c.c_x0)
-        B = noise_budget(c, "ddim")
-        eta = sigma / B if B > 0 else 0.0
-        thr = a * sigma_y / self.s_safe  # a_t x (noise std of A^dagger n) along each measured direction
-        one = torch.ones_like(self.s)
-        if variant == "svd-official":
-            full = self.seen & (B >= thr)
-            lam = torch.where(full, one, torch.where(self.seen, self.s * B * math.sqrt(max(1 - eta ** 2, 0.0))
-                                                      / (a * sigma_y), one))
-            d1 = torch.where(full, (B ** 2 - thr ** 2).clamp(min=0).sqrt(), sigma * one)
-            d2 = torch.where(self.seen, torch.zeros_like(self.s), c_eps * one)
-            return lam, d1, d2
-        lam = torch.where(self.seen, (B / thr).clamp(max=1.0), one)
-        rest = torch.where(self.seen, (B ** 2 - (lam * thr) ** 2).clamp(min=0).sqrt(), B * one)
-        return lam, eta * rest, math.sqrt(max(1 - eta ** 2, 0.0)) * rest
+    def coefs(self, c: StepCoefs) -> tuple[Tensor, Tensor, Tensor]:
+        """(lambda_i, fresh-noise std d1_i, eps weight d2_i) per coordinate, cached per step."""
+        key = tuple(_f(v) for v in (c.c_x0, c.c_eps, c.c_xt, c.sigma))
+        if key not in self._cache:
+            self._cache[key] = _svd_coefs(self.s, self.seen, self.s_safe, c, self.sigma_y, self.variant)
+        return self._cache[key]
+
+    def rectify(self, x0_t: Tensor, c: StepCoefs) -> tuple[Tensor, float]:
+        lam = self.coefs(c)[0]
+        op = self.op
+        x0_hat = x0_t - op.V(lam * op.Vt(op.A_pinv(op.A(x0_t) - self.y)))
+        return x0_hat, float(lam[self.seen].mean()) if bool(self.seen.any()) else 1.0  # mean lambda, for the trace
+
+    def step(self, x0_hat: Tensor, eps: Tensor, x_t: Tensor, z: Tensor, c: StepCoefs) -> Tensor:
+        _, d1, d2 = self.coefs(c)
+        op = self.op
+        return c.c_x0 * x0_hat + op.V(d1 * op.Vt(z) + d2 * op.Vt(eps))  # line 5, noise split per direction
 
 
-def rectified_step(x_t: Tensor, eps: Tensor, x0_t: Tensor, op: LinearOperator, y: Tensor, c: StepCoefs,
-                   sigma_y: float, z: Tensor, kind: str = "ddim", rule: str = "scalar",
-                   svd: SVDRule | None = None) -> tuple[Tensor, Tensor, float]:
-    """One DDNM+ step after the model call: (x_s, x0_hat, lambda recorded in the trace).
+def _svd_coefs(s: Tensor, seen: Tensor, s_safe: Tensor, c: StepCoefs, sigma_y: float,
+               variant: str) -> tuple[Tensor, Tensor, Tensor]:
+    sigma, c_eps, a = _f(c.sigma), _f(c.c_eps), _f(c.c_x0)
+    B = noise_budget(c, "ddim")
+    eta = sigma / B if B > 0 else 0.0
+    thr = a * sigma_y / s_safe  # a_t x (noise std of A^dagger n) along each measured direction
+    one = torch.ones_like(s)
+    if variant == "svd-official":
+        full = seen & (B >= thr)
+        lam = torch.where(full, one, torch.where(seen, s * B * math.sqrt(max(1 - eta ** 2, 0.0)) / (a * sigma_y), one))
+        d1 = torch.where(full, (B ** 2 - thr ** 2).clamp(min=0).sqrt(), sigma * one)
+        d2 = torch.where(seen, torch.zeros_like(s), c_eps * one)
+        return lam, d1, d2
+    lam = torch.where(seen, (B / thr).clamp(max=1.0), one)
+    rest = torch.where(seen, (B ** 2 - (lam * thr) ** 2).clamp(min=0).sqrt(), B * one)
+    return lam, eta * rest, math.sqrt(max(1 - eta ** 2, 0.0)) * rest
 
-    Algorithm 1 lines 4-5 with noise scaling (eq. 17-19). For the SVD rule the recorded lambda is the
-    mean of lambda_{t,i} over the measured directions. ``rule`` and ``kind`` are checked by the caller,
-    once (:func:`check_rule`): this runs inside the step loop.
-    """
-    if sigma_y == 0 or rule == "scalar":
-        if sigma_y == 0:
-            lam, gamma = 1.0, 1.0
-        else:
-            B = noise_budget(c, kind)
-            lam, std = lambda_and_std(B, _f(c.c_x0), sigma_y)
-            gamma = std / B if B > 0 else 0.0
-        x0_hat = op.project(x0_t, y, lam)
-        x_s = c.c_x0 * x0_hat
-        if _f(c.c_xt) != 0:  # DDPM steps only
-            x_s = x_s + c.c_xt * x_t
-        if gamma == 1.0:
-            x_s = x_s + c.c_eps * eps + c.sigma * z
-        elif gamma > 0:
-            x_s = x_s + gamma * (c.c_eps * eps + c.sigma * z)
-        return x_s, x0_hat, lam
-    if svd is None:
-        svd = SVDRule(op, x0_t)
-    lam, d1, d2 = svd.coefs(c, sigma_y, rule)
-    spec = svd.spec
-    resid = spec.Vt(op.A_pinv(op.A(x0_t) - y))  # (B, D)
-    x0_hat = x0_t - spec.V(lam * resid)
-    x_s = c.c_x0 * x0_hat + spec.V(d1 * spec.Vt(z) + d2 * spec.Vt(eps))
-    return x_s, x0_hat, float(lam[svd.seen].mean()) if bool(svd.seen.any()) else 1.0
+
+def make_rule(op: LinearOperator | None, y: Tensor | None, sigma_y: float, rule: str, kind: str,
+              like: Tensor) -> PlainStep | ScalarRule | SVDRule:
+    """The object that does lines 4 and 5 of a step: plain DDIM/DDPM, DDNM / the scalar rule, or an SVD rule."""
+    if op is None:
+        return PlainStep()
+    if rule == "scalar" or sigma_y == 0:  # with sigma_y = 0 every rule is DDNM
+        return ScalarRule(op, y, sigma_y, kind)
+    return SVDRule(op, y, sigma_y, like, rule)
 
 
 @torch.no_grad()
@@ -171,15 +196,16 @@ def noise_by_direction(op: LinearOperator, sched: NoiseSchedule, shape: tuple[in
     eps = torch.randn(x.shape, generator=gen, dtype=torch.float64)
     z = torch.randn(x.shape, generator=gen, dtype=torch.float64)
     c = sched.step_coefs(t, t_prev, eta, "ddim", like=x)
-    svd = SVDRule(op, x[:1])
-    x_s, _, _ = rectified_step(x, eps, x, op, y, c, sigma_y, z, "ddim", rule, svd)
-    noise = svd.spec.Vt(x_s - c.c_x0 * x)  # (n, D)
-    var = noise.var(0)  # (D,)
+    step = make_rule(op, y, sigma_y, rule, "ddim", x[:1])
+    x0_hat, _ = step.rectify(x, c)  # the model's x0_t is the truth x
+    x_s = step.step(x0_hat, eps, x, z, c)
+    s = op.singular_values(shape).to(x)
+    noise = op.Vt(x_s - c.c_x0 * x)  # (n, *coordinates)
+    var = noise.var(0)  # per coordinate (E|c - mean|^2 for the complex Fourier basis)
     target = noise_budget(c, "ddim") ** 2
     out: dict[str, tuple[float, float]] = {}
-    s = svd.s
-    if (~svd.seen).any():
-        out["null"] = (float(var[~svd.seen].mean()), target)
-    for value in torch.unique(s[svd.seen]).tolist():
+    if (s == 0).any():
+        out["null"] = (float(var[s == 0].mean()), target)
+    for value in torch.unique(s[s > 0]).tolist():
         out[f"s={value:.4g}"] = (float(var[(s - value).abs() < 1e-9].mean()), target)
     return out

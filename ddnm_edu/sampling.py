@@ -34,6 +34,7 @@ x0_t, as the official samplers).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -41,8 +42,8 @@ import torch
 
 from .errors import DDNMInputError, check_finite, check_int_range, check_sigma_y, tensor_checks_off, warn_user
 from .operators import LinearOperator
-from .noise_rules import NOISE_RULES, SVDRule, check_rule, lambda_and_std, rectified_step  # noqa: F401 (re-exported)
-from .schedule import NoiseSchedule, StepCoefs
+from .noise_rules import NOISE_RULES, check_rule, lambda_and_std, make_rule  # noqa: F401 (re-exported)
+from .schedule import NoiseSchedule
 
 Tensor = torch.Tensor
 Model = Callable[[Tensor, Tensor], Tensor]
@@ -105,7 +106,47 @@ def nfe_count(steps: int, travel_length: int = 1, travel_repeat: int = 1) -> int
     return steps + travel_length * (travel_repeat - 1) * len(range(0, steps - travel_length, travel_length))
 
 
-# --------------------------------------------------------------------------- results
+# --------------------------------------------------------------------------- settings and results
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How the sampler steps. ``SamplerSettings()`` is DDNM as the book runs it.
+
+    * ``eta``: the share of fresh noise in each step, in the DDNM/DDRM convention (module docstring).
+    * ``kind``: the step formula, ``"ddim"``, ``"ddim-paper"`` or ``"ddpm"`` (:meth:`NoiseSchedule.step_coefs`).
+    * ``clip_x0``: clip x0_t to [-1, 1] between Algorithm 1's lines 3 and 4. The paper has no clip;
+      diffusers' DDPM/DDIM schedulers clip by default (``clip_sample=True``), and it keeps small,
+      imperfect models from drifting far outside the data range. The projection comes *after* the clip,
+      so consistency is unaffected. ``clip_x0=False`` is Algorithm 1 to the letter.
+    * ``noise_rule``: DDNM+'s noise scaling, ``"scalar"`` (eq. 19, lambda_t the same for every pixel),
+      ``"svd"`` (one lambda_{t,i} per singular direction, the paper's appendix) or ``"svd-official"``
+      (as the official SVD code computes it); the SVD rules need an operator with an SVD. All equal
+      DDNM when sigma_y = 0. See ``noise_rules.py``.
+    * ``travel_length``, ``travel_repeat``: time travel (:func:`travel_schedule`); repeat 1 = none.
+    * ``travel_from``: what a jump re-noises. ``"x_t"``: the current sample, with q(x_{t+l} | x_t), as
+      the paper's Algorithm 2 and the official ``hq_demo`` do. ``"x0_t"``: the model's latest
+      *uncorrected* estimate, sqrt(alpha_bar) x0_t + sqrt(1 - alpha_bar) z, as the official
+      ``simplified_ddnm_plus`` and ``svd_based_ddnm_plus`` do (``x0_preds.append(x0_t)``).
+      ``"x0_hat"``: the same jump from the latest rectified estimate.
+    """
+
+    eta: float = 0.85
+    kind: str = "ddim"
+    clip_x0: bool = True
+    noise_rule: str = "scalar"
+    travel_length: int = 1
+    travel_repeat: int = 1
+    travel_from: str = "x_t"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.eta) <= 1.0:
+            raise DDNMInputError(f"eta must be in [0, 1], got {self.eta}.")
+        if self.kind not in ("ddim", "ddim-paper", "ddpm"):
+            raise DDNMInputError(f"unknown step kind {self.kind!r}; use 'ddim', 'ddim-paper' or 'ddpm'.")
+        check_rule(self.noise_rule, self.kind)
+        if self.travel_from not in TRAVEL_FROM:
+            raise DDNMInputError(f"unknown travel_from {self.travel_from!r}; use one of {', '.join(TRAVEL_FROM)}.")
+
+
 @dataclass
 class TraceStep:
     """What one denoising step saw (CPU float32 copies, for plotting and widgets)."""
@@ -130,214 +171,195 @@ class RestorationResult:
     trace: list[TraceStep] | None = field(default=None, repr=False)
 
 
-# --------------------------------------------------------------------------- helpers
-def _check_model_output(eps: Tensor, x_t: Tensor) -> None:
-    if eps.shape != x_t.shape:
-        raise DDNMInputError(f"the model returned shape {tuple(eps.shape)} for x_t of shape {tuple(x_t.shape)}; "
-                             "is it a model for this number of channels / image size?")
-
-
-def _expected_channels(model) -> int | None:
-    cfg = getattr(model, "config", None)
-    return getattr(cfg, "in_channels", None)
-
-
-def _call(model: Model, x: Tensor, t: int, check: bool = False) -> Tensor:
-    """eps_theta(x_t, t) in the model's preferred memory format (``load_pretrained`` sets it once)."""
-    fmt = getattr(model, "memory_format", None)
-    if fmt is not None:
-        x = x.contiguous(memory_format=fmt)  # a no-op once x is in that format
-    tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
-    eps = model(x, tt)
-    if check:  # the first call only: the loop itself stays free of checks
-        _check_model_output(eps, x)
-    return eps.to(x.dtype)
-
-
-def _float_coefs(sched: NoiseSchedule, t: int, t_prev: int, eta: float, kind: str, dtype: torch.dtype) -> StepCoefs:
-    """The step's coefficients as Python floats, computed once before the loop in the sample's dtype
-    (so the multiplications are bit-for-bit those of ``NoiseSchedule.step``)."""
-    c = sched.step_coefs(t, t_prev, eta, kind, like=torch.zeros(1, dtype=dtype))
-    return StepCoefs(*(float(v.reshape(-1)[0]) for v in (c.c_x0, c.c_eps, c.c_xt, c.sigma)))
-
-
-# --------------------------------------------------------------------------- the loop
+# --------------------------------------------------------------------------- Algorithm 1 (and 2)
 @torch.no_grad()
 def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: Tensor | None,
-              sigma_y: float = 0.0, steps: int = 100, eta: float = 0.85, travel_length: int = 1,
-              travel_repeat: int = 1, seed: int = 0, trace: bool = False, kind: str = "ddim",
-              progress: bool = False, shape: tuple[int, ...] | None = None,
-              x_T: Tensor | None = None, clip_x0: bool = True, noise_rule: str = "scalar",
-              travel_from: str = "x_t") -> RestorationResult:
+              sigma_y: float = 0.0, steps: int = 100, settings: SamplerSettings | None = None, seed: int = 0,
+              trace: bool = False, progress: bool = False, shape: tuple[int, ...] | None = None,
+              x_T: Tensor | None = None) -> RestorationResult:
     """DDNM+ (noise scaling eq. 17-19, time travel) -- and DDNM, DDIM, DDPM as special cases.
 
-    ``op=None, y=None`` with ``shape=(B, C, H, W)`` samples unconditionally.
-    ``clip_x0`` (default True) clips x0_t to [-1, 1] before the projection. The paper's Algorithm 1
-    has no clip; diffusers' DDPM/DDIM schedulers clip by default (``clip_sample=True``), and it keeps
-    small, imperfect models from drifting far outside the data range. The projection comes *after*
-    the clip, so consistency is unaffected. ``clip_x0=False`` is Algorithm 1 to the letter.
-    ``noise_rule``: ``"scalar"`` (the paper's eq. 19, lambda_t the same for every pixel), ``"svd"`` (one
-    lambda_{t,i} per singular direction, the paper's appendix) or ``"svd-official"`` (the same as the
-    official SVD code computes it); the SVD rules need an operator with an SVD view. See
-    ``noise_rules.py``; all equal DDNM when sigma_y = 0.
-    ``travel_from``: what a time-travel jump re-noises. ``"x_t"`` (default): the current sample, with
-    q(x_{t+l} | x_t), as the paper's Algorithm 2 and the official ``hq_demo`` do. ``"x0_t"``: the model's
-    latest *uncorrected* estimate, x_{t+l} = sqrt(alpha_bar_{t+l}) x0_t + sqrt(1 - alpha_bar_{t+l}) z, as the
-    official ``simplified_ddnm_plus`` and ``svd_based_ddnm_plus`` do (``x0_preds.append(x0_t)``).
-    ``"x0_hat"``: the same jump from the latest rectified estimate.
-    Noise is drawn on the CPU from ``torch.Generator().manual_seed(seed)``: the same seed gives
-    the same result on the same device. Sampling runs on the model's device (CPU, CUDA or MPS);
-    ``x0_hat`` comes back on the device of ``y`` (the model's device when sampling unconditionally).
+    ``settings`` (:class:`SamplerSettings`, default ``SamplerSettings()``) says how to step: eta, the
+    step kind, clipping, the noise rule and time travel. ``op=None, y=None`` with ``shape=(B, C, H, W)``
+    (or ``x_T``) samples unconditionally. Noise is drawn on the CPU from
+    ``torch.Generator().manual_seed(seed)``: the same seed gives the same result on the same device.
+    Sampling runs on the model's device (CPU, CUDA or MPS); ``x0_hat`` comes back on the device of ``y``
+    (the model's device when sampling unconditionally).
     """
-    sigma_y = check_sigma_y(sigma_y)
-    steps = check_int_range(steps, "steps", 1, sched.T, f" Choose 1 <= steps <= T={sched.T}.")
-    if not 0.0 <= float(eta) <= 1.0:
-        raise DDNMInputError(f"eta must be in [0, 1], got {eta}.")
-    check_rule(noise_rule, kind)
-    if travel_from not in TRAVEL_FROM:
-        raise DDNMInputError(f"unknown travel_from {travel_from!r}; use one of {', '.join(TRAVEL_FROM)}.")
-    schedule = travel_schedule(steps, travel_length, travel_repeat)
-    timesteps = sched.set_timesteps(steps)[::-1]  # index i -> timestep (ascending)
-
-    if op is None:
-        if shape is None and x_T is None:
-            raise DDNMInputError("unconditional sampling needs shape=(B, C, H, W) (or x_T).")
-        ref = x_T if x_T is not None else torch.empty(shape)
-        range_part = None
-    else:
-        if y is None:
-            raise DDNMInputError("y is required when an operator is given.")
-        if not isinstance(y, torch.Tensor):
-            raise DDNMInputError("y must be a torch.Tensor; load images with ddnm_edu.data or torch.as_tensor.")
-        check_finite(y, "y")
-        range_part = op.A_pinv(y)  # A^dagger y, (B, C, H, W)
-        ref = range_part
-        err = op.consistency_probe(range_part)
-        if err > 1e-4:
-            warn_user(f"{op!r}: A A^dagger A != A on random images (relative error {err:.1e}); the result "
-                      "will not be consistent with y. Check op.check_pinv(shape).")
-    ch = _expected_channels(model)
-    if ch is not None and ref.shape[1] != ch:
-        raise DDNMInputError(f"the model works on {ch}-channel images but this task produces {ref.shape[1]}-channel "
-                             f"images; use a {ch}-channel model or task (e.g. colorization needs an RGB model).")
-    device, dtype = ref.device, ref.dtype if ref.dtype.is_floating_point else torch.float32
-    try:  # run where the model lives (CPU, CUDA or MPS)
-        device = next(model.parameters()).device  # type: ignore[union-attr]
-    except (AttributeError, StopIteration):
-        pass
-    out_device = y.device if y is not None else device  # results come back where y lives
-    if op is not None:
-        y = y.to(device)
-        range_part = range_part.to(device)
-    gen = torch.Generator().manual_seed(int(seed))
-    x = (torch.randn(ref.shape, generator=gen, dtype=dtype) if x_T is None else x_T.to(dtype)).to(device)
-    y_norm = float(y.norm()) if y is not None else 1.0
-    records: list[TraceStep] = []
-    svd = SVDRule(op, range_part) if (op is not None and noise_rule != "scalar" and sigma_y > 0) else None
-    last_x0_t = last_x0_hat = None  # what the official samplers' time travel re-noises
-
-    pairs = list(zip(schedule[:-1], schedule[1:]))
-    # every coefficient the loop needs, as Python floats, before it starts: no per-step tensor work or syncs
-    coefs: dict[tuple[int, int], StepCoefs] = {}
-    jump: dict[tuple[int, int], tuple[float, float, float, float]] = {}
-    x0_from: dict[int, tuple[float, float]] = {}  # t -> (sqrt(1 - alpha_bar_t), sqrt(alpha_bar_t))
-    for i, j in pairs:
-        t, t_prev = timesteps[i], (timesteps[j] if j >= 0 else -1)
-        if j < i:
-            coefs.setdefault((t, t_prev), _float_coefs(sched, t, t_prev, eta, kind, dtype))
-            ab = sched.alphas_cumprod[t].to(dtype)
-            x0_from.setdefault(t, (float((1 - ab).sqrt()), float(ab.sqrt())))
-        else:
-            ab_t, ab_s = sched.alphas_cumprod[t_prev].to(dtype), sched.alphas_cumprod[t].to(dtype)
-            r = ab_t / ab_s
-            jump[t, t_prev] = tuple(float(v) for v in (r.sqrt(), (1 - r).sqrt(), ab_t.sqrt(), (1 - ab_t).sqrt()))
-    first = True
-    # Noise for the steps, drawn from the CPU generator in chunks and moved to the device once per chunk
-    # (no host-to-device copy per step on CUDA). One randn of k steps gives the same numbers as k calls
-    # when an image batch has a multiple of 16 values (always for our images), so results do not depend on
-    # the chunking; otherwise one step is drawn at a time. Same seed, same device -> same result; CPU and
-    # CUDA see the same noise, so they differ only by float rounding in the model.
-    numel = x.numel()
-    chunk = max(1, min(len(pairs), (32 << 20) // max(numel, 1))) if numel % 16 == 0 else 1
-    noise: list[Tensor] = []
-    drawn = 0
-
-    def next_z() -> Tensor:
-        nonlocal noise, drawn
-        if not noise:
-            k = min(chunk, len(pairs) - drawn)
-            noise = list(torch.randn((k, *x.shape), generator=gen, dtype=dtype).to(device).unbind(0))[::-1]
-            drawn += k
-        return noise.pop()
-
-    from tqdm.auto import tqdm
-
-    # y and the operator were checked above: the loop repeats no tensor checks (no syncs on CUDA)
-    with tensor_checks_off():
-        for i, j in tqdm(pairs, disable=not progress, desc="sampling"):
-            t = timesteps[i]
-            t_prev = timesteps[j] if j >= 0 else -1
-            z = next_z()
-            if j > i:  # time travel: re-noise to the level of t_prev
-                r_sig, r_noise, a_sig, a_noise = jump[t, t_prev]
-                if travel_from == "x_t" or last_x0_t is None:
-                    x = r_sig * x + r_noise * z  # q(x_{t_prev} | x_t), the paper's Algorithm 2 (forward_jump)
-                else:
-                    src = last_x0_t if travel_from == "x0_t" else last_x0_hat
-                    x = a_sig * src + a_noise * z
+    run = _Run(model, sched, op, y, sigma_y, steps, settings or SamplerSettings(), seed, shape, x_T, trace)
+    x, x0_t, x0_hat = run.x_T, None, None  # line 1: x_T ~ N(0, I)
+    with tensor_checks_off():  # y and A were checked once, in _Run: no per-step checks or syncs
+        for t, t_prev in run.visited(progress):  # line 2, with Algorithm 2's jumps back
+            z = run.noise.next()
+            if t_prev > t:  # time travel: x_{t+l} ~ q(x_{t+l} | x_t) (Algorithm 2, line 4)
+                x = run.jump(x, x0_t, x0_hat, t, t_prev, z)
                 continue
-            eps = _call(model, x, t, check=first)
-            first = False
-            s_noise, s_signal = x0_from[t]
-            x0_t = (x - s_noise * eps) / s_signal  # line 3 (NoiseSchedule.predict_x0 with precomputed floats)
-            if clip_x0:
+            eps = run.eps(x, t)  # Z_theta(x_t, t)
+            a, b = sched.float_x0_coefs(t, run.dtype)
+            x0_t = (x - a * eps) / b  # line 3: x0|t = (x_t - sqrt(1 - alpha_bar_t) Z) / sqrt(alpha_bar_t)
+            if run.settings.clip_x0:
                 x0_t = x0_t.clamp(-1, 1)
-            c = coefs[t, t_prev]
-            if op is not None:
-                x_new, x0_hat, lam = rectified_step(x, eps, x0_t, op, y, c, sigma_y, z, kind, noise_rule, svd)
-            else:
-                lam, x0_hat = 1.0, x0_t
-                x_new = c.c_x0 * x0_t + c.c_eps * eps + c.c_xt * x + c.sigma * z  # plain DDIM / DDPM step
-            if trace:
-                null = op.null_part(x0_t) if op is not None else torch.zeros_like(x0_t)
-                cons = float((op.A(x0_hat) - y).norm()) / max(y_norm, 1e-30) if op is not None else 0.0
-                records.append(TraceStep(t, t_prev, _cpu(x), _cpu(x0_t),
-                                         _cpu(range_part) if op is not None else torch.zeros(1),
-                                         _cpu(null), _cpu(x0_hat), lam, cons))
-            last_x0_t, last_x0_hat = x0_t, x0_hat
-            x = x_new
-    if not bool(torch.isfinite(x).all()):  # one check at the end instead of one per step
-        raise DDNMInputError("sampling produced NaN or infinite values: the model returned non-finite noise "
-                             "predictions (check its weights and that x_t is in its expected range).")
-    nfe = sum(1 for i, j in pairs if j < i)
-    return RestorationResult(x0_hat=x.to(out_device), nfe=nfe, schedule=schedule, timesteps=timesteps,
-                             trace=records if trace else None)
+            c = sched.float_coefs(t, t_prev, run.settings.eta, run.settings.kind, run.dtype)
+            x0_hat, lam = run.rule.rectify(x0_t, c)  # line 4: x0_hat = x0|t - Sigma_t A^dagger (A x0|t - y)
+            run.record(x, x0_t, x0_hat, lam, t, t_prev)
+            x = run.rule.step(x0_hat, eps, x, z, c)  # line 5: x_{t-1} from x0_hat, eps and fresh z
+    return run.result(x)  # line 6: return x_0
+
+
+class NoiseStream:
+    """The fresh noise z of each step, from one CPU generator (same seed, same numbers on every device).
+
+    Drawn in chunks of steps and moved to the device once per chunk (no host-to-device copy per step
+    on CUDA). One randn of k steps gives the same numbers as k calls when an image batch has a multiple
+    of 16 values (always for our images), so results do not depend on the chunking; otherwise one step
+    is drawn at a time.
+    """
+
+    def __init__(self, gen: torch.Generator, shape: tuple[int, ...], dtype: torch.dtype, device, n: int):
+        numel = math.prod(shape)
+        self.chunk = max(1, min(n, (32 << 20) // max(numel, 1))) if numel % 16 == 0 else 1
+        self.gen, self.shape, self.dtype, self.device, self.left = gen, tuple(shape), dtype, device, n
+        self.ready: list[Tensor] = []
+
+    def next(self) -> Tensor:
+        if not self.ready:
+            k = min(self.chunk, self.left)
+            z = torch.randn((k, *self.shape), generator=self.gen, dtype=self.dtype).to(self.device)
+            self.ready, self.left = list(z.unbind(0))[::-1], self.left - k
+        return self.ready.pop()
+
+
+class _Run:
+    """One sampler run's preparation and bookkeeping: input checks, device, x_T, the visited steps,
+    the noise stream, the rule for lines 4-5 and the trace. The loop in :func:`ddnm_plus` does the rest."""
+
+    def __init__(self, model, sched, op, y, sigma_y, steps, settings, seed, shape, x_T, trace):
+        self.sigma_y = check_sigma_y(sigma_y)
+        steps = check_int_range(steps, "steps", 1, sched.T, f" Choose 1 <= steps <= T={sched.T}.")
+        if not isinstance(settings, SamplerSettings):
+            raise DDNMInputError(f"settings must be a SamplerSettings, got {type(settings).__name__}; "
+                                 "e.g. settings=de.SamplerSettings(eta=0.5).")
+        self.model, self.sched, self.op, self.settings = model, sched, op, settings
+        self.schedule = travel_schedule(steps, settings.travel_length, settings.travel_repeat)
+        self.timesteps = sched.set_timesteps(steps)[::-1]  # index i -> timestep (ascending)
+        ref = self._check_inputs(op, y, shape, x_T)
+        self.dtype = ref.dtype if ref.dtype.is_floating_point else torch.float32
+        device = model_device(model, ref.device)
+        self.out_device = y.device if y is not None else device  # results come back where y lives
+        self.y = y.to(device) if y is not None else None
+        self.range_part = op.A_pinv(self.y) if op is not None else None  # A^dagger y
+        gen = torch.Generator().manual_seed(int(seed))
+        x = torch.randn(ref.shape, generator=gen, dtype=self.dtype) if x_T is None else x_T.to(self.dtype)
+        self.x_T = x.to(device)
+        self.noise = NoiseStream(gen, ref.shape, self.dtype, device, len(self.schedule) - 1)
+        self.rule = make_rule(op, self.y, self.sigma_y, settings.noise_rule, settings.kind, self.x_T)
+        self.records: list[TraceStep] | None = [] if trace else None
+        self.first_call = True
+
+    def _check_inputs(self, op, y, shape, x_T) -> Tensor:
+        """Check y, the operator and the model's channels once; return a tensor shaped like x."""
+        if op is None:
+            if shape is None and x_T is None:
+                raise DDNMInputError("unconditional sampling needs shape=(B, C, H, W) (or x_T).")
+            ref = x_T if x_T is not None else torch.empty(shape)
+        else:
+            if y is None:
+                raise DDNMInputError("y is required when an operator is given.")
+            if not isinstance(y, torch.Tensor):
+                raise DDNMInputError("y must be a torch.Tensor; load images with ddnm_edu.data or torch.as_tensor.")
+            check_finite(y, "y")
+            ref = op.A_pinv(y)
+            err = op.consistency_probe(ref)
+            if err > 1e-4:
+                warn_user(f"{op!r}: A A^dagger A != A on random images (relative error {err:.1e}); the result "
+                          "will not be consistent with y. Check op.check_pinv(shape).")
+        ch = getattr(getattr(self.model, "config", None), "in_channels", None)
+        if ch is not None and ref.shape[1] != ch:
+            raise DDNMInputError(f"the model works on {ch}-channel images but this task produces "
+                                 f"{ref.shape[1]}-channel images; use a {ch}-channel model or task (e.g. "
+                                 "colorization needs an RGB model).")
+        return ref
+
+    def visited(self, progress: bool):
+        """(t, t_prev) for each move of the schedule: t_prev < t denoises, t_prev > t jumps back; -1 = clean."""
+        from tqdm.auto import tqdm
+
+        ts = self.timesteps
+        pairs = [(ts[i], ts[j] if j >= 0 else -1) for i, j in zip(self.schedule[:-1], self.schedule[1:])]
+        return tqdm(pairs, disable=not progress, desc="sampling")
+
+    def eps(self, x: Tensor, t: int) -> Tensor:
+        """eps_theta(x_t, t) in the model's preferred memory format (``load_pretrained`` sets it once)."""
+        fmt = getattr(self.model, "memory_format", None)
+        if fmt is not None:
+            x = x.contiguous(memory_format=fmt)  # a no-op once x is in that format
+        eps = self.model(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
+        if self.first_call and eps.shape != x.shape:  # the first call only: the loop stays free of checks
+            raise DDNMInputError(f"the model returned shape {tuple(eps.shape)} for x_t of shape {tuple(x.shape)}; "
+                                 "is it a model for this number of channels / image size?")
+        self.first_call = False
+        return eps.to(x.dtype)
+
+    def jump(self, x: Tensor, x0_t: Tensor | None, x0_hat: Tensor | None, t: int, t_up: int, z: Tensor) -> Tensor:
+        """Time travel from t back to the noisier t_up: re-noise x_t, or the latest x0_t / x0_hat."""
+        r_sig, r_noise, a_sig, a_noise = self.sched.float_jump_coefs(t, t_up, self.dtype)
+        if self.settings.travel_from == "x_t" or x0_t is None:
+            return r_sig * x + r_noise * z  # q(x_{t_up} | x_t) (NoiseSchedule.forward_jump)
+        src = x0_t if self.settings.travel_from == "x0_t" else x0_hat
+        return a_sig * src + a_noise * z  # q(x_{t_up} | x_0) with x_0 = src (NoiseSchedule.add_noise)
+
+    def record(self, x, x0_t, x0_hat, lam, t, t_prev) -> None:
+        if self.records is None:
+            return
+        op, y = self.op, self.y
+        null = op.null_part(x0_t) if op is not None else torch.zeros_like(x0_t)
+        cons = float((op.A(x0_hat) - y).norm()) / max(float(y.norm()), 1e-30) if op is not None else 0.0
+        rng = _cpu(self.range_part) if op is not None else torch.zeros(1)
+        self.records.append(TraceStep(t, t_prev, _cpu(x), _cpu(x0_t), rng, _cpu(null), _cpu(x0_hat), lam, cons))
+
+    def result(self, x: Tensor) -> RestorationResult:
+        if not bool(torch.isfinite(x).all()):  # one check at the end instead of one per step
+            raise DDNMInputError("sampling produced NaN or infinite values: the model returned non-finite noise "
+                                 "predictions (check its weights and that x_t is in its expected range).")
+        nfe = sum(1 for i, j in zip(self.schedule[:-1], self.schedule[1:]) if j < i)
+        return RestorationResult(x0_hat=x.to(self.out_device), nfe=nfe, schedule=self.schedule,
+                                 timesteps=self.timesteps, trace=self.records)
+
+
+def model_device(model, default: torch.device | str = "cpu") -> torch.device:
+    """The device of a network's parameters (``default`` for a plain function or a model without any)."""
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration):
+        return torch.device(default)
 
 
 def _cpu(x: Tensor) -> Tensor:
     return x.detach().to("cpu", torch.float32).clone()
 
 
+# --------------------------------------------------------------------------- the simple doors
 def ddnm(model: Model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, steps: int = 100,
-         eta: float = 0.85, seed: int = 0, **kwargs) -> Tensor:
+         eta: float = 0.85, seed: int = 0, clip_x0: bool = True, progress: bool = False, **others) -> Tensor:
     """DDNM, Algorithm 1 of Wang et al. (2023): x0_hat consistent with y (A x0_hat = y).
 
-    The same loop as :func:`ddnm_plus` with sigma_y = 0 and no time travel.
+    The loop of :func:`ddnm_plus` with sigma_y = 0 and no time travel.
     """
-    for k in ("sigma_y", "travel_length", "travel_repeat"):
-        if k in kwargs:
-            raise DDNMInputError(f"{k} is a DDNM+ setting; call ddnm_plus(...) for it.")
-    return ddnm_plus(model, sched, op, y, steps=steps, eta=eta, seed=seed, **kwargs).x0_hat
+    if others:
+        raise DDNMInputError(f"ddnm() takes no {', '.join(others)}: DDNM+ settings (sigma_y, time travel, noise "
+                             "rules) go to ddnm_plus(..., sigma_y=..., settings=SamplerSettings(...)).")
+    settings = SamplerSettings(eta=eta, clip_x0=clip_x0)
+    return ddnm_plus(model, sched, op, y, steps=steps, settings=settings, seed=seed, progress=progress).x0_hat
 
 
 def sample(model: Model, sched: NoiseSchedule, shape: tuple[int, int, int, int], steps: int = 100,
-           eta: float = 0.0, seed: int = 0, kind: str = "ddim", trace: bool = False,
-           **kwargs) -> Tensor | RestorationResult:
+           eta: float = 0.0, seed: int = 0, kind: str = "ddim", x_T: Tensor | None = None,
+           progress: bool = False) -> Tensor:
     """Unconditional samples (B, C, H, W): DDIM (``kind="ddim"``, eta=0 deterministic) or DDPM (``"ddpm"``).
 
-    With ``trace=True`` it returns the :class:`RestorationResult` (samples in ``.x0_hat``, the per-step
-    ``.trace`` of x_t and x0_t) instead of the tensor. No operator is involved: this is plain DDIM / DDPM.
+    No operator is involved: this is plain DDIM / DDPM. For the per-step trace, call
+    ``ddnm_plus(model, sched, None, None, shape=shape, trace=True, ...)``.
     """
-    res = ddnm_plus(model, sched, None, None, steps=steps, eta=eta, seed=seed, kind=kind, shape=shape,
-                    trace=trace, **kwargs)
-    return res if trace else res.x0_hat
+    settings = SamplerSettings(eta=eta, kind=kind)
+    return ddnm_plus(model, sched, None, None, steps=steps, settings=settings, seed=seed, shape=shape, x_T=x_T,
+                     progress=progress).x0_hat

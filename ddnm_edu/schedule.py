@@ -50,6 +50,7 @@ class NoiseSchedule:
         self.betas = b
         self.alphas = 1.0 - b  # alpha_t
         self.alphas_cumprod = torch.cumprod(self.alphas, 0)  # alpha_bar_t (DDPM eq. 4)
+        self._floats: dict = {}  # coefficients as Python floats, for the samplers' loops (see float_coefs)
 
     # ------------------------------------------------------------------ builders
     @classmethod
@@ -202,10 +203,42 @@ class NoiseSchedule:
         t_prev = t - 1 if t_prev is None else t_prev
         c = self.step_coefs(t, t_prev, eta, kind, like=x_t)
         x0 = self.predict_x0(x_t, eps, t) if x0 is None else x0
-        out = c.c_x0 * x0 + c.c_eps * eps + c.c_xt * x_t
-        if float(c.sigma.max()) > 0:
-            out = out + c.sigma * (torch.randn_like(x_t) if noise is None else noise)
-        return out
+        if noise is None:
+            noise = torch.randn_like(x_t) if float(c.sigma.max()) > 0 else torch.zeros_like(x_t)
+        return c.apply(x0, eps, x_t, noise)
+
+    # ------------------------------------------------------------------ the samplers' precomputed floats
+    def float_coefs(self, t: int, t_prev: int, eta: float = 0.0, kind: str = "ddim",
+                    dtype: torch.dtype = torch.float32) -> "StepCoefs":
+        """:meth:`step_coefs` as Python floats, computed in ``dtype`` and cached per (t, t_prev, eta, kind).
+
+        A sampler's loop multiplies by these: no tensor work or device sync per step, and the products
+        are bit for bit those of :meth:`step` on a ``dtype`` sample.
+        """
+        key = ("step", t, t_prev, float(eta), kind, dtype)
+        if key not in self._floats:
+            c = self.step_coefs(t, t_prev, eta, kind, like=torch.zeros(1, dtype=dtype))
+            self._floats[key] = StepCoefs(*(float(v.reshape(-1)[0]) for v in (c.c_x0, c.c_eps, c.c_xt, c.sigma)))
+        return self._floats[key]
+
+    def float_x0_coefs(self, t: int, dtype: torch.dtype = torch.float32) -> tuple[float, float]:
+        """(sqrt(1 - alpha_bar_t), sqrt(alpha_bar_t)) as floats computed in ``dtype``: x0_t = (x_t - a eps) / b."""
+        key = ("x0", t, dtype)
+        if key not in self._floats:
+            ab = self.alphas_cumprod[t].to(dtype)
+            self._floats[key] = (float((1 - ab).sqrt()), float(ab.sqrt()))
+        return self._floats[key]
+
+    def float_jump_coefs(self, s: int, t: int, dtype: torch.dtype = torch.float32) -> tuple[float, float, float, float]:
+        """Floats for a jump back from s to the noisier t (time travel), computed in ``dtype``:
+        (sqrt(r), sqrt(1 - r)) with r = alpha_bar_t / alpha_bar_s (:meth:`forward_jump`), and
+        (sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t)) (:meth:`add_noise`, to re-noise an x0 estimate)."""
+        key = ("jump", s, t, dtype)
+        if key not in self._floats:
+            ab_t, ab_s = self.alphas_cumprod[t].to(dtype), self.alphas_cumprod[s].to(dtype)
+            r = ab_t / ab_s
+            self._floats[key] = tuple(float(v) for v in (r.sqrt(), (1 - r).sqrt(), ab_t.sqrt(), (1 - ab_t).sqrt()))
+        return self._floats[key]
 
     def forward_jump(self, x_s: Tensor, s: int, t: int, noise: Tensor) -> Tensor:
         """q(x_t | x_s) for s < t: x_t = sqrt(alpha_bar_t/alpha_bar_s) x_s + sqrt(1 - alpha_bar_t/alpha_bar_s) z.
@@ -218,9 +251,27 @@ class NoiseSchedule:
 
 @dataclass
 class StepCoefs:
-    """x_prev = c_x0 * x0 + c_eps * eps + c_xt * x_t + sigma * z (each shaped (1, 1, 1, 1))."""
+    """x_prev = c_x0 * x0 + c_eps * eps + c_xt * x_t + sigma * z: tensors shaped (1, 1, 1, 1)
+    (:meth:`NoiseSchedule.step_coefs`) or Python floats (:meth:`NoiseSchedule.float_coefs`)."""
 
-    c_x0: Tensor
-    c_eps: Tensor
-    c_xt: Tensor
-    sigma: Tensor
+    c_x0: Tensor | float
+    c_eps: Tensor | float
+    c_xt: Tensor | float
+    sigma: Tensor | float
+
+    def apply(self, x0: Tensor, eps: Tensor, x_t: Tensor, z: Tensor, noise_scale: float = 1.0) -> Tensor:
+        """The one reverse-step formula of the library: DDIM (eq. 12 of Song et al.), DDPM's posterior
+        (eq. 6-7) and DDNM's line 5 (x0 = x0_hat). ``noise_scale`` scales the noise part, eps and z
+        together (DDNM+'s scalar rule: sqrt(gamma_t) / B_t)."""
+        x_s = self.c_x0 * x0
+        if _nonzero(self.c_xt):  # DDPM steps only
+            x_s = x_s + self.c_xt * x_t
+        if noise_scale == 1.0:
+            return x_s + self.c_eps * eps + self.sigma * z
+        if noise_scale > 0:
+            return x_s + noise_scale * (self.c_eps * eps + self.sigma * z)
+        return x_s
+
+
+def _nonzero(v: Tensor | float) -> bool:
+    return bool((v != 0).any()) if isinstance(v, Tensor) else v != 0

@@ -232,7 +232,7 @@ class TraceExplorer:
 
     def run(self, task: str, sigma_y: float, seed: int):
         """The trace for one setting (cached): (result, PNG frames)."""
-        from .sampling import ddnm_plus
+        from .sampling import SamplerSettings, ddnm_plus
 
         key = (task, round(float(sigma_y), 4), int(seed))
         if key not in self._cache:
@@ -240,8 +240,8 @@ class TraceExplorer:
             g = torch.Generator().manual_seed(1000 + int(seed))
             y = op.A(self.x)
             y = y + sigma_y * torch.randn(y.shape, generator=g)
-            res = ddnm_plus(self.model, self.sched, op, y, sigma_y=sigma_y, steps=self.steps, eta=self.eta,
-                            seed=seed, trace=True)
+            res = ddnm_plus(self.model, self.sched, op, y, sigma_y=sigma_y, steps=self.steps,
+                            settings=SamplerSettings(eta=self.eta), seed=seed, trace=True)
             self._cache[key] = (res, trace_frames(res, 0, self.zoom))
         return self._cache[key]
 

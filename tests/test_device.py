@@ -27,11 +27,11 @@ def test_ddnm_plus_same_result_on_each_device(setup, device, rule):
     sched, x = setup
     op = ops.SuperResolution(4)
     y = op.A(x) + 0.1 * torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    settings = de.SamplerSettings(noise_rule=rule, travel_length=2, travel_repeat=2)
     ref = de.ddnm_plus(de.load_pretrained("fashion-mnist-32", "cpu"), sched, op, y, sigma_y=0.1, steps=10,
-                       noise_rule=rule, travel_length=2, travel_repeat=2, seed=0).x0_hat
+                       settings=settings, seed=0).x0_hat
     model = de.load_pretrained("fashion-mnist-32", device)
-    out = de.ddnm_plus(model, sched, op, y, sigma_y=0.1, steps=10, noise_rule=rule, travel_length=2,
-                       travel_repeat=2, seed=0).x0_hat
+    out = de.ddnm_plus(model, sched, op, y, sigma_y=0.1, steps=10, settings=settings, seed=0).x0_hat
     assert out.device == y.device  # results come back where y lives
     torch.testing.assert_close(out, ref, atol=2e-3, rtol=0)  # TF32/cuDNN differences only
     y_dev = y.to(device)

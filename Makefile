@@ -39,10 +39,10 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "Book built: open $(CURDIR)/_build/html/index.html"
 
-# The student edition: the book's sources with every exercise's solution removed (ddnm_edu.classroom),
+# The student edition: the book's sources with every exercise's solution removed (ddnm_edu.tools.classroom),
 # built like the book. Publish _build/student/_build/html for a class; the default build keeps solutions.
 book-student: $(STAMP)
-	$(BIN)/python -m ddnm_edu.classroom student-book _build/student
+	$(BIN)/python -m ddnm_edu.tools.classroom student-book _build/student
 	$(BIN)/jupyter-book build _build/student -W -n --keep-going
 	@echo "Student edition built: open $(CURDIR)/_build/student/_build/html/index.html"
 

@@ -7,7 +7,7 @@ Run it on the device machine with ``PYTHONPATH=.`` from the repository root (no 
 It never writes into the repository: new weights, cards and tables go to OUT, and the session that
 called it checks them and commits what improved. Stages, each given what is left of the budget:
 
-1. ``train``: both models continue from ``data/weights/<name>.pt`` (``python -m ddnm_edu.train``, bf16
+1. ``train``: both models continue from ``data/weights/<name>.pt`` (``python -m ddnm_edu.tools.train``, bf16
    autocast on CUDA, ``--batch`` images per step, ``--max-minutes`` each). Fashion-MNIST needs its training
    images: the Debian package, or the two ``train-*-idx*-ubyte.gz`` files in ``--fashion-dir`` (copy
    them into the working tree, untracked, before the run so that they travel with it).
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
                     "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists():
                 info[name] = "skipped: no Fashion-MNIST training images (see --fashion-dir)"
                 continue
-            cmd = [sys.executable, "-m", "ddnm_edu.train", "--config", name, "--out", str(out / "runs" / name),
+            cmd = [sys.executable, "-m", "ddnm_edu.tools.train", "--config", name, "--out", str(out / "runs" / name),
                    "--init-from", str(ROOT / "data" / "weights" / f"{name}.pt"), "--max-minutes", str(per_model),
                    "--batch", str(16 if args.quick else args.batch), "--lr", str(args.lr), "--warmup", "100",
                    "--sample-every", "0", "--ckpt-minutes", "1", "--log-every", "5" if args.quick else "50"]
@@ -114,12 +114,12 @@ def main(argv=None) -> int:
 
     def export() -> dict:
         for name in trained:
-            run([sys.executable, "-m", "ddnm_edu.pretrained", "export", "--run", str(out / "runs" / name),
+            run([sys.executable, "-m", "ddnm_edu.tools.weights", "export", "--run", str(out / "runs" / name),
                  "--name", name], out / "export.log", 120)
         return {"exported": trained}
 
     def cards() -> dict:
-        code = ("import sys; from pathlib import Path; from ddnm_edu.evaluate import evaluate_model; "
+        code = ("import sys; from pathlib import Path; from ddnm_edu.tools.evaluate import evaluate_model; "
                 "n, steps, ns, nl = (4, 2, 4, 8) if sys.argv[2] == '1' else (None, 100, 64, None); "
                 "evaluate_model(sys.argv[1], n, steps, 0, Path(sys.argv[3]), n_samples=ns, sample_steps=steps, "
                 "n_loss=nl)")
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
         return {"cards": trained}
 
     def compare() -> dict:
-        code = ("import sys, time; from pathlib import Path; from ddnm_edu import evaluate; t = time.time(); "
+        code = ("import sys, time; from pathlib import Path; from ddnm_edu.tools import evaluate; t = time.time(); "
                 "quick = sys.argv[1] == '1'; "
                 "rows = (evaluate.run_compare(quick=False, n=2, steps=2, tasks=['sr4', 'inpaint-box12'], n_mean=2) "
                 "if quick else evaluate.run_compare(quick=False)); "

@@ -36,7 +36,7 @@ def tasks():
 
 def run(n: int, steps: int, seed: int = 0, eta: float = 0.85) -> list[dict]:
     import ddnm_edu as de
-    from ddnm_edu.evaluate import _psnr
+    from ddnm_edu.tools.evaluate import psnr_capped as _psnr
 
     sched = de.NoiseSchedule.linear(1000)
     rows = []
@@ -44,8 +44,7 @@ def run(n: int, steps: int, seed: int = 0, eta: float = 0.85) -> list[dict]:
         model = de.load_pretrained(f"{dataset}-32")
         x = de.data.load(dataset, "test", n=n)
         for sy in SIGMAS:
-            y0 = op.A(x)
-            y = y0 + sy * torch.randn(y0.shape, generator=torch.Generator().manual_seed(seed + 1))
+            y = op.measure(x, sy, seed=seed + 1)
             out = {"DDNM": de.ddnm(model, sched, op, y, steps=steps, eta=eta, seed=seed)}
             for rule in ("scalar", "svd", "svd-official"):
                 out[f"DDNM+ {rule}"] = de.ddnm_plus(model, sched, op, y, sigma_y=sy, steps=steps, seed=seed,
@@ -69,17 +68,19 @@ def write(rows: list[dict], seconds: float, out: Path = HERE) -> None:
         w.writerows(rows)
     import torch as _t
 
+    from ddnm_edu.tools.evaluate import markdown_table
+
     lines = ["# DDNM+ noise rules: scalar lambda_t vs per-singular-direction (SVD)", "",
              f"`python benchmarks/noise_rules.py` — {rows[0]['n']} held-out images per task, {rows[0]['steps']} steps, "
              f"eta 0.85, seed 0; {platform.processor() or platform.machine()}, torch {_t.__version__}, "
              f"{seconds / 60:.1f} min. PSNR in dB (mean; per image capped at 58.9 dB). sigma_y on the book's "
              "[-1, 1] scale (the DDNM paper's and official code's sigma_y is half of it).", "",
-             "| task | σ_y | DDNM | DDNM+ scalar | DDNM+ SVD | DDNM+ SVD (official) | SVD − scalar (± s.e.) | SVD better on |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['task']} | {r['sigma_y']} | {r['DDNM']:.2f} | {r['DDNM+ scalar']:.2f} | "
-                     f"{r['DDNM+ svd']:.2f} | {r['DDNM+ svd-official']:.2f} | {r['svd_minus_scalar']:+.2f} ± {r['se']:.2f} | "
-                     f"{r['svd_wins']}/{r['n']} |")
+             *markdown_table(
+                 ["task", "σ_y", "DDNM", "DDNM+ scalar", "DDNM+ SVD", "DDNM+ SVD (official)", "SVD − scalar (± s.e.)",
+                  "SVD better on"],
+                 [[r["task"], r["sigma_y"], *(f"{r[k]:.2f}" for k in ("DDNM", "DDNM+ scalar", "DDNM+ svd",
+                                                                      "DDNM+ svd-official")),
+                   f"{r['svd_minus_scalar']:+.2f} ± {r['se']:.2f}", f"{r['svd_wins']}/{r['n']}"] for r in rows])]
     (out / "noise-rules.md").write_text("\n".join(lines) + "\n")
 
 

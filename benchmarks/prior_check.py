@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 
-from ddnm_edu import data, evaluate
-from ddnm_edu.emoji import unseen_base
+from ddnm_edu import data
+from ddnm_edu.tools import evaluate
+from ddnm_edu.tools.emoji import unseen_base
 from ddnm_edu.pretrained import init_record, load_pretrained, registry
 from ddnm_edu.schedule import NoiseSchedule
 

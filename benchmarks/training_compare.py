@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 def score(sd: dict, unet_cfg: dict, n: int, steps: int, seed: int = 0) -> dict:
     import ddnm_edu as de
     from ddnm_edu import operators as ops
-    from ddnm_edu.evaluate import _psnr, bucket_losses
+    from ddnm_edu.tools.evaluate import psnr_capped as _psnr, bucket_losses
     from ddnm_edu.unet import UNet, UNetConfig
 
     model = UNet(UNetConfig.from_dict(unet_cfg))

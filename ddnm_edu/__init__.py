@@ -5,13 +5,18 @@
     op = de.operators.SuperResolution(scale=4)
     x0_hat = de.ddnm(model, sched, op, y, steps=100, eta=0.85, seed=0)
 
-Modules, one concept each: ``schedule`` (forward process and one-step samplers),
-``operators`` (A, A^dagger, the range/null projections and, where it is known in closed
-form, the SVD), ``sampling`` (DDIM, DDPM, DDNM, DDNM+), ``noise_rules`` (DDNM+ noise scaling),
-``metrics``, ``unet``, ``restormer`` (the supervised specialist of chapter 10), ``data``, ``train``,
-``check`` (self-checks for the exercises) and ``classroom`` (nbgrader assignments, the student edition).
+The modules here teach, one concept each: ``schedule`` (the forward process and the one
+reverse-step formula), ``losses`` (DDPM's training loss and the EMA), ``operators`` (A, A^dagger,
+the range/null projections, each operator's closed-form SVD, and the named tasks),
+``sampling`` (DDIM, DDPM, DDNM's Algorithm 1 and DDNM+), ``noise_rules`` (DDNM+ noise scaling),
+``ddrm`` and ``dps`` (the peers), ``baselines``, ``metrics``, ``unet``, ``restormer`` (the supervised
+specialist of chapter 10), ``data`` and ``pretrained`` (what ships), ``viz`` (figures and step
+viewers), ``check`` (self-checks for the exercises), ``linalg`` and ``toy`` (the small dense and 2-D
+examples of chapters 3-5); ``errors`` and ``settings`` serve them all.
+``ddnm_edu.tools`` is the tooling: the ``ddnm-edu`` command, training, model cards and benchmarks,
+shipping weights, rebuilding the datasets, and the classroom edition.
 """
-from . import baselines, check, data, linalg, metrics, noise_rules, operators, viz
+from . import baselines, check, data, linalg, losses, metrics, noise_rules, operators, viz
 from .errors import DDNMInputError
 from .operators import LinearOperator
 from .sampling import (RestorationResult, SamplerSettings, TraceStep, ddnm, ddnm_plus, lambda_and_std, nfe_count,
@@ -24,5 +29,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DDNMInputError", "LinearOperator", "load_pretrained", "NoiseSchedule", "RestorationResult", "SamplerSettings", "TraceStep", "ddnm", "ddnm_plus",
-    "baselines", "check", "data", "lambda_and_std", "linalg", "metrics", "viz", "nfe_count", "noise_rules", "operators", "paper_travel_schedule", "sample", "settings", "travel_schedule", "__version__",
+    "baselines", "check", "data", "lambda_and_std", "linalg", "losses", "metrics", "viz", "nfe_count", "noise_rules", "operators", "paper_travel_schedule", "sample", "settings", "travel_schedule", "__version__",
 ]

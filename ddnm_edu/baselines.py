@@ -3,7 +3,7 @@
 * ``bicubic_upsample`` -- super-resolution by bicubic interpolation of y.
 * ``biharmonic_inpaint`` -- fills the missing pixels with a smooth (biharmonic) surface (scikit-image).
 * ``wiener_deconvolve`` -- deblurring with a Wiener filter.
-The range-only answer A^dagger y is ``op.A_pinv(y)``.
+The range-only answer A^dagger y is ``op.A_pinv(y)``; :func:`classical` picks the method for a task.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .operators import Deblur, Inpainting
+from .operators.tasks import split_name
 
 Tensor = torch.Tensor
 
@@ -31,6 +32,19 @@ def biharmonic_inpaint(y: Tensor, op: Inpainting) -> Tensor:
         chans = [inpaint_biharmonic(img[c], m[c]) for c in range(img.shape[0])]
         out.append(np.stack(chans))
     return torch.from_numpy(np.stack(out)).to(y)
+
+
+def classical(task: str, op, y: Tensor) -> tuple[str, Tensor] | None:
+    """(name, result) of the classical method for a named task (``operators.TASKS``), or None where there is
+    none (colorization: gray replication *is* A^dagger y; compressed sensing; denoising)."""
+    base = split_name(task)[0]
+    if base.startswith("sr"):
+        return "bicubic", bicubic_upsample(y, op.scale)
+    if base.startswith("inpaint"):
+        return "biharmonic", biharmonic_inpaint(y, op)
+    if base.startswith("deblur"):
+        return "Wiener", wiener_deconvolve(y, op, nsr=1e-3)
+    return None
 
 
 def wiener_deconvolve(y: Tensor, op: Deblur, nsr: float = 1e-3) -> Tensor:

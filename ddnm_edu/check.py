@@ -3,7 +3,7 @@
 Call one on your attempt: it prints a short confirmation when the answer is right and otherwise
 raises :class:`CheckFailed` (an ``AssertionError``) whose message says *what* is wrong and by how
 much -- which Penrose condition fails, whether the mean or the variance is off -- rather than a bare
-``assert``. The auto-graded tests of the classroom edition (``ddnm_edu.classroom``) call the same
+``assert``. The auto-graded tests of the classroom edition (``ddnm_edu.tools.classroom``) call the same
 functions, so a reader and a grader get the same verdict::
 
     import ddnm_edu as de

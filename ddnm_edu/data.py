@@ -2,29 +2,27 @@
 
 What ships in ``data/`` (no package needed): the held-out test sets and the emoji
 training set (small). The Fashion-MNIST training set is read from the Debian package
-``dataset-fashion-mnist`` when training. How the emoji set is made: :mod:`ddnm_edu.emoji`.
+``dataset-fashion-mnist`` when training. How the emoji set is made: :mod:`ddnm_edu.tools.emoji`.
 
-Rebuild the shipped arrays from the package managers (Debian, PyPI, npm) with::
+Rebuild the shipped arrays from the package managers (Debian, PyPI, npm) with ``ddnm_edu.tools.datasets``::
 
     apt-get update && apt-get install -y dataset-fashion-mnist fonts-noto-color-emoji npm
     pip install -e ".[data]"
-    python -m ddnm_edu.data build --out data
+    python -m ddnm_edu.tools.datasets build --out data
 
 ``load(name, split)`` returns a float32 tensor (N, C, 32, 32) in [-1, 1].
 """
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .errors import CommandParser, DDNMInputError, run_command
+from .errors import DDNMInputError
 
 REPO_DATA = Path(__file__).resolve().parent.parent / "data"
 # DDNM_EDU_FASHION_DIR points elsewhere (e.g. a copy carried to a GPU machine without the Debian package)
@@ -81,48 +79,11 @@ def fashion_mnist_raw(split: str, src: Path = FASHION_DIR) -> tuple[np.ndarray, 
     return imgs, labels
 
 
-# --------------------------------------------------------------------------- build + load
-def build(out: Path = REPO_DATA, cache: Path = NPM_CACHE) -> dict:
-    """Write the shipped arrays into ``out`` and return a manifest (also written as manifest.json).
-
-    Emoji: see :mod:`ddnm_edu.emoji` (three styles, rebalanced, per-style held-out sets);
-    ``cache`` holds the npm tarballs it downloads.
-    """
-    from . import emoji
-
-    out = Path(out)
-    manifest = {}
-    (out / "fashion-mnist").mkdir(parents=True, exist_ok=True)
-    imgs, labels = fashion_mnist_raw("test")
-    p = out / "fashion-mnist" / "test.npz"
-    np.savez_compressed(p, images=imgs[:FASHION_TEST_SHIPPED], labels=labels[:FASHION_TEST_SHIPPED])
-    manifest["fashion-mnist/test.npz"] = {"n": FASHION_TEST_SHIPPED, "sha256": sha256(p),
-                                          "note": "first 1,000 images of the official test set"}
-    sets = emoji.build_all(Path(cache))
-    (out / "emoji").mkdir(parents=True, exist_ok=True)
-    for style in emoji.STYLES:
-        x, texts = sets[style]["test"]
-        p = out / "emoji" / EMOJI_TEST_FILES[style]
-        np.savez_compressed(p, images=x, texts=np.array(texts))
-        manifest[f"emoji/{p.name}"] = {"n": len(x), "sha256": sha256(p), "style": style,
-                                       "source": emoji.SOURCES[style]}
-    train = [(style, *sets[style]["train"]) for style in emoji.STYLES]
-    p = out / "emoji" / "train.npz"
-    np.savez_compressed(p, images=np.concatenate([x for _, x, _ in train]),
-                        texts=np.array([t for _, _, ts in train for t in ts]),
-                        styles=np.array([s for s, x, _ in train for _ in range(len(x))]))
-    manifest["emoji/train.npz"] = {"n": sum(len(x) for _, x, _ in train), "sha256": sha256(p),
-                                   "per_style": {s: len(x) for s, x, _ in train},
-                                   "rendered_per_style": {s: sets[s]["rendered"] for s in emoji.STYLES},
-                                   "source": [emoji.SOURCES[s] for s in emoji.STYLES]}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    return manifest
-
-
+# --------------------------------------------------------------------------- load
 def _shipped(path: Path, name: str, split: str) -> np.lib.npyio.NpzFile:
     if not path.exists():
         raise DDNMInputError(f"{name}/{split} is not in {path.parent}; rebuild the shipped arrays with "
-                             "`python -m ddnm_edu.data build` (needs the Debian packages "
+                             "`python -m ddnm_edu.tools.datasets build` (needs the Debian packages "
                              "dataset-fashion-mnist and fonts-noto-color-emoji).")
     return np.load(path)
 
@@ -163,19 +124,3 @@ def load(name: str, split: str = "test", n: int | None = None, with_labels: bool
     imgs, labels = imgs[:n], labels[:n]
     x = to_unit(imgs)
     return (x, labels) if with_labels else x
-
-
-def main(argv: list[str] | None = None) -> None:
-    ap = CommandParser(prog="python -m ddnm_edu.data", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="rebuild the shipped arrays from the Debian packages")
-    b.add_argument("--out", type=Path, default=REPO_DATA)
-    b.add_argument("--npm-cache", type=Path, default=NPM_CACHE, help="where the npm tarballs are unpacked")
-    args = ap.parse_args(argv)
-    manifest = build(args.out, args.npm_cache)
-    print(json.dumps(manifest, indent=2))
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_command("python -m ddnm_edu.data", main))

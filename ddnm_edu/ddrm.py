@@ -23,8 +23,9 @@ import math
 import torch
 
 from . import operators as ops
-from .errors import DDNMInputError, check_finite, check_int_range, check_sigma_y
+from .errors import check_finite, check_int_range, check_sigma_y
 from .schedule import NoiseSchedule
+from .settings import model_device
 
 Tensor = torch.Tensor
 
@@ -36,7 +37,7 @@ def ddrm(model, sched: NoiseSchedule, op: ops.LinearOperator, y: Tensor, sigma_y
     sigma_y = check_sigma_y(sigma_y)
     steps = check_int_range(steps, "steps", 1, sched.T)
     check_finite(y, "y")
-    device = next(model.parameters()).device if hasattr(model, "parameters") else y.device
+    device = model_device(model, y.device)
     y_device, y = y.device, y.to(device)
     x_like = op.A_pinv(y)
     s = op.singular_values(tuple(x_like.shape[1:])).to(x_like)  # one per coordinate of V^T x

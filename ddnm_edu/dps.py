@@ -21,6 +21,7 @@ import torch
 
 from .errors import check_finite, check_int_range, check_nonnegative
 from .schedule import NoiseSchedule
+from .settings import model_device
 
 Tensor = torch.Tensor
 
@@ -32,7 +33,7 @@ def dps(model, sched: NoiseSchedule, op, y: Tensor, steps: int = 100, eta: float
     check_finite(y, "y")
     zeta = check_nonnegative(zeta, "zeta", "the DPS step size",
                              "10 is the tuned default, 0 turns the guidance off")
-    device = next(model.parameters()).device if hasattr(model, "parameters") else y.device
+    device = model_device(model, y.device)
     y_device, y = y.device, y.to(device)
     shape = op.A_pinv(y).shape
     gen = torch.Generator().manual_seed(int(seed))

@@ -57,6 +57,10 @@ class CommandParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` whose usage errors are one line, like every other error of a command:
     ``PROG: error: MESSAGE; see PROG --help.`` and exit code 2 (subcommands inherit it)."""
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)  # keep docstrings' layout
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help.\n")
 

@@ -63,12 +63,12 @@ def _f(x) -> float:
     return float(x.reshape(-1)[0]) if isinstance(x, Tensor) else float(x)
 
 
-def check_rule(rule: str, kind: str) -> None:
+def check_rule(noise_rule: str, kind: str) -> None:
     """Refuse an unknown noise rule, or an SVD rule with DDPM steps (it is written for the DDIM step)."""
-    if rule not in NOISE_RULES:
-        raise DDNMInputError(f"unknown noise_rule {rule!r}; use one of {', '.join(NOISE_RULES)}.")
-    if rule != "scalar" and kind == "ddpm":
-        raise DDNMInputError(f"noise_rule={rule!r} is written for the DDIM step (kind='ddim' or 'ddim-paper'); "
+    if noise_rule not in NOISE_RULES:
+        raise DDNMInputError(f"unknown noise_rule {noise_rule!r}; use one of {', '.join(NOISE_RULES)}.")
+    if noise_rule != "scalar" and kind == "ddpm":
+        raise DDNMInputError(f"noise_rule={noise_rule!r} is written for the DDIM step (kind='ddim' or 'ddim-paper'); "
                              "use noise_rule='scalar' with kind='ddpm'.")
 
 
@@ -108,9 +108,9 @@ class ScalarRule:
     def _lambda_and_scale(self, c: StepCoefs) -> tuple[float, float]:
         if self.sigma_y == 0:
             return 1.0, 1.0
-        B = noise_budget(c, self.kind)
-        lam, std = lambda_and_std(B, _f(c.c_x0), self.sigma_y)
-        return lam, (std / B if B > 0 else 0.0)
+        budget = noise_budget(c, self.kind)
+        lam, std = lambda_and_std(budget, _f(c.c_x0), self.sigma_y)
+        return lam, (std / budget if budget > 0 else 0.0)
 
     def rectify(self, x0_t: Tensor, c: StepCoefs) -> tuple[Tensor, float]:
         lam = self._lambda_and_scale(c)[0]
@@ -124,8 +124,8 @@ class SVDRule:
     """Sigma_t = V diag(lambda_{t,i}) V^T and the noise budgeted per singular direction (the paper's appendix),
     in the coordinates of the operator's own SVD (``op.singular_values``, ``op.Vt``, ``op.V``)."""
 
-    def __init__(self, op: LinearOperator, y: Tensor, sigma_y: float, like: Tensor, variant: str = "svd"):
-        self.op, self.y, self.sigma_y, self.variant = op, y, sigma_y, variant
+    def __init__(self, op: LinearOperator, y: Tensor, sigma_y: float, like: Tensor, noise_rule: str = "svd"):
+        self.op, self.y, self.sigma_y, self.noise_rule = op, y, sigma_y, noise_rule
         self.s = op.singular_values(tuple(like.shape[1:])).to(like.device, like.dtype)  # 0 = null direction
         self.seen = self.s > 0
         self.s_safe = torch.where(self.seen, self.s, torch.ones_like(self.s))
@@ -135,7 +135,7 @@ class SVDRule:
         """(lambda_i, fresh-noise std d1_i, eps weight d2_i) per coordinate, cached per step."""
         key = tuple(_f(v) for v in (c.c_x0, c.c_eps, c.c_xt, c.sigma))
         if key not in self._cache:
-            self._cache[key] = _svd_coefs(self.s, self.seen, self.s_safe, c, self.sigma_y, self.variant)
+            self._cache[key] = _svd_coefs(self.s, self.seen, self.s_safe, c, self.sigma_y, self.noise_rule)
         return self._cache[key]
 
     def rectify(self, x0_t: Tensor, c: StepCoefs) -> tuple[Tensor, float]:
@@ -151,36 +151,37 @@ class SVDRule:
 
 
 def _svd_coefs(s: Tensor, seen: Tensor, s_safe: Tensor, c: StepCoefs, sigma_y: float,
-               variant: str) -> tuple[Tensor, Tensor, Tensor]:
+               noise_rule: str) -> tuple[Tensor, Tensor, Tensor]:
     sigma, c_eps, a = _f(c.sigma), _f(c.c_eps), _f(c.c_x0)
-    B = noise_budget(c, "ddim")
-    eta = sigma / B if B > 0 else 0.0
+    budget = noise_budget(c, "ddim")
+    eta = sigma / budget if budget > 0 else 0.0
     thr = a * sigma_y / s_safe  # a_t x (noise std of A^dagger n) along each measured direction
     one = torch.ones_like(s)
-    if variant == "svd-official":
-        full = seen & (B >= thr)
-        lam = torch.where(full, one, torch.where(seen, s * B * math.sqrt(max(1 - eta ** 2, 0.0)) / (a * sigma_y), one))
-        d1 = torch.where(full, (B ** 2 - thr ** 2).clamp(min=0).sqrt(), sigma * one)
+    if noise_rule == "svd-official":
+        full = seen & (budget >= thr)
+        damped = s * budget * math.sqrt(max(1 - eta ** 2, 0.0)) / (a * sigma_y)
+        lam = torch.where(full, one, torch.where(seen, damped, one))
+        d1 = torch.where(full, (budget ** 2 - thr ** 2).clamp(min=0).sqrt(), sigma * one)
         d2 = torch.where(seen, torch.zeros_like(s), c_eps * one)
         return lam, d1, d2
-    lam = torch.where(seen, (B / thr).clamp(max=1.0), one)
-    rest = torch.where(seen, (B ** 2 - (lam * thr) ** 2).clamp(min=0).sqrt(), B * one)
+    lam = torch.where(seen, (budget / thr).clamp(max=1.0), one)
+    rest = torch.where(seen, (budget ** 2 - (lam * thr) ** 2).clamp(min=0).sqrt(), budget * one)
     return lam, eta * rest, math.sqrt(max(1 - eta ** 2, 0.0)) * rest
 
 
-def make_rule(op: LinearOperator | None, y: Tensor | None, sigma_y: float, rule: str, kind: str,
+def make_rule(op: LinearOperator | None, y: Tensor | None, sigma_y: float, noise_rule: str, kind: str,
               like: Tensor) -> PlainStep | ScalarRule | SVDRule:
     """The object that does lines 4 and 5 of a step: plain DDIM/DDPM, DDNM / the scalar rule, or an SVD rule."""
     if op is None:
         return PlainStep()
-    if rule == "scalar" or sigma_y == 0:  # with sigma_y = 0 every rule is DDNM
+    if noise_rule == "scalar" or sigma_y == 0:  # with sigma_y = 0 every rule is DDNM
         return ScalarRule(op, y, sigma_y, kind)
-    return SVDRule(op, y, sigma_y, like, rule)
+    return SVDRule(op, y, sigma_y, like, noise_rule)
 
 
 @torch.no_grad()
 def noise_by_direction(op: LinearOperator, sched: NoiseSchedule, shape: tuple[int, int, int], t: int, t_prev: int,
-                       sigma_y: float, eta: float = 0.85, rule: str = "scalar", n: int = 4000,
+                       sigma_y: float, eta: float = 0.85, noise_rule: str = "scalar", n: int = 4000,
                        seed: int = 0) -> dict[str, tuple[float, float]]:
     """Monte Carlo: the noise one DDNM+ step leaves in x_s, per singular direction of A.
 
@@ -188,15 +189,14 @@ def noise_by_direction(op: LinearOperator, sched: NoiseSchedule, shape: tuple[in
     x_s - a_t x in the coordinates V^T. Returns ``{group: (measured variance, target B_t^2)}`` with
     groups ``"null"`` and ``"s=<singular value>"``. A correct rule gives measured ~ target in each group.
     """
-    check_rule(rule, "ddim")
+    check_rule(noise_rule, "ddim")
     gen = torch.Generator().manual_seed(seed)
     x = torch.zeros((n, *shape), dtype=torch.float64)
-    y0 = op.A(x)
-    y = y0 + sigma_y * torch.randn(y0.shape, generator=gen, dtype=torch.float64)
+    y = op.measure(x, sigma_y, seed=gen)
     eps = torch.randn(x.shape, generator=gen, dtype=torch.float64)
     z = torch.randn(x.shape, generator=gen, dtype=torch.float64)
     c = sched.step_coefs(t, t_prev, eta, "ddim", like=x)
-    step = make_rule(op, y, sigma_y, rule, "ddim", x[:1])
+    step = make_rule(op, y, sigma_y, noise_rule, "ddim", x[:1])
     x0_hat, _ = step.rectify(x, c)  # the model's x0_t is the truth x
     x_s = step.step(x0_hat, eps, x, z, c)
     s = op.singular_values(shape).to(x)

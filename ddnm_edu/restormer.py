@@ -34,6 +34,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .unet import count_parameters  # noqa: F401 (one home: the UNet's module; tests use R.count_parameters)
+
 
 @dataclass
 class RestormerConfig:
@@ -216,10 +218,6 @@ class Restormer(nn.Module):
         return out
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def receptive_field(module: nn.Module, shape: tuple[int, int, int, int], pixel: tuple[int, int] | None = None,
                     seed: int = 0) -> Tensor:
     """Bool (H, W): the input pixels that output pixel ``pixel`` (default: the centre) depends on, found as
@@ -308,29 +306,25 @@ def _cost_rows(sizes, dim, mdta, spatial, repeats) -> list[CostRow]:
 #: The degradations a specialist is trained for. sigma is on the images' [-1, 1] scale, like sigma_y
 #: everywhere in the book (0.2 here = 0.1 on the paper's [0, 1] scale).
 TASKS: dict[str, dict] = {
-    "sr4": dict(op="sr", scale=4, sigma=0.0,
-                about="4x average-pool super-resolution; the network sees A^dagger y (y replicated 4x4)"),
-    "denoise": dict(op="denoise", sigma=0.2, about="Gaussian denoising, sigma_y = 0.2 on [-1, 1]; sees y"),
+    "sr4": dict(sigma=0.0, about="4x average-pool super-resolution; the network sees A^dagger y (y replicated 4x4)"),
+    "denoise": dict(sigma=0.2, about="Gaussian denoising, sigma_y = 0.2 on [-1, 1]; sees y"),
 }
 
 
 def task_operator(task: str):
-    """The linear operator A of a specialist's task (``TASKS``)."""
+    """The linear operator A of a specialist's task (``TASKS``; built by ``operators.from_name``)."""
     from . import operators as ops
     from .errors import DDNMInputError
 
     if task not in TASKS:
         raise DDNMInputError(f"unknown specialist task {task!r}; use one of {', '.join(TASKS)}.")
-    spec = TASKS[task]
-    return ops.SuperResolution(spec["scale"]) if spec["op"] == "sr" else ops.Denoising()
+    return ops.from_name(task)
 
 
 def measure(task: str, x0: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """(y, network input A^dagger y) for clean images x0 (B, C, H, W) in [-1, 1]: y = A x0 + sigma n."""
-    op, sigma = task_operator(task), TASKS[task]["sigma"]
-    y = op.A(x0)
-    if sigma > 0:
-        y = y + sigma * torch.randn(y.shape, generator=generator).to(y.device, y.dtype)
+    op = task_operator(task)
+    y = op.measure(x0, TASKS[task]["sigma"], generator if generator is not None else torch.default_generator)
     return y, op.A_pinv(y)
 
 

@@ -44,6 +44,7 @@ from .errors import DDNMInputError, check_finite, check_int_range, check_sigma_y
 from .operators import LinearOperator
 from .noise_rules import NOISE_RULES, check_rule, lambda_and_std, make_rule  # noqa: F401 (re-exported)
 from .schedule import NoiseSchedule
+from .settings import model_device
 
 Tensor = torch.Tensor
 Model = Callable[[Tensor, Tensor], Tensor]
@@ -166,13 +167,12 @@ class TraceStep:
 class RestorationResult:
     x0_hat: Tensor  # (B, C, H, W), not clipped: clip with .clamp(-1, 1) for display
     nfe: int
-    schedule: list[int]  # visited step indices (travel_schedule)
+    visited: list[int]  # the step indices visited, in order (travel_schedule)
     timesteps: list[int]  # timestep of each step index (index i -> timesteps[i])
     trace: list[TraceStep] | None = field(default=None, repr=False)
 
 
 # --------------------------------------------------------------------------- Algorithm 1 (and 2)
-@torch.no_grad()
 def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: Tensor | None,
               sigma_y: float = 0.0, steps: int = 100, settings: SamplerSettings | None = None, seed: int = 0,
               trace: bool = False, progress: bool = False, shape: tuple[int, ...] | None = None,
@@ -184,11 +184,12 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
     (or ``x_T``) samples unconditionally. Noise is drawn on the CPU from
     ``torch.Generator().manual_seed(seed)``: the same seed gives the same result on the same device.
     Sampling runs on the model's device (CPU, CUDA or MPS); ``x0_hat`` comes back on the device of ``y``
-    (the model's device when sampling unconditionally).
+    (the model's device when sampling unconditionally). Nothing needs gradients: the loop runs in
+    ``torch.inference_mode()``, and the results are ordinary tensors.
     """
     run = _Run(model, sched, op, y, sigma_y, steps, settings or SamplerSettings(), seed, shape, x_T, trace)
     x, x0_t, x0_hat = run.x_T, None, None  # line 1: x_T ~ N(0, I)
-    with tensor_checks_off():  # y and A were checked once, in _Run: no per-step checks or syncs
+    with torch.inference_mode(), tensor_checks_off():  # y and A were checked once, in _Run
         for t, t_prev in run.visited(progress):  # line 2, with Algorithm 2's jumps back
             z = run.noise.next()
             if t_prev > t:  # time travel: x_{t+l} ~ q(x_{t+l} | x_t) (Algorithm 2, line 4)
@@ -240,7 +241,7 @@ class _Run:
             raise DDNMInputError(f"settings must be a SamplerSettings, got {type(settings).__name__}; "
                                  "e.g. settings=de.SamplerSettings(eta=0.5).")
         self.model, self.sched, self.op, self.settings = model, sched, op, settings
-        self.schedule = travel_schedule(steps, settings.travel_length, settings.travel_repeat)
+        self.visited_steps = travel_schedule(steps, settings.travel_length, settings.travel_repeat)
         self.timesteps = sched.set_timesteps(steps)[::-1]  # index i -> timestep (ascending)
         ref = self._check_inputs(op, y, shape, x_T)
         self.dtype = ref.dtype if ref.dtype.is_floating_point else torch.float32
@@ -251,7 +252,7 @@ class _Run:
         gen = torch.Generator().manual_seed(int(seed))
         x = torch.randn(ref.shape, generator=gen, dtype=self.dtype) if x_T is None else x_T.to(self.dtype)
         self.x_T = x.to(device)
-        self.noise = NoiseStream(gen, ref.shape, self.dtype, device, len(self.schedule) - 1)
+        self.noise = NoiseStream(gen, ref.shape, self.dtype, device, len(self.visited_steps) - 1)
         self.rule = make_rule(op, self.y, self.sigma_y, settings.noise_rule, settings.kind, self.x_T)
         self.records: list[TraceStep] | None = [] if trace else None
         self.first_call = True
@@ -285,7 +286,7 @@ class _Run:
         from tqdm.auto import tqdm
 
         ts = self.timesteps
-        pairs = [(ts[i], ts[j] if j >= 0 else -1) for i, j in zip(self.schedule[:-1], self.schedule[1:])]
+        pairs = [(ts[i], ts[j] if j >= 0 else -1) for i, j in zip(self.visited_steps[:-1], self.visited_steps[1:])]
         return tqdm(pairs, disable=not progress, desc="sampling")
 
     def eps(self, x: Tensor, t: int) -> Tensor:
@@ -318,20 +319,16 @@ class _Run:
         self.records.append(TraceStep(t, t_prev, _cpu(x), _cpu(x0_t), rng, _cpu(null), _cpu(x0_hat), lam, cons))
 
     def result(self, x: Tensor) -> RestorationResult:
+        """The result as ordinary tensors (clones made outside inference mode: free to modify or differentiate)."""
         if not bool(torch.isfinite(x).all()):  # one check at the end instead of one per step
             raise DDNMInputError("sampling produced NaN or infinite values: the model returned non-finite noise "
                                  "predictions (check its weights and that x_t is in its expected range).")
-        nfe = sum(1 for i, j in zip(self.schedule[:-1], self.schedule[1:]) if j < i)
-        return RestorationResult(x0_hat=x.to(self.out_device), nfe=nfe, schedule=self.schedule,
-                                 timesteps=self.timesteps, trace=self.records)
-
-
-def model_device(model, default: torch.device | str = "cpu") -> torch.device:
-    """The device of a network's parameters (``default`` for a plain function or a model without any)."""
-    try:
-        return next(model.parameters()).device
-    except (AttributeError, StopIteration):
-        return torch.device(default)
+        nfe = sum(1 for i, j in zip(self.visited_steps[:-1], self.visited_steps[1:]) if j < i)
+        records = None if self.records is None else [
+            TraceStep(**{k: (v.clone() if isinstance(v, Tensor) else v) for k, v in vars(r).items()})
+            for r in self.records]
+        return RestorationResult(x0_hat=x.to(self.out_device).clone(), nfe=nfe, visited=self.visited_steps,
+                                 timesteps=self.timesteps, trace=records)
 
 
 def _cpu(x: Tensor) -> Tensor:

@@ -36,6 +36,14 @@ def best_device() -> torch.device:
     return torch.device("cpu")
 
 
+def model_device(model, default: torch.device | str = "cpu") -> torch.device:
+    """The device of a network's parameters (``default`` for a plain function or a model without any)."""
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration):
+        return torch.device(default)
+
+
 def settings() -> Settings:
     scale = os.environ.get("DDNM_EDU_SCALE", "cpu").lower()
     if scale == "cpu":

@@ -144,4 +144,5 @@ class UNet(nn.Module):
 
 
 def count_parameters(model: nn.Module) -> int:
+    """The number of trainable numbers in a network (a UNet or a Restormer)."""
     return sum(p.numel() for p in model.parameters())

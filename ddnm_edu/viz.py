@@ -237,9 +237,7 @@ class TraceExplorer:
         key = (task, round(float(sigma_y), 4), int(seed))
         if key not in self._cache:
             op = self.tasks[task]
-            g = torch.Generator().manual_seed(1000 + int(seed))
-            y = op.A(self.x)
-            y = y + sigma_y * torch.randn(y.shape, generator=g)
+            y = op.measure(self.x, sigma_y, seed=1000 + int(seed))
             res = ddnm_plus(self.model, self.sched, op, y, sigma_y=sigma_y, steps=self.steps,
                             settings=SamplerSettings(eta=self.eta), seed=seed, trace=True)
             self._cache[key] = (res, trace_frames(res, 0, self.zoom))

@@ -131,7 +131,7 @@ def test_student_edition_has_the_exercises_but_no_solutions():
     import json
     import re
 
-    from ddnm_edu import classroom
+    from ddnm_edu.tools import classroom
 
     require((HTML / "book" / "07-ddnm.html").exists(), "the book is not built: run `make book` (make test does)")
     require((STUDENT_HTML / "book" / "07-ddnm.html").exists(),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ddnm_edu import classroom as C
+from ddnm_edu.tools import classroom as C
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -161,7 +161,7 @@ def test_student_book_sources_have_no_solutions(tmp_path):
 
 
 def test_cli_export(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "ddnm_edu.cli", "classroom", "export", str(tmp_path / "c"),
+    r = subprocess.run([sys.executable, "-m", "ddnm_edu.tools.cli", "classroom", "export", str(tmp_path / "c"),
                         "--chapters", "1", "9"], capture_output=True, text=True, cwd=ROOT,
                        env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert r.returncode == 0, r.stderr

@@ -8,7 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ddnm_edu import cli, data
+from ddnm_edu import data
+from ddnm_edu.tools import cli
 from ddnm_edu import operators as ops
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +21,7 @@ def save(x, path):
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "ddnm_edu.cli", *map(str, args)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "ddnm_edu.tools.cli", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
 
 

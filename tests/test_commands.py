@@ -1,6 +1,6 @@
 """Every command answers bad input with one line on stderr and exit code 2, never a traceback.
 
-The entry points (``python -m ddnm_edu.<tool>`` and ``ddnm-edu``) share one wrapper,
+The entry points (``python -m ddnm_edu.tools.<tool>`` and ``ddnm-edu``) share one wrapper,
 :func:`ddnm_edu.errors.run_command`, and one parser class whose usage errors are one line too.
 Each case runs the real command in a subprocess, with the system Fashion-MNIST folder hidden
 where the case is about a missing dataset.
@@ -29,14 +29,14 @@ CASES = [
     ("evaluate", ["models", "--name", "imagenet-256", "--out", "{tmp}/cards"], False,
      "unknown model 'imagenet-256'"),
     ("evaluate", ["leaderboard"], False, "invalid choice: 'leaderboard'"),
-    ("pretrained", ["export", "--run", "{tmp}/no-run", "--name", "x"], False, "no checkpoint.pt in"),
-    ("pretrained", ["interpolate", "--a", MISSING, "--b", MISSING, "--alpha", "0.5", "--name", "x", "--out",
+    ("weights", ["export", "--run", "{tmp}/no-run", "--name", "x"], False, "no checkpoint.pt in"),
+    ("weights", ["interpolate", "--a", MISSING, "--b", MISSING, "--alpha", "0.5", "--name", "x", "--out",
                     "{tmp}/mix"], False, "missing.pt: missing"),
-    ("pretrained", ["publish"], False, "invalid choice: 'publish'"),
+    ("weights", ["publish"], False, "invalid choice: 'publish'"),
     ("classroom", ["export", "{tmp}/course", "--chapters", "99"], False, "no notebook chapter 99"),
     ("classroom", ["grade"], False, "invalid choice: 'grade'"),
-    ("data", ["build", "--out", "{tmp}/data"], True, "Fashion-MNIST test images not found"),
-    ("data", ["download"], False, "invalid choice: 'download'"),
+    ("datasets", ["build", "--out", "{tmp}/data"], True, "Fashion-MNIST test images not found"),
+    ("datasets", ["download"], False, "invalid choice: 'download'"),
 ]
 
 
@@ -59,9 +59,9 @@ def test_python_m_entry_points_give_one_line_and_exit_2(tmp_path, tool, args, hi
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / "weights.json").write_text((ROOT / "data" / "weights" / "weights.json").read_text())
     argv = [a.format(tmp=tmp_path) for a in args]
-    r = subprocess.run([sys.executable, "-m", f"ddnm_edu.{tool}", *argv], env=env, cwd=tmp_path,
+    r = subprocess.run([sys.executable, "-m", f"ddnm_edu.tools.{tool}", *argv], env=env, cwd=tmp_path,
                        capture_output=True, text=True, timeout=300)
-    prog = "ddnm-edu classroom" if tool == "classroom" else f"python -m ddnm_edu.{tool}"  # one command, two doors
+    prog = "ddnm-edu classroom" if tool == "classroom" else f"python -m ddnm_edu.tools.{tool}"  # one command, two doors
     _one_line_error(r, prog, says)
 
 
@@ -69,7 +69,7 @@ def test_ddnm_edu_command_shares_the_wrapper(tmp_path):
     """``ddnm-edu restore`` and ``ddnm-edu classroom`` go through the same wrapper: a usage error and an
     input error each give one line and exit 2."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    base = [sys.executable, "-m", "ddnm_edu.cli"]
+    base = [sys.executable, "-m", "ddnm_edu.tools.cli"]
     r = subprocess.run(base + ["restore", "x.png", "--model", "emoji-32", "--out", "o.png"], env=env,
                        cwd=tmp_path, capture_output=True, text=True)
     _one_line_error(r, "ddnm-edu restore", "the following arguments are required: --task")

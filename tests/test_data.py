@@ -32,7 +32,7 @@ def test_emoji_splits_are_disjoint_rgb():
 
 
 def test_emoji_styles_and_held_out_bases():
-    from ddnm_edu.emoji import base_key
+    from ddnm_edu.tools.emoji import base_key
 
     manifest = json.loads((data.REPO_DATA / "manifest.json").read_text())
     per_style = manifest["emoji/train.npz"]["per_style"]
@@ -52,7 +52,7 @@ def test_emoji_training_set_is_rebalanced():
     """At most PER_GROUP images of one base emoji per style: skin tones and genders no longer dominate."""
     import collections
 
-    from ddnm_edu.emoji import PER_GROUP, base_key
+    from ddnm_edu.tools.emoji import PER_GROUP, base_key
 
     _, texts = data.load("emoji", "train", with_labels=True)
     styles = np.load(data.REPO_DATA / "emoji" / "train.npz")["styles"]
@@ -65,19 +65,19 @@ def test_emoji_training_set_is_rebalanced():
 @pytest.mark.parametrize("a, b", [("👍🏽", "👍"), ("👩‍⚕️", "🧑‍⚕️"), ("👨🏿‍⚕️", "🧑‍⚕️"), ("🏃‍♀️", "🏃"),
                                   ("👨‍👩‍👧", "🧑‍🧑‍🧒"), (":man-blonde-hair:", ":person-blonde-hair:")])
 def test_base_key_merges_variants(a, b):
-    from ddnm_edu.emoji import base_key
+    from ddnm_edu.tools.emoji import base_key
 
     assert base_key(a) == base_key(b)
 
 
 def test_base_key_keeps_different_emoji_apart():
-    from ddnm_edu.emoji import base_key
+    from ddnm_edu.tools.emoji import base_key
 
     assert len({base_key(t) for t in ["👍", "👎", "🧑‍⚕️", "🧑‍🍳", "🏃", "🚶", "😀", ":person-elf:"]}) == 8
 
 
 def test_rebalance_keeps_the_untoned_one_first():
-    from ddnm_edu.emoji import rebalance
+    from ddnm_edu.tools.emoji import rebalance
 
     texts = ["👍🏿", "👍🏻", "👍", "👍🏽", "😀"]
     keep = rebalance(texts, np.random.default_rng(0), per_group=2)
@@ -85,7 +85,7 @@ def test_rebalance_keeps_the_untoned_one_first():
 
 
 def test_fluent_names_map_to_emoji():
-    from ddnm_edu.emoji import fluent_text
+    from ddnm_edu.tools.emoji import fluent_text
 
     names = {"thumbs-up": "👍"}
     assert fluent_text("thumbs-up-default", names) == "👍"
@@ -127,7 +127,7 @@ def test_settings_switch(monkeypatch):
 def test_unseen_base_subset():
     """emoji.unseen_base: held-out images whose base emoji has no training image in the same style. All of
     OpenMoji's and Fluent's (whole base emoji are held out); fewer than half of Noto's (random glyph split)."""
-    from ddnm_edu.emoji import base_key, unseen_base
+    from ddnm_edu.tools.emoji import base_key, unseen_base
 
     for style in data.EMOJI_STYLES:
         _, test = data.load("emoji", "test", style=style, with_labels=True)

@@ -4,7 +4,10 @@ import json
 import pytest
 import torch
 
-from ddnm_edu import baselines, evaluate
+import ddnm_edu as de
+
+from ddnm_edu import baselines
+from ddnm_edu.tools import evaluate
 from ddnm_edu import operators as ops
 
 
@@ -50,7 +53,7 @@ def test_evaluate_a_checkpoint_not_the_shipped_file(tmp_path):
     assert r["n_images"] == 2 and [t["target"] for t in r["targets"]] == [
         "sr4: DDNM >= 21.3 dB", "inpaint-box12: DDNM >= 27.0 dB"]
     card = (tmp_path / "fashion-mnist-32.md").read_text()
-    assert f"not shipped: {w}" in card and evaluate.data.sha256(w)[:16] in card
+    assert f"not shipped: {w}" in card and de.data.sha256(w)[:16] in card
     with pytest.raises(evaluate.DDNMInputError, match="exactly one --name"):
         evaluate.main(["models", "--weights", str(w), "--out", str(tmp_path / "x")])
 

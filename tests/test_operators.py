@@ -222,3 +222,37 @@ def test_pinv_warnings_name_the_readers_line(sched):
         de.ddnm(lambda x, t: torch.zeros_like(x), sched, op, op.A(torch.zeros(1, 1, 32, 32)), steps=1)
         op.check_pinv((1, 32, 32))
     assert len(caught) == 2 and {w.filename for w in caught} == {__file__}, [(w.filename, w.lineno) for w in caught]
+
+
+# --- one home for the named tasks and for the measurement -----------------------------------------
+def test_every_named_task_builds_its_operator():
+    """operators.from_name is the one table from a task name to A (CLI, evaluation, specialists, tests)."""
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    for name in ops.TASKS:
+        extra = {"mask": ops.Inpainting.box_mask(32, 8)} if name == "inpaint" else {}
+        op = ops.from_name(name, **extra)
+        xin = x if name == "colorize" else x[:, :1]
+        assert torch.isfinite(op.A_pinv(op.A(xin))).all(), name
+    assert isinstance(ops.from_name("sr4"), ops.SuperResolution) and ops.from_name("sr4").scale == 4
+    assert ops.from_name("deblur-gauss1").rcond == 1e-3
+    assert torch.equal(ops.from_name("inpaint-box12").mask, ops.Inpainting(ops.Inpainting.box_mask(32, 12)).mask)
+    assert ops.noise_level("sr4-noisy0.1") == 0.1 and ops.noise_level("cs25") == 0.0
+    assert isinstance(ops.from_name("cs25-noisy0.2"), ops.CompressedSensing)
+    with pytest.raises(DDNMInputError, match="unknown task 'sr3'; available: sr2, sr4"):
+        ops.from_name("sr3")
+    with pytest.raises(DDNMInputError, match="needs a mask"):
+        ops.from_name("inpaint")
+
+
+def test_measure_is_y_equals_A_x_plus_sigma_n():
+    """op.measure(x, sigma_y, seed): y = A x + sigma_y n with n from the CPU generator of that seed."""
+    op = ops.SuperResolution(2)
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    n = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(op.measure(x, 0.3, seed=7), op.A(x) + 0.3 * n, rtol=0, atol=0)
+    assert torch.equal(op.measure(x, 0.0, seed=7), op.A(x))
+    g = torch.Generator().manual_seed(7)  # a generator continues where it is
+    assert torch.equal(op.measure(x, 0.3, seed=g), op.measure(x, 0.3, seed=7))
+    assert not torch.equal(op.measure(x, 0.3, seed=g), op.measure(x, 0.3, seed=7))
+    y64 = op.measure(x.double(), 0.3, seed=7)
+    assert y64.dtype == torch.float64

@@ -6,6 +6,7 @@ import torch
 
 import ddnm_edu as de
 from ddnm_edu import DDNMInputError, pretrained
+from ddnm_edu.tools import weights
 
 
 @pytest.mark.parametrize("name,channels", [("fashion-mnist-32", 1), ("emoji-32", 3)])
@@ -73,7 +74,7 @@ def test_interpolate_is_the_weight_line_between_two_recorded_files(tmp_path):
     assert any(not torch.equal(sa[k], sb[k]) for k in sa)  # two different weight sets
     for alpha, want in ((0.0, sa), (1.0, sb), (0.5, {k: (sa[k] + sb[k]) / 2 for k in sa})):
         out = tmp_path / str(alpha)
-        rec = pretrained.interpolate(a, b, alpha, out, "emoji-32")
+        rec = weights.interpolate(a, b, alpha, out, "emoji-32")
         sd = torch.load(out / "emoji-32.pt", weights_only=True)
         assert sd.keys() == sa.keys()
         for k in sa:
@@ -89,11 +90,11 @@ def test_interpolate_is_the_weight_line_between_two_recorded_files(tmp_path):
 def test_interpolate_rejects_bad_alpha_unrecorded_files_and_mixed_architectures(tmp_path):
     a = pretrained.WEIGHTS_DIR / "emoji-32.pt"
     with pytest.raises(DDNMInputError, match="alpha must be in"):
-        pretrained.interpolate(a, a, 1.5, tmp_path, "emoji-32")
+        weights.interpolate(a, a, 1.5, tmp_path, "emoji-32")
     stray = tmp_path / "stray.pt"
     sd = torch.load(a, weights_only=True)
     torch.save({k: v + 1e-3 for k, v in sd.items()}, stray)
     with pytest.raises(DDNMInputError, match="records its sha256"):
-        pretrained.interpolate(a, stray, 0.5, tmp_path / "o", "emoji-32")
+        weights.interpolate(a, stray, 0.5, tmp_path / "o", "emoji-32")
     with pytest.raises(DDNMInputError, match="different architectures"):
-        pretrained.interpolate(a, pretrained.WEIGHTS_DIR / "fashion-mnist-32.pt", 0.5, tmp_path / "o", "emoji-32")
+        weights.interpolate(a, pretrained.WEIGHTS_DIR / "fashion-mnist-32.pt", 0.5, tmp_path / "o", "emoji-32")

@@ -172,7 +172,7 @@ def test_shipped_specialists_load_offline_and_restore_their_task(name, task):
 
 
 def test_specialists_are_not_diffusion_priors(capsys):
-    from ddnm_edu.cli import main
+    from ddnm_edu.tools.cli import main
 
     assert main(["restore", "nothing.png", "--task", "sr4", "--model", "restormer-sr4", "--out", "x.png"]) == 2
     assert "'restormer-sr4' is a supervised specialist (chapter 10), not a diffusion prior; restore uses one of: " \
@@ -180,7 +180,7 @@ def test_specialists_are_not_diffusion_priors(capsys):
 
 
 def test_the_comparison_rows():
-    from ddnm_edu import evaluate
+    from ddnm_edu.tools import evaluate
 
     rep = evaluate.run_specialist(n=2, steps=2, problems=["sr4", "inpaint-box12"], progress=False)
     rows = {(r["problem"], r["method"]): r for r in rep["rows"]}

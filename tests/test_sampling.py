@@ -320,7 +320,7 @@ def test_noise_per_direction_svd_rule_exact(sched, name, t, t_prev, rule):
                  "denoise": (ops.Denoising(), (1, 4, 4)),
                  # the Fourier basis: one group per distinct |K(w)|, and the dropped frequencies as "null"
                  "deblur": (ops.Deblur(ops.gaussian_kernel(1.0)), (1, 8, 8))}[name]
-    out = noise_by_direction(op, sched, shape, t, t_prev, sigma_y=0.2, eta=0.85, rule=rule, n=4000)
+    out = noise_by_direction(op, sched, shape, t, t_prev, sigma_y=0.2, eta=0.85, noise_rule=rule, n=4000)
     for group, (var, target) in out.items():
         assert var == pytest.approx(target, rel=0.06), (group, var, target)
 
@@ -331,7 +331,7 @@ def test_noise_per_direction_scalar_rule_is_only_approximate(sched, name):
     op, shape = {"sr4": (ops.SuperResolution(4), (1, 8, 8)), "colorize": (ops.Colorization(), (3, 4, 4)),
                  "cs": (ops.CompressedSensing(0.25, block=8), (1, 8, 8)),
                  "inpaint": (ops.Inpainting(ops.Inpainting.random_mask(8, 0.5)), (1, 8, 8))}[name]
-    out = noise_by_direction(op, sched, shape, 150, 100, sigma_y=0.2, eta=0.85, rule="scalar", n=4000)
+    out = noise_by_direction(op, sched, shape, 150, 100, sigma_y=0.2, eta=0.85, noise_rule="scalar", n=4000)
     var, target = out["null"]
     assert var < 0.8 * target  # null directions get too little noise ((a sigma_y / B)^2 = 0.34 at this step)
     measured = [v for g, (v, _) in out.items() if g != "null"]
@@ -339,7 +339,7 @@ def test_noise_per_direction_scalar_rule_is_only_approximate(sched, name):
         assert min(measured) > 1.05 * target
     else:  # orthonormal rows / observed pixels: exact there
         assert measured[0] == pytest.approx(target, rel=0.06)
-    den = noise_by_direction(ops.Denoising(), sched, (1, 4, 4), 300, 250, sigma_y=0.2, rule="scalar", n=4000)
+    den = noise_by_direction(ops.Denoising(), sched, (1, 4, 4), 300, 250, sigma_y=0.2, noise_rule="scalar", n=4000)
     assert den["s=1"][0] == pytest.approx(den["s=1"][1], rel=0.06)  # exact when A^dagger A^dagger^T = I
 
 
@@ -492,3 +492,17 @@ def test_step_loop_has_no_tensor_checks_but_a_broken_model_is_still_reported(sch
         op.A(torch.full((1, 3, 32, 32), float("nan")))  # checks are back on outside the loop
     with pytest.raises(DDNMInputError, match="non-finite noise"):
         de.ddnm(lambda x, t: torch.full_like(x, float("nan")), sched, op, y, steps=3, clip_x0=False)
+
+
+def test_the_sampler_runs_in_inference_mode_and_returns_ordinary_tensors(sched, random_unet, monkeypatch):
+    """No autograd bookkeeping inside the loop (the model is called in inference mode), but the result and
+    the trace are ordinary tensors a reader can modify in place or use with autograd."""
+    modes = []
+    model = lambda x, t: (modes.append(torch.is_inference_mode_enabled()), random_unet(x, t))[1]  # noqa: E731
+    op = ops.SuperResolution(4)
+    res = de.ddnm_plus(model, sched, op, op.A(images(seed=1)), steps=3, trace=True)
+    assert modes == [True, True, True]
+    assert not res.x0_hat.is_inference() and not res.trace[0].x0_t.is_inference()
+    res.x0_hat.mul_(2)  # in place: allowed on an ordinary tensor
+    res.trace[0].x0_hat.add_(1)
+    assert not torch.is_inference_mode_enabled()

@@ -37,13 +37,13 @@ def _export_to_copy(tmp_path, run, name, *extra) -> tuple[dict, dict]:
     if not (weights / "weights.json").exists():
         shutil.copy(WEIGHTS_DIR / "weights.json", weights)
     env = dict(_env(), DDNM_EDU_WEIGHTS=str(weights))
-    subprocess.run([sys.executable, "-m", "ddnm_edu.pretrained", "export", "--run", str(run), "--name", name, *extra],
+    subprocess.run([sys.executable, "-m", "ddnm_edu.tools.weights", "export", "--run", str(run), "--name", name, *extra],
                    check=True, env=env, cwd=ROOT, capture_output=True)
     return json.loads((weights / "weights.json").read_text())[name], env
 
 
 def test_train_resumes_from_its_checkpoint(tmp_path):
-    args = [sys.executable, "-m", "ddnm_edu.train", "--config", "emoji-32", "--out", str(tmp_path),
+    args = [sys.executable, "-m", "ddnm_edu.tools.train", "--config", "emoji-32", "--out", str(tmp_path),
             "--batch", "4", "--n-train", "32", "--sample-every", "0", "--log-every", "1", "--threads", "1"]
     subprocess.run(args + ["--steps", "2"], check=True, env=_env(), cwd=ROOT, capture_output=True)
     first = _ckpt(tmp_path)
@@ -67,7 +67,7 @@ def test_fine_tune_counts_the_steps_of_the_weights_it_started_from(tmp_path):
 
     shipped = registry()["emoji-32"]
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "ddnm_edu.train", "--config", "emoji-32", "--out", str(run), "--batch", "4",
+    args = [sys.executable, "-m", "ddnm_edu.tools.train", "--config", "emoji-32", "--out", str(run), "--batch", "4",
             "--n-train", "32", "--sample-every", "0", "--log-every", "1", "--threads", "1", "--steps", "2",
             "--init-from", str(WEIGHTS_DIR / shipped["file"])]
     subprocess.run(args, check=True, env=_env(), cwd=ROOT, capture_output=True)
@@ -86,7 +86,7 @@ def test_final_loss_is_the_mean_over_the_last_500_steps_whatever_the_log_interva
     from ddnm_edu.pretrained import registry
 
     run = tmp_path / "run"
-    subprocess.run([sys.executable, "-m", "ddnm_edu.train", "--config", "emoji-32", "--out", str(run), "--batch", "2",
+    subprocess.run([sys.executable, "-m", "ddnm_edu.tools.train", "--config", "emoji-32", "--out", str(run), "--batch", "2",
                     "--n-train", "8", "--sample-every", "0", "--log-every", "1", "--threads", "1", "--steps", "1"],
                    check=True, env=_env(), cwd=ROOT, capture_output=True)
     assert _ckpt(run)["init_from"] == ""  # from scratch, and the checkpoint says so
@@ -104,7 +104,7 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
         pytest.skip("gloo backend not available")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "ddnm_edu.train", "--config", "fashion-mnist-32",
+           "-m", "ddnm_edu.tools.train", "--config", "fashion-mnist-32",
            "--out", str(tmp_path), "--steps", "3", "--batch", "8", "--n-train", "64", "--sample-every", "0",
            "--log-every", "1", "--threads", "1"]
     r = subprocess.run(cmd, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -121,11 +121,11 @@ def test_prior_check_compares_a_run_with_the_shipped_model(tmp_path):
     """benchmarks/prior_check.py on a 1-step run: both columns, every emoji style and the unseen-base Noto
     subset, the targets; and on a candidate weights file."""
     from ddnm_edu.data import REPO_DATA
-    from ddnm_edu.emoji import unseen_base
+    from ddnm_edu.tools.emoji import unseen_base
     from ddnm_edu.pretrained import WEIGHTS_DIR, registry
 
     run = tmp_path / "run"
-    subprocess.run([sys.executable, "-m", "ddnm_edu.train", "--config", "emoji-32", "--out", str(run), "--batch", "4",
+    subprocess.run([sys.executable, "-m", "ddnm_edu.tools.train", "--config", "emoji-32", "--out", str(run), "--batch", "4",
                     "--n-train", "16", "--sample-every", "0", "--threads", "1", "--steps", "1",
                     "--init-from", str(WEIGHTS_DIR / "emoji-32.pt")], check=True, env=_env(), cwd=ROOT,
                    capture_output=True)
@@ -162,7 +162,7 @@ def test_supervised_restormer_trains_exports_and_loads(tmp_path):
     """The specialist goes through the same machinery: train (L1 of f(A^dagger y) vs x0), resume, export
     into a registry, load_pretrained -> a Restormer that restores a (B, 1, 32, 32) batch."""
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "ddnm_edu.train", "--config", "restormer-sr4", "--out", str(run), "--batch", "4",
+    args = [sys.executable, "-m", "ddnm_edu.tools.train", "--config", "restormer-sr4", "--out", str(run), "--batch", "4",
             "--n-train", "32", "--log-every", "1", "--threads", "1"]
     subprocess.run(args + ["--steps", "2"], check=True, env=_env(), cwd=ROOT, capture_output=True)
     r = subprocess.run(args + ["--steps", "3"], check=True, env=_env(), cwd=ROOT, capture_output=True, text=True)
@@ -199,7 +199,7 @@ def test_candidate_weights_load_and_count_their_steps(tmp_path):
         assert rec["steps"] > registry()[name]["steps"] and rec["status"].startswith("candidate, not shipped")
     name, rec = next(iter(recs.items()))
     run = tmp_path / "run"
-    subprocess.run([sys.executable, "-m", "ddnm_edu.train", "--config", name, "--out", str(run), "--batch", "2",
+    subprocess.run([sys.executable, "-m", "ddnm_edu.tools.train", "--config", name, "--out", str(run), "--batch", "2",
                     "--n-train", "8", "--sample-every", "0", "--log-every", "1", "--threads", "1", "--steps", "1",
                     "--init-from", str(folder / rec["file"])], check=True, env=_env(), cwd=ROOT, capture_output=True)
     assert _ckpt(run)["init_steps"] == rec["steps"] != registry()[name]["steps"]

@@ -83,6 +83,18 @@ class LinearOperator:
     def __call__(self, x: Tensor) -> Tensor:
         return self.A(x)
 
+    def measure(self, x: Tensor, sigma_y: float = 0.0, seed: int | torch.Generator = 0) -> Tensor:
+        """y = A x + sigma_y n, n ~ N(0, I): the measurement (DDNM eq. 16; sigma_y on the images' [-1, 1] scale).
+
+        n is drawn on the CPU from ``torch.Generator().manual_seed(seed)`` (or from the generator given), in
+        y's dtype, so the same seed gives the same y on every device.
+        """
+        y = self.A(x)
+        if sigma_y == 0:
+            return y
+        g = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
+        return y + sigma_y * torch.randn(y.shape, generator=g, dtype=y.dtype).to(y.device)
+
     # --- derived once for every operator ----------------------------------------------------
     def range_part(self, x: Tensor) -> Tensor:
         """A^dagger A x: the part of x that the measurement sees (DDNM eq. 3)."""

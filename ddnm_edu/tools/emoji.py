@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import EMOJI_STYLES as STYLES
-from .errors import DDNMInputError
+from ..data import EMOJI_STYLES as STYLES
+from ..errors import DDNMInputError
 
 EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 NPM_PACKAGES = {"openmoji": "openmoji@17.0.0", "fluent-flat": "fluentui-emoji@1.3.0"}
@@ -99,7 +99,7 @@ def unseen_base(style: str = "noto") -> np.ndarray:
     tone or gender) among the training images, which a model can nearly copy. This subset measures Noto
     without that help (the ``noto-unseen`` rows of ``benchmarks/prior_check.py``).
     """
-    from .data import load
+    from ..data import load
 
     _, test = load("emoji", "test", style=style, with_labels=True)
     _, train = load("emoji", "train", style=style, with_labels=True)

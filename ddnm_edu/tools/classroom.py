@@ -27,9 +27,9 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import CommandParser, DDNMInputError, run_command
+from ..errors import CommandParser, DDNMInputError, run_command
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository (book/ beside ddnm_edu/)
 BOOK = ROOT / "book"
 
 EXERCISE_RE = re.compile(r"```\{exercise\}\s*(?P<title>[^\n]*)\n:label:\s*(?P<label>\S+)")
@@ -312,8 +312,7 @@ def student_book(out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = CommandParser(prog="ddnm-edu classroom", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = CommandParser(prog="ddnm-edu classroom", description=__doc__)
     sub = ap.add_subparsers(dest="what", required=True)
     e = sub.add_parser("export", help="an nbgrader course folder built from the book's exercises")
     e.add_argument("out", type=Path)

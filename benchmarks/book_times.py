@@ -19,6 +19,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from ddnm_edu.tools.evaluate import markdown_table
+
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 
@@ -62,9 +64,8 @@ def main(argv=None) -> None:
              "`python benchmarks/book_times.py` — each chapter executed top to bottom in a fresh kernel "
              f"(nbclient), on {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, "
              f"Python {machine['python']}, DDNM_EDU_SCALE={machine['scale']}.", "",
-             "| chapter | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.1f} |" for k, v in times.items()]
-    lines += [f"| **total** | **{total:.1f}** |"]
+             *markdown_table(["chapter", "seconds"],
+                             [[k, f"{v:.1f}"] for k, v in times.items()] + [["**total**", f"**{total:.1f}**"]])]
     (args.out / "book-times.md").write_text("\n".join(lines) + "\n")
     print(f"total {total:.1f} s")
 

@@ -24,6 +24,7 @@ import torch
 
 from ddnm_edu import data
 from ddnm_edu.tools import evaluate
+from ddnm_edu.tools.evaluate import markdown_table
 from ddnm_edu.tools.emoji import unseen_base
 from ddnm_edu.pretrained import init_record, load_pretrained, registry
 from ddnm_edu.schedule import NoiseSchedule
@@ -107,26 +108,23 @@ def report(info: dict, res: dict) -> str:
                 "a sibling (another skin tone or gender) among the training images, which flatters every model.", ""]
                if "noto-unseen" in res["run"]["sizes"] else []),
              f"## Held-out denoising loss ({info.get('n_loss') or 'all'} held-out images per set; lower is better)", "",
-             "| set | t | shipped | run |", "|---|---|---|---|"]
-    for key, buckets in res["shipped"]["loss"].items():
-        for b, v in buckets.items():
-            lines.append(f"| {key} | {b} | {v:.4f} | {res['run']['loss'][key][b]:.4f} |")
-    lines += ["", f"## Restoration, first {info['n']} held-out images per set, DDNM {info['steps']} steps (PSNR dB, mean)",
-              "", "| set | task | method | shipped | run |", "|---|---|---|---|---|"]
+             *markdown_table(["set", "t", "shipped", "run"], [
+                 [key, b, f"{v:.4f}", f"{res['run']['loss'][key][b]:.4f}"]
+                 for key, buckets in res["shipped"]["loss"].items() for b, v in buckets.items()])]
+    rows = []
     for key, table in res["shipped"]["restoration"].items():
         for task, methods in table.items():
-            for m, v in methods.items():
-                if m.startswith("_") or not m.startswith("DDNM"):
-                    continue
-                r = res["run"]["restoration"][key][task][m]
-                base = methods[methods["_baseline"]]["psnr"][0]
-                lines.append(f"| {key} | {task} | {m} (baseline {methods['_baseline']} {base:.2f}) | "
-                             f"{v['psnr'][0]:.2f} | {r['psnr'][0]:.2f} |")
-    lines += ["", "## Targets (`evaluate.targets`, at these settings)", "", "| set | target | shipped | run |",
-              "|---|---|---|---|"]
-    for a, b in zip(res["shipped"]["targets"], res["run"]["targets"]):
-        lines.append(f"| {a['style']} | {a['target']} | {'yes' if a['met'] else 'no'} ({a['value']:.2f}) | "
-                     f"{'yes' if b['met'] else 'no'} ({b['value']:.2f}) |")
+            base = methods[methods["_baseline"]]["psnr"][0]
+            rows += [[key, task, f"{m} (baseline {methods['_baseline']} {base:.2f})", f"{v['psnr'][0]:.2f}",
+                      f"{res['run']['restoration'][key][task][m]['psnr'][0]:.2f}"]
+                     for m, v in methods.items() if m.startswith("DDNM")]
+    lines += ["", f"## Restoration, first {info['n']} held-out images per set, DDNM {info['steps']} steps (PSNR dB, mean)",
+              "", *markdown_table(["set", "task", "method", "shipped", "run"], rows)]
+    met = lambda t: f"{'yes' if t['met'] else 'no'} ({t['value']:.2f})"  # noqa: E731
+    lines += ["", "## Targets (`evaluate.targets`, at these settings)", "",
+              *markdown_table(["set", "target", "shipped", "run"],
+                              [[a["style"], a["target"], met(a), met(b)]
+                               for a, b in zip(res["shipped"]["targets"], res["run"]["targets"])])]
     return "\n".join(lines) + "\n"
 
 

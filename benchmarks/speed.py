@@ -79,6 +79,38 @@ def _record(method: str, batch: int, steps: int, secs: float, dev) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "threads": torch.get_num_threads()}
 
 
+def own_work(batches: list[int], steps: int, threads: int | None, repeats: int = 20) -> dict:
+    """The sampler's own work per step, with the network replaced by a free function that returns a fixed
+    eps: what DDIM / DDNM / DDNM+ add to each model call (median of ``repeats`` runs, milliseconds).
+    Steadier than the end-to-end ratios, whose run-to-run noise on a shared 2-core machine is several %."""
+    import torch
+
+    import ddnm_edu as de
+    from ddnm_edu import operators as ops
+
+    if threads:
+        torch.set_num_threads(threads)
+    sched, out = de.NoiseSchedule.linear(1000), {}
+    for batch in batches:
+        x = de.data.load("fashion-mnist", "test", n=batch)
+        op = ops.SuperResolution(4)
+        y, y_noisy = op.A(x), op.measure(x, 0.1, seed=0)
+        eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+        free = lambda x_t, t: eps  # noqa: E731
+        runs = {"ddim": lambda: de.sample(free, sched, tuple(x.shape), steps=steps, eta=0.85),
+                "ddnm": lambda: de.ddnm(free, sched, op, y, steps=steps),
+                "ddnm_plus": lambda: de.ddnm_plus(free, sched, op, y_noisy, sigma_y=0.1, steps=steps)}
+        for m, f in runs.items():
+            f()  # warm-up
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                f()
+                times.append(time.perf_counter() - t0)
+            out[f"{m}@{batch}"] = 1e3 * statistics.median(times) / steps
+    return out
+
+
 def in_process(batches: list[int], steps: int, repeats: int, threads: int | None) -> list[dict]:
     """All methods in one process, interleaved round by round (unet, ddim, ddnm, ddnm_plus, unet, ...):
     the same caches, allocator and clock for every method, so slow drifts hit all alike."""
@@ -107,11 +139,15 @@ def main() -> None:
     ap.add_argument("--one", nargs=2, metavar=("METHOD", "BATCH"), help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=HERE)
     ap.add_argument("--render", action="store_true", help="rewrite speed.md from speed.json without timing again")
+    ap.add_argument("--own-work", action="store_true", help="with --render: measure the sampler's own work again")
     ap.add_argument("--inprocess", action="store_true",
                     help="interleave the methods inside one process (steadier ratios; peak RSS is then shared)")
     args = ap.parse_args()
     if args.render:
         report = json.loads((args.out / "speed.json").read_text())
+        if args.own_work:  # measure only the sampler's own work and add it to the stored report
+            report["own_work_ms_per_step"] = own_work([s["batch"] for s in report["summary"]], report["steps"],
+                                                      args.threads)
         report["summary"] = summarise(report["runs"], [s["batch"] for s in report["summary"]], report["steps"])
         (args.out / "speed.json").write_text(json.dumps(report, indent=2) + "\n")
         print(write_markdown(report, args.out))
@@ -138,7 +174,8 @@ def main() -> None:
     machine = f"{platform.machine()}, {platform.processor() or 'cpu'}, threads {runs[0]['threads']}, device {runs[0]['device']}"
     report = {"steps": args.steps, "repeats": args.repeats, "machine": machine,
               "mode": "in one process" if args.inprocess else "one process per run",
-              "summary": summarise(runs, batches, args.steps), "runs": runs, "wall_seconds": time.time() - t_start}
+              "summary": summarise(runs, batches, args.steps), "runs": runs, "wall_seconds": time.time() - t_start,
+              "own_work_ms_per_step": own_work(batches, args.steps, args.threads)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "speed.json").write_text(json.dumps(report, indent=2) + "\n")
     print(write_markdown(report, args.out))
@@ -218,6 +255,15 @@ def write_markdown(report: dict, out: Path) -> str:
                              f"DDNM / UNet calls {s['paired_ddnm_over_unet']:.3f}, DDNM / DDIM "
                              f"{s['paired_ddnm_over_ddim']:.3f}, DDNM+ / UNet calls {s['paired_ddnm_plus_over_unet']:.3f}, "
                              f"DDIM / UNet calls {s['paired_ddim_over_unet']:.3f}.")
+    own = report.get("own_work_ms_per_step")
+    if own:
+        lines += ["", "The sampler's own work per step (the network replaced by a free function returning a fixed "
+                  "eps; median of 20 runs), against a UNet call (the `unet` median per step above):", ""]
+        for s in report["summary"]:
+            call = 1e3 * s["median_seconds"]["unet"] / report["steps"]
+            mine = {m: own[f"{m}@{s['batch']}"] for m in ("ddim", "ddnm", "ddnm_plus") if f"{m}@{s['batch']}" in own}
+            parts = [f"{m} {ms:.3f} ms ({100 * ms / call:.2f} %)" for m, ms in mine.items()]
+            lines.append(f"- batch {s['batch']} (UNet call {call:.1f} ms): " + ", ".join(parts) + ".")
     lines += ["", "Goals: DDNM / DDIM <= 1.02 and DDNM / bare UNet calls (inference mode) <= 1.03 at batch 1 and 16 "
               "(by median of interleaved runs), "
               "and a 100-NFE 32×32 restoration <= 1.5 s at batch 1 on the 2-core CPU. The methods run back to back in "

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from ddnm_edu.tools.evaluate import markdown_table
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -113,11 +115,11 @@ def main(argv=None) -> None:
              f"Runs: each continues the shipped `fashion-mnist-32` weights ({args.base}) with a fresh optimiser, "
              f"batch {m0.get('batch')}, lr {m0.get('lr')}, EMA {m0.get('ema')}, amp {m0.get('amp')}, "
              f"{m0.get('hardware')}; they ran side by side, one thread each, so their wall times are comparable.", "",
-             "| run | loss | step | wall (min) | held-out eps-MSE | DDNM 4x SR (dB) | DDNM box (dB) |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['run']} | {meta[r['run']].get('loss')} | {r['step']} | {r['wall_min']} | "
-                     f"{r['heldout_eps_mse']:.5f} | {r['psnr_sr4']:.2f} | {r['psnr_box12']:.2f} |")
+             *markdown_table(["run", "loss", "step", "wall (min)", "held-out eps-MSE", "DDNM 4x SR (dB)",
+                              "DDNM box (dB)"],
+                             [[r["run"], meta[r["run"]].get("loss"), r["step"], r["wall_min"],
+                               f"{r['heldout_eps_mse']:.5f}", f"{r['psnr_sr4']:.2f}", f"{r['psnr_box12']:.2f}"]
+                              for r in rows])]
     lines += ["", "![held-out curves](training.png)", ""]
     (HERE / "training.md").write_text("\n".join(lines) + "\n")
 

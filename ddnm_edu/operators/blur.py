@@ -81,8 +81,8 @@ class Deblur(LinearOperator):
         K = self.transfer(H, W, y)[0]
         return torch.fft.irfft2(torch.fft.rfft2(y) * K.conj(), s=(H, W)).to(y.dtype)
 
-    # SVD in the Fourier basis: A = F^H diag(K) F, so V = F^H (the unitary DFT), s = |K(w)| and
-    # U = F^H diag(K / |K|). Frequencies that A_pinv drops (|K| <= rcond max|K|) count as null
+    # SVD in the Fourier basis: A = F^H diag(K) F = U diag(|K|) V^H with V^H = F (the unitary DFT),
+    # s = |K(w)| and U = F^H diag(K / |K|). Frequencies that A_pinv drops (|K| <= rcond max|K|) count as null
     # directions: s = 0 there, the SVD of the truncated operator that A_pinv inverts.
     def singular_values(self, x_shape: tuple[int, int, int]) -> Tensor:
         C, H, W = x_shape

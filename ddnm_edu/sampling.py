@@ -248,7 +248,7 @@ class _Run:
         device = model_device(model, ref.device)
         self.out_device = y.device if y is not None else device  # results come back where y lives
         self.y = y.to(device) if y is not None else None
-        self.range_part = op.A_pinv(self.y) if op is not None else None  # A^dagger y
+        self.range_part = ref.to(device) if op is not None else None  # A^dagger y, computed by _check_inputs
         gen = torch.Generator().manual_seed(int(seed))
         x = torch.randn(ref.shape, generator=gen, dtype=self.dtype) if x_T is None else x_T.to(self.dtype)
         self.x_T = x.to(device)
@@ -258,7 +258,8 @@ class _Run:
         self.first_call = True
 
     def _check_inputs(self, op, y, shape, x_T) -> Tensor:
-        """Check y, the operator and the model's channels once; return a tensor shaped like x."""
+        """Check y, the operator and the model's channels once; return a tensor shaped like x (A^dagger y when
+        there is an operator)."""
         if op is None:
             if shape is None and x_T is None:
                 raise DDNMInputError("unconditional sampling needs shape=(B, C, H, W) (or x_T).")
@@ -332,7 +333,9 @@ class _Run:
 
 
 def _cpu(x: Tensor) -> Tensor:
-    return x.detach().to("cpu", torch.float32).clone()
+    """A trace entry on the CPU in float32. No copy here: the loop never changes a tensor in place, and
+    :meth:`_Run.result` clones every entry once, outside inference mode."""
+    return x.detach().to("cpu", torch.float32)
 
 
 # --------------------------------------------------------------------------- the simple doors

@@ -137,7 +137,8 @@ class LinearOperator:
 
     def y_coords(self, y: Tensor) -> Tensor:
         """U^T y, placed at the coordinates it measures (0 elsewhere): s_i c_i = (U^T y)_i for y = A x."""
-        return self.singular_values(self.x_shape(y)[1:]).to(y) * self.Vt(self.A_pinv(y))
+        x = self.A_pinv(y)
+        return self.singular_values(tuple(x.shape[1:])).to(y) * self.Vt(x)
 
     # --- dense views for teaching and tests ----------------------------------------------------
     def as_matrix(self, shape: tuple[int, int, int], dtype: torch.dtype = torch.float64) -> Tensor:

@@ -10,7 +10,7 @@ reverse-step formula), ``losses`` (DDPM's training loss and the EMA), ``operator
 the range/null projections, each operator's closed-form SVD, and the named tasks),
 ``sampling`` (DDIM, DDPM, DDNM's Algorithm 1 and DDNM+), ``noise_rules`` (DDNM+ noise scaling),
 ``ddrm`` and ``dps`` (the peers), ``baselines``, ``metrics``, ``unet``, ``restormer`` (the supervised
-specialist of chapter 10), ``data`` and ``pretrained`` (what ships), ``viz`` (figures and step
+specialist of chapter 11), ``data`` and ``pretrained`` (what ships), ``viz`` (figures and step
 viewers), ``check`` (self-checks for the exercises), ``linalg`` and ``toy`` (the small dense and 2-D
 examples of chapters 3-5); ``errors`` and ``settings`` serve them all.
 ``ddnm_edu.tools`` is the tooling: the ``ddnm-edu`` command, training, model cards and benchmarks,

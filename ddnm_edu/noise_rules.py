@@ -18,8 +18,9 @@ per-pixel variance sigma_y^2 in every direction:
 
     lambda_t = 1 if B_t >= a_t sigma_y, else B_t / (a_t sigma_y);    gamma_t = B_t^2 - (a_t lambda_t sigma_y)^2.
 
-The noise the step adds is scaled by sqrt(gamma_t) / B_t (fresh noise and the eps term alike, as the
-official ``simplified_ddnm_plus`` does). This is exact only when A^dagger A^dagger^T = I (denoising).
+The noise the step adds is scaled by sqrt(gamma_t) / B_t (fresh noise and the eps term alike; the
+official ``simplified_ddnm_plus`` scales the same terms by its own ``gamma_t``, see chapter 8's note).
+This is exact only when A^dagger A^dagger^T = I (denoising).
 Otherwise A^dagger n has covariance sigma_y^2 A^dagger A^dagger^T = sigma_y^2 V diag(1/s_i^2) V^T on the
 measured directions and 0 on the null directions: for 4x average-pool SR each block mean direction gets
 16 sigma_y^2, for colorization (1,1,1)/sqrt 3 gets 3 sigma_y^2, CS (orthonormal rows) gets sigma_y^2, and
@@ -34,7 +35,10 @@ a_t lambda_{t,i} sigma_y / s_i there, and the rule budgets each direction separa
   lambda_{t,i} = min(1, B_t s_i / (a_t sigma_y)); the rest of the budget, B_t^2 - (a_t lambda_{t,i} sigma_y / s_i)^2,
   is split between fresh noise and the model's eps in the step's own proportions (eta^2 : 1 - eta^2),
   as in the scalar rule.
-* ``noise_rule="svd-official"``: the official ``functions/svd_operators.py`` ``Lambda`` / ``Lambda_noise``:
+* ``noise_rule="svd-official"``: the coefficients of the official ``functions/svd_operators.py``
+  ``Lambda`` / ``Lambda_noise``, applied in the true singular coordinates (the official ``Lambda_noise``
+  scales z and eps in pixel coordinates and then applies V without V^T, which for eps is not the same;
+  chapter 8):
   lambda_{t,i} = 1 and fresh noise sqrt(B_t^2 - a_t^2 sigma_y^2 / s_i^2) if B_t >= a_t sigma_y / s_i; otherwise
   lambda_{t,i} = s_i B_t sqrt(1 - eta^2) / (a_t sigma_y) and fresh noise eta B_t. Measured directions get
   no eps term at all (only fresh noise), and lambda jumps from 1 to sqrt(1 - eta^2) at the threshold.
@@ -174,9 +178,29 @@ def make_rule(op: LinearOperator | None, y: Tensor | None, sigma_y: float, noise
     """The object that does lines 4 and 5 of a step: plain DDIM/DDPM, DDNM / the scalar rule, or an SVD rule."""
     if op is None:
         return PlainStep()
-    if noise_rule == "scalar" or sigma_y == 0:  # with sigma_y = 0 every rule is DDNM
+    if sigma_y == 0:  # with sigma_y = 0 every rule is DDNM
+        return ScalarRule(op, y, sigma_y, kind)
+    if noise_rule == "scalar":
+        _warn_if_scalar_fails(op, like)
         return ScalarRule(op, y, sigma_y, kind)
     return SVDRule(op, y, sigma_y, like, noise_rule)
+
+
+#: The scalar rule budgets A^dagger n as noise of std sigma_y; beyond this gain 1 / s_i it fails badly
+#: (chapter 8: deblurring, gain ~950, scores like plain DDNM, 14 dB or more below the SVD rules).
+SCALAR_GAIN_LIMIT = 10.0
+
+
+def _warn_if_scalar_fails(op: LinearOperator, like: Tensor) -> None:
+    if not op.has_svd:
+        return
+    s = op.singular_values(tuple(like.shape[1:]))
+    gain = float(1 / s[s > 0].min()) if bool((s > 0).any()) else 1.0
+    if gain > SCALAR_GAIN_LIMIT:
+        from .errors import warn_user
+
+        warn_user(f"{op!r}: A^dagger amplifies noise up to {gain:.0f}x in some directions, and the scalar "
+                  "noise rule budgets it as if it were 1x; use noise_rule='svd' (chapter 8).")
 
 
 @torch.no_grad()

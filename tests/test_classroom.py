@@ -19,7 +19,7 @@ def _book(n: int) -> dict:
     return json.loads(C.chapter_path(n).read_text())
 
 
-def test_every_chapter_1_to_9_has_an_auto_graded_exercise_and_every_label_exists():
+def test_every_chapter_1_to_10_has_an_auto_graded_exercise_and_every_label_exists():
     labels = {}
     for p in C.chapters():
         for label in C.exercises(json.loads(p.read_text())):
@@ -27,7 +27,7 @@ def test_every_chapter_1_to_9_has_an_auto_graded_exercise_and_every_label_exists
     for label in list(C.GRADED) + list(C.MANUAL):
         assert label in labels, f"{label} is graded but no chapter has that exercise"
     graded_chapters = {labels[label] for label in C.GRADED}
-    assert set(range(1, 10)) <= graded_chapters, sorted(graded_chapters)
+    assert set(range(1, 11)) <= graded_chapters, sorted(graded_chapters)
 
 
 def test_pieces_split_solutions_at_their_fences():
@@ -162,12 +162,12 @@ def test_student_book_sources_have_no_solutions(tmp_path):
 
 def test_cli_export(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ddnm_edu.tools.cli", "classroom", "export", str(tmp_path / "c"),
-                        "--chapters", "1", "9"], capture_output=True, text=True, cwd=ROOT,
+                        "--chapters", "1", "10"], capture_output=True, text=True, cwd=ROOT,
                        env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert r.returncode == 0, r.stderr
-    assert "ex-ch1-null (2 pt)" in r.stdout and "ex-ch9-psnr (2 pt)" in r.stdout
+    assert "ex-ch1-null (2 pt)" in r.stdout and "ex-ch10-psnr (2 pt)" in r.stdout
     assert (tmp_path / "c" / "nbgrader_config.py").exists()
-    assert sorted(p.name for p in (tmp_path / "c" / "source").iterdir()) == ["01-inverse-problems", "09-evaluation"]
+    assert sorted(p.name for p in (tmp_path / "c" / "source").iterdir()) == ["01-inverse-problems", "10-evaluation"]
     shutil.rmtree(tmp_path / "c")
 
 

@@ -1,4 +1,4 @@
-"""The tiny Restormer (chapter 10): its equations, its size, MDTA's cost, the specialist's tasks and
+"""The tiny Restormer (chapter 11): its equations, its size, MDTA's cost, the specialist's tasks and
 null-space rectification."""
 
 import pytest
@@ -175,7 +175,7 @@ def test_specialists_are_not_diffusion_priors(capsys):
     from ddnm_edu.tools.cli import main
 
     assert main(["restore", "nothing.png", "--task", "sr4", "--model", "restormer-sr4", "--out", "x.png"]) == 2
-    assert "'restormer-sr4' is a supervised specialist (chapter 10), not a diffusion prior; restore uses one of: " \
+    assert "'restormer-sr4' is a supervised specialist (chapter 11), not a diffusion prior; restore uses one of: " \
            "emoji-32, fashion-mnist-32." in capsys.readouterr().err
 
 

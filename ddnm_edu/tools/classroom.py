@@ -89,25 +89,36 @@ GRADED: dict[str, dict] = {
         de.check.close(first, _first, "first")
         ### END HIDDEN TESTS
     '''),
-    "ex-ch9-psnr": dict(points=2, tests='''
+    "ex-ch9-travel": dict(points=2, tests='''
+        assert isinstance(sr_gain, float), "sr_gain should be a float (use .item())"
+        ### BEGIN HIDDEN TESTS
+        _y = sr4.A(x)
+        _tt = de.ddnm_plus(fm, sched, sr4, _y, steps=cfg.steps,
+                           settings=de.SamplerSettings(travel_length=5, travel_repeat=2))
+        _plain = de.ddnm_plus(fm, sched, sr4, _y, steps=_tt.nfe)
+        _d = (de.metrics.psnr(_tt.x0_hat, x) - de.metrics.psnr(_plain.x0_hat, x)).mean().item()
+        de.check.close(sr_gain, _d, "sr_gain (travel minus plain, at equal NFE)", atol=1e-3)
+        ### END HIDDEN TESTS
+    '''),
+    "ex-ch10-psnr": dict(points=2, tests='''
         _g = torch.Generator().manual_seed(1)
         _a, _b = torch.rand(3, 1, 8, 8, generator=_g) * 2 - 1, torch.rand(3, 1, 8, 8, generator=_g) * 2 - 1
         de.check.close(my_psnr(_a, _b), de.metrics.psnr(_a, _b), "my_psnr(a, b)", atol=1e-4)
     '''),
-    "ex-ch10-flops": dict(points=1, tests='''
+    "ex-ch11-flops": dict(points=1, tests='''
         ### BEGIN HIDDEN TESTS
         de.check.close(spatial, 2 * (256 * 256) ** 2 * 48, "spatial", rtol=1e-9)
         de.check.close(mdta, 2 * 256 * 256 * 48 ** 2, "mdta", rtol=1e-9)
         ### END HIDDEN TESTS
     '''),
-    "ex-ch10-rectify": dict(points=2, tests='''
+    "ex-ch11-rectify": dict(points=2, tests='''
         de.check.consistent(op2, r2, y2)
         de.check.close(r2, ops.rectify(op2, y2, f2), "r2", atol=1e-5)
     '''),
 }
 #: Open questions: label -> points of a manually graded answer cell (the book's prose is the reference answer).
 MANUAL: dict[str, int] = {"ex-ch3-forms": 2, "ex-ch4-rowrank": 2, "ex-ch5-invisible": 1, "ex-ch7-mean": 2,
-                          "ex-ch8-deblur": 2, "ex-ch10-choice": 2}
+                          "ex-ch8-deblur": 2, "ex-ch11-choice": 2}
 
 
 # --------------------------------------------------------------------------- reading a chapter

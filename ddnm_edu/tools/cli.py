@@ -126,7 +126,7 @@ def _restore_command(args: argparse.Namespace) -> int:
 
     rec = _record(args.model)
     if arch_key(rec) != "unet":
-        raise DDNMInputError(f"{args.model!r} is a supervised specialist (chapter 10), not a diffusion prior; "
+        raise DDNMInputError(f"{args.model!r} is a supervised specialist (chapter 11), not a diffusion prior; "
                              f"restore uses one of: {', '.join(available('diffusion'))}.")
     ch = rec["unet"]["in_channels"]
     inputs = expand_inputs(args.input)

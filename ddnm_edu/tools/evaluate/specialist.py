@@ -1,4 +1,4 @@
-"""The supervised specialists (chapter 10) next to DDNM, on their own problems and on problems neither was
+"""The supervised specialists (chapter 11) next to DDNM, on their own problems and on problems neither was
 trained for (``python -m ddnm_edu.tools.evaluate specialist`` writes ``benchmarks/specialist.md`` and ``.json``)."""
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ..images import save_grid
 from .common import markdown_table, score_cells, scores
 from .compare import noisy_measurement
 
-#: The supervised specialists (chapter 10) and the task each was trained for (``restormer.TASKS``).
+#: The supervised specialists (chapter 11) and the task each was trained for (``restormer.TASKS``).
 SPECIALISTS = {"restormer-sr4": "sr4", "restormer-denoise": "denoise"}
 
 
@@ -130,7 +130,7 @@ def evaluate_specialist(name: str, out: Path, n: int = 256, seed: int = 0) -> di
                              [[m, *score_cells(v)] for m, v in table.items()])]
     lines += ["", "Rows of the figure: x, A^dagger y (the input), the specialist's output.", "",
               f"![examples]({name}-examples.png)", "",
-              "Chapter 10 compares it with DDNM on this task and on problems it never saw "
+              "Chapter 11 compares it with DDNM on this task and on problems it never saw "
               "(`python -m ddnm_edu.tools.evaluate specialist`, `benchmarks/specialist.md`)."]
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
     result = {"model": name, "task": task, "n_images": len(x), "seconds_per_image": secs, "restoration": table}

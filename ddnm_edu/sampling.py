@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
+
+import numpy as np
 
 import torch
 
@@ -174,7 +176,8 @@ class RestorationResult:
 
 # --------------------------------------------------------------------------- Algorithm 1 (and 2)
 def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: Tensor | None,
-              sigma_y: float = 0.0, steps: int = 100, settings: SamplerSettings | None = None, seed: int = 0,
+              sigma_y: float = 0.0, steps: int = 100, settings: SamplerSettings | None = None,
+              seed: int | Sequence[int] = 0,
               trace: bool = False, progress: bool = False, shape: tuple[int, ...] | None = None,
               x_T: Tensor | None = None) -> RestorationResult:
     """DDNM+ (noise scaling eq. 17-19, time travel) -- and DDNM, DDIM, DDPM as special cases.
@@ -183,6 +186,8 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
     step kind, clipping, the noise rule and time travel. ``op=None, y=None`` with ``shape=(B, C, H, W)``
     (or ``x_T``) samples unconditionally. Noise is drawn on the CPU from
     ``torch.Generator().manual_seed(seed)``: the same seed gives the same result on the same device.
+    ``seed`` may also be one seed per image: image b then gets exactly the noise, and the result, of a
+    run of that image alone with ``seed[b]`` (how :func:`posterior.posterior_samples` batches K samples).
     Sampling runs on the model's device (CPU, CUDA or MPS); ``x0_hat`` comes back on the device of ``y``
     (the model's device when sampling unconditionally). Nothing needs gradients: the loop runs in
     ``torch.inference_mode()``, and the results are ordinary tensors.
@@ -208,26 +213,48 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: 
 
 
 class NoiseStream:
-    """The fresh noise z of each step, from one CPU generator (same seed, same numbers on every device).
+    """The fresh noise z of each step, from one CPU generator (same seed, same numbers on every device),
+    or from one generator per image (then image b's noise is that of a run of image b alone).
 
     Drawn in chunks of steps and moved to the device once per chunk (no host-to-device copy per step
-    on CUDA). One randn of k steps gives the same numbers as k calls when an image batch has a multiple
-    of 16 values (always for our images), so results do not depend on the chunking; otherwise one step
-    is drawn at a time.
+    on CUDA). One randn of k steps gives the same numbers as k calls when what one generator fills has
+    a multiple of 16 values (always for our images), so results do not depend on the chunking;
+    otherwise one step is drawn at a time.
     """
 
-    def __init__(self, gen: torch.Generator, shape: tuple[int, ...], dtype: torch.dtype, device, n: int):
-        numel = math.prod(shape)
-        self.chunk = max(1, min(n, (32 << 20) // max(numel, 1))) if numel % 16 == 0 else 1
-        self.gen, self.shape, self.dtype, self.device, self.left = gen, tuple(shape), dtype, device, n
+    def __init__(self, gens: torch.Generator | list[torch.Generator], shape: tuple[int, ...],
+                 dtype: torch.dtype, device, n: int):
+        numel = math.prod(shape) if isinstance(gens, torch.Generator) else math.prod(shape[1:])
+        self.chunk = max(1, min(n, (32 << 20) // max(math.prod(shape), 1))) if numel % 16 == 0 else 1
+        self.gens, self.shape, self.dtype, self.device, self.left = gens, tuple(shape), dtype, device, n
         self.ready: list[Tensor] = []
 
     def next(self) -> Tensor:
         if not self.ready:
             k = min(self.chunk, self.left)
-            z = torch.randn((k, *self.shape), generator=self.gen, dtype=self.dtype).to(self.device)
+            z = standard_normal(self.gens, self.shape, self.dtype, steps=k).to(self.device)
             self.ready, self.left = list(z.unbind(0))[::-1], self.left - k
         return self.ready.pop()
+
+
+def generators(seed: int | Sequence[int], batch: int) -> torch.Generator | list[torch.Generator]:
+    """One CPU generator for the batch, or one per image when ``seed`` is a sequence of ``batch`` seeds."""
+    if isinstance(seed, (int, np.integer)) or (isinstance(seed, Tensor) and seed.ndim == 0):
+        return torch.Generator().manual_seed(int(seed))
+    seeds = [int(s) for s in seed]
+    if len(seeds) != batch:
+        raise DDNMInputError(f"seed has {len(seeds)} values for a batch of {batch} images; give one seed, "
+                             "or one per image.")
+    return [torch.Generator().manual_seed(s) for s in seeds]
+
+
+def standard_normal(gens, shape: tuple[int, ...], dtype: torch.dtype, steps: int | None = None) -> Tensor:
+    """N(0, I) of ``shape`` (B, ...) -- ``(steps, B, ...)`` if ``steps`` -- from one generator, or
+    stacked from one generator per image (each draws what a batch of one would)."""
+    if isinstance(gens, torch.Generator):
+        return torch.randn(shape if steps is None else (steps, *shape), generator=gens, dtype=dtype)
+    one = shape[1:] if steps is None else (steps, *shape[1:])
+    return torch.stack([torch.randn(one, generator=g, dtype=dtype) for g in gens], dim=0 if steps is None else 1)
 
 
 class _Run:
@@ -249,10 +276,10 @@ class _Run:
         self.out_device = y.device if y is not None else device  # results come back where y lives
         self.y = y.to(device) if y is not None else None
         self.range_part = ref.to(device) if op is not None else None  # A^dagger y, computed by _check_inputs
-        gen = torch.Generator().manual_seed(int(seed))
-        x = torch.randn(ref.shape, generator=gen, dtype=self.dtype) if x_T is None else x_T.to(self.dtype)
+        gens = generators(seed, ref.shape[0])
+        x = standard_normal(gens, tuple(ref.shape), self.dtype) if x_T is None else x_T.to(self.dtype)
         self.x_T = x.to(device)
-        self.noise = NoiseStream(gen, ref.shape, self.dtype, device, len(self.visited_steps) - 1)
+        self.noise = NoiseStream(gens, tuple(ref.shape), self.dtype, device, len(self.visited_steps) - 1)
         self.rule = make_rule(op, self.y, self.sigma_y, settings.noise_rule, settings.kind, self.x_T)
         self.records: list[TraceStep] | None = [] if trace else None
         self.first_call = True

@@ -1,7 +1,16 @@
-"""A two-dimensional toy world for watching a diffusion model learn in seconds (chapter 3).
+"""Toy worlds with known answers.
 
-Data points are 2-vectors stored as tiny "images" of shape (2, 1, 1), so the same schedule,
-loss and samplers as for real images apply unchanged.
+* A two-dimensional world for watching a diffusion model learn in seconds (chapter 3): data points
+  are 2-vectors stored as tiny "images" of shape (2, 1, 1), so the same schedule, loss and samplers
+  as for real images apply unchanged.
+* :class:`GaussianPrior`, an oracle: pixels x_0 ~ N(mean, std^2), independent, for which the MMSE
+  estimate E[x_0 | x_t] (Tweedie's formula) and the ideal noise prediction are closed form. With
+  x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps (ab = alpha_bar_t):
+
+      E[x_0 | x_t] = mean + std^2 sqrt(ab) (x_t - sqrt(ab) mean) / (ab std^2 + 1 - ab)
+      eps*(x_t, t) = (x_t - sqrt(ab) E[x_0 | x_t]) / sqrt(1 - ab)
+
+  Samplers and uncertainty measures can be checked against it.
 """
 from __future__ import annotations
 
@@ -10,6 +19,7 @@ import math
 import torch
 import torch.nn as nn
 
+from .schedule import NoiseSchedule
 from .unet import timestep_embedding
 
 Tensor = torch.Tensor
@@ -37,3 +47,24 @@ class ToyDenoiser(nn.Module):
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
         h = torch.cat([x.flatten(1), timestep_embedding(t, self.temb)], 1)
         return self.net(h).reshape(x.shape)
+
+
+class GaussianPrior:
+    """``model(x_t, t) -> eps`` for x_0 ~ N(mean, std^2 I): the exact noise prediction (an oracle)."""
+
+    def __init__(self, sched: NoiseSchedule, mean: float = 0.0, std: float = 0.5):
+        self.sched, self.mean, self.std = sched, float(mean), float(std)
+
+    def _ab(self, t: Tensor | int, like: Tensor) -> Tensor:
+        t = torch.as_tensor(t, device=self.sched.alphas_cumprod.device).long().reshape(-1)
+        ab = self.sched.alphas_cumprod[t].to(like.dtype).to(like.device)
+        return ab.reshape(-1, *([1] * (like.ndim - 1)))
+
+    def x0_mean(self, x_t: Tensor, t: Tensor | int) -> Tensor:
+        """E[x_0 | x_t], Tweedie's formula for this prior."""
+        ab, m, v = self._ab(t, x_t), self.mean, self.std ** 2
+        return m + v * ab.sqrt() * (x_t - ab.sqrt() * m) / (ab * v + 1 - ab)
+
+    def __call__(self, x_t: Tensor, t: Tensor | int) -> Tensor:
+        ab = self._ab(t, x_t)
+        return (x_t - ab.sqrt() * self.x0_mean(x_t, t)) / (1 - ab).sqrt()

@@ -262,3 +262,29 @@ def test_transparent_colour_key_is_composited(tmp_path):
     Image.fromarray(rgb).save(tmp_path / "keyrgb.png", transparency=(0, 0, 0))
     v = cli.read_image(tmp_path / "keyrgb.png", 3, background=1.0)[0]
     assert (v[:, :4] == 1).all() and torch.allclose(v[:, 4, 0], torch.tensor([10, 20, 30]) / 255 * 2 - 1)
+
+
+def test_samples_and_uncertainty_through_the_console_script(tmp_path):
+    """``ddnm-edu restore --samples K --uncertainty STD.png``: the mean of K samples and their spread as a
+    colour map, through the installed console script; bad values get one line and exit 2."""
+    script = Path(sys.executable).parent / "ddnm-edu"
+    assert script.exists(), "the package installs the ddnm-edu console script (pip install -e .)"
+    y = ops.SuperResolution(4).A(data.load("fashion-mnist", "test", n=1))
+    inp = save(y, tmp_path / "small.png")
+    cmd = [str(script), "restore", str(inp), "--task", "sr4", "--model", "fashion-mnist-32", "--steps", "5",
+           "--out", str(tmp_path / "mean.png")]
+    r = subprocess.run(cmd + ["--samples", "4", "--uncertainty", str(tmp_path / "std.png")], capture_output=True,
+                       text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    y_file = cli.read_image(inp, 1)
+    mean, _, op, std = cli.restore(y_file, "sr4", "fashion-mnist-32", steps=5, samples=4)
+    assert (op.A(mean) - y_file).abs().max() < 1e-5  # the mean of consistent samples is consistent
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "mean.png")), data.to_uint8(mean)[0, 0])
+    shown = np.asarray(Image.open(tmp_path / "std.png"))
+    assert shown.shape == (32, 32, 3)
+    np.testing.assert_array_equal(shown, data.to_uint8(cli.colour_map(std[0], cli.UNCERTAINTY_VMAX)).transpose(1, 2, 0))
+    assert std.max() > 0.01 and shown.std() > 1  # the samples differ, and the map shows where
+    for extra, says in ((["--samples", "0"], "--samples must be between 1 and 256"),
+                        (["--uncertainty", str(tmp_path / "s.png")], "--uncertainty needs --samples 2 or more")):
+        r = subprocess.run(cmd + extra, capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and says in r.stderr, r.stderr

@@ -6,6 +6,7 @@
     ddnm-edu restore gray.png --task colorize --model emoji-32 --out colour.png
     ddnm-edu restore noisy.png --task denoise --sigma-y 0.1 --model fashion-mnist-32 --out clean.png
     ddnm-edu restore small_dir/ more.png --task sr4 --model fashion-mnist-32 --out big_dir/ [--batch 64]
+    ddnm-edu restore small.png --task sr4 --model fashion-mnist-32 --samples 8 --out mean.png --uncertainty std.png
 
 Tasks: sr2, sr4 (input is (32/s)x(32/s)), inpaint (--mask: white = observed, same size as the
 input), colorize (grayscale input, RGB model), deblur (--blur-sigma, Gaussian), denoise. Any task
@@ -21,7 +22,11 @@ Input conventions:
     a mask with many grey pixels, or with nothing (or everything) observed, is refused.
   * --sigma-y: on the [-1, 1] scale of the models; the DDNM paper and its code give sigma_y on
     [0, 1] (the code doubles it), so paper 0.1 = 0.2 here.
-  * --out / --strip: the folder must exist; checked before sampling starts.
+  * --out / --strip / --uncertainty: the folder must exist; checked before sampling starts.
+  * --samples K: K restorations drawn as one batch (seeds --seed ... --seed + K - 1); --out gets
+    their mean and --uncertainty their per-pixel std as a colour map (0 black to 0.5 or more pale
+    yellow, on the images' [-1, 1] scale). Every noise-free sample is consistent with y, so the
+    spread lies in what y does not determine.
 """
 from __future__ import annotations
 
@@ -33,9 +38,12 @@ import torch
 
 from .. import operators as ops
 from ..errors import CommandParser, DDNMInputError, run_command
-from .images import check_output_folder, check_output_path, expand_inputs, read_image, read_mask, write_image
+from .images import (check_output_folder, check_output_path, colour_map, expand_inputs, read_image, read_mask,
+                     write_image)
 
 TASKS = ("sr2", "sr4", "inpaint", "colorize", "deblur", "denoise")  # of operators.TASKS, for a file y
+MAX_SAMPLES = 256  # K samples of B images are one batch of B K images
+UNCERTAINTY_VMAX = 0.5  # the std that --uncertainty maps to the top of its colour scale
 
 
 #: the background each model was trained on, in [0, 1]: transparent pixels are composited onto it
@@ -52,11 +60,14 @@ def background_for(model_name: str) -> float:
 
 def restore(y: torch.Tensor, task: str, model_name: str, mask: torch.Tensor | None = None,
             sigma_y: float = 0.0, steps: int = 100, eta: float = 0.85, seed: int = 0,
-            blur_sigma: float = 1.0, device: str = "cpu", progress: bool = False):
+            blur_sigma: float = 1.0, device: str = "cpu", progress: bool = False, samples: int = 1):
     """Restore y (B, C, h, w) in [-1, 1] -- one image or a batch, in one sampling run; returns (x0_hat, A_pinv(y), op).
 
     The same y, seed and batch give the same result; an image restored inside a batch draws different
-    noise than the same image restored alone (the noise of a batch is drawn together)."""
+    noise than the same image restored alone (the noise of a batch is drawn together). With
+    ``samples=K > 1``, x0_hat is the mean of K samples (seeds seed, ..., seed + K - 1, drawn as one
+    batch) and a fourth value, their per-pixel std (B, C, H, W), is returned too."""
+    from ..posterior import posterior_samples
     from ..pretrained import load_pretrained
     from ..sampling import SamplerSettings, ddnm_plus
     from ..schedule import NoiseSchedule
@@ -82,8 +93,13 @@ def restore(y: torch.Tensor, task: str, model_name: str, mask: torch.Tensor | No
     op = ops.from_name(task, size, mask=mask, blur_sigma=blur_sigma)
     if task == "inpaint":  # whatever the file holds in the holes is not a measurement: y = A y_file
         y = op.A(y)
-    res = ddnm_plus(model, NoiseSchedule.linear(1000), op, y.to(device), sigma_y=sigma_y, steps=steps,
-                    settings=SamplerSettings(eta=eta), seed=seed, progress=progress)
+    sched, settings = NoiseSchedule.linear(1000), SamplerSettings(eta=eta)
+    if samples > 1:
+        drawn = posterior_samples(model, sched, op, y.to(device), k=samples, sigma_y=sigma_y, steps=steps,
+                                  settings=settings, seed=seed, progress=progress)
+        return drawn.mean.cpu(), op.A_pinv(y), op, drawn.std.cpu()
+    res = ddnm_plus(model, sched, op, y.to(device), sigma_y=sigma_y, steps=steps, settings=settings,
+                    seed=seed, progress=progress)
     return res.x0_hat.cpu(), op.A_pinv(y), op
 
 
@@ -116,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="cpu")
     r.add_argument("--strip", type=Path, help="also save a strip: y (enlarged), A_pinv y, result")
+    r.add_argument("--samples", type=int, default=1,
+                   help=f"draw K restorations (1 to {MAX_SAMPLES}, as one batch) and write their mean to --out; "
+                        "1 (default) writes one sample")
+    r.add_argument("--uncertainty", type=Path,
+                   help="with --samples >= 2: also write the per-pixel std of the samples as a colour map, "
+                        f"black = 0 to pale yellow = {UNCERTAINTY_VMAX} or more (std on the images' [-1, 1] "
+                        "scale; a file for one input, a folder for several)")
     args = ap.parse_args(argv)
     return run_command("ddnm-edu restore", _restore_command, args)
 
@@ -133,10 +156,17 @@ def _restore_command(args: argparse.Namespace) -> int:
     background = background_for(args.model)
     mask = read_mask(args.mask) if args.mask is not None else None
     want = 1 if args.task == "colorize" else ch
+    if not 1 <= args.samples <= MAX_SAMPLES:
+        raise DDNMInputError(f"--samples must be between 1 and {MAX_SAMPLES} (the samples are drawn as one batch), "
+                             f"got {args.samples}.")
+    if args.uncertainty is not None and args.samples < 2:
+        raise DDNMInputError("--uncertainty needs --samples 2 or more (the spread of several samples); "
+                             "e.g. --samples 8.")
     if len(inputs) > 1 or args.input[0].is_dir():
         if args.strip:
             raise DDNMInputError("--strip works with one input file; drop it to restore several.")
         outs = check_output_folder(args.out, inputs)
+        stds = check_output_folder(args.uncertainty, inputs, "--uncertainty") if args.uncertainty else None
         ys = [read_image(p, want, background) for p in inputs]
         if len({tuple(y.shape) for y in ys}) > 1:
             sizes = sorted({f"{y.shape[-1]}x{y.shape[-2]}" for y in ys})
@@ -147,28 +177,38 @@ def _restore_command(args: argparse.Namespace) -> int:
         y_all = torch.cat(ys)
         chunks = range(0, len(y_all), max(1, args.batch))
         for k in tqdm(chunks, desc=f"restoring {len(y_all)} images", disable=not sys.stderr.isatty()):
-            x0_hat, _, _ = restore(y_all[k:k + args.batch], args.task, args.model, mask, args.sigma_y, args.steps,
-                                   args.eta, args.seed + k, args.blur_sigma, args.device,
-                                   progress=sys.stderr.isatty())
-            for xh, out in zip(x0_hat, outs[k:k + args.batch]):
-                try:
-                    write_image(xh, out)
-                except OSError as e:
-                    raise DDNMInputError(f"could not write {out} ({e}).") from None
-        print(f"wrote {len(outs)} images to {args.out}")
+            got = restore(y_all[k:k + args.batch], args.task, args.model, mask, args.sigma_y, args.steps,
+                          args.eta, args.seed + k, args.blur_sigma, args.device,
+                          progress=sys.stderr.isatty(), samples=args.samples)
+            for i, out in enumerate(outs[k:k + args.batch]):
+                _write(got[0][i], out)
+                if stds:
+                    _write(colour_map(got[3][i], UNCERTAINTY_VMAX), stds[k + i])
+        print(f"wrote {len(outs)} images to {args.out}" + (f" and {args.uncertainty}" if stds else ""))
         return 0
     check_output_path(args.out, "--out")
-    if args.strip:
-        check_output_path(args.strip, "--strip")
+    for path, what in ((args.strip, "--strip"), (args.uncertainty, "--uncertainty")):
+        if path:
+            check_output_path(path, what)
     y = read_image(inputs[0], want, background)
-    x0_hat, pinv, _ = restore(y, args.task, args.model, mask, args.sigma_y, args.steps, args.eta, args.seed,
-                              args.blur_sigma, args.device, progress=sys.stderr.isatty())
+    got = restore(y, args.task, args.model, mask, args.sigma_y, args.steps, args.eta, args.seed,
+                  args.blur_sigma, args.device, progress=sys.stderr.isatty(), samples=args.samples)
     try:
-        _write_outputs(x0_hat, y, pinv, args.out, args.strip)
+        _write_outputs(got[0], y, got[1], args.out, args.strip)
     except OSError as e:
         raise DDNMInputError(f"could not write the result ({e}); check the --out / --strip paths.") from None
-    print(f"wrote {args.out}" + (f" and {args.strip}" if args.strip else ""))
+    if args.uncertainty:
+        _write(colour_map(got[3][0], UNCERTAINTY_VMAX), args.uncertainty)
+    wrote = [p for p in (args.out, args.strip, args.uncertainty) if p]
+    print("wrote " + " and ".join(str(p) for p in wrote))
     return 0
+
+
+def _write(image: torch.Tensor, out: Path) -> None:
+    try:
+        write_image(image, out)
+    except OSError as e:
+        raise DDNMInputError(f"could not write {out} ({e}).") from None
 
 
 def _write_outputs(x0_hat: torch.Tensor, y: torch.Tensor, pinv: torch.Tensor, out: Path, strip: Path | None) -> None:

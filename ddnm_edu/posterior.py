@@ -67,9 +67,10 @@ class Samples:
           (does the spread point at the pixels that are wrong?).
         * ``uncertain``: the fraction of pixels with std > ``floor``.
         """
-        if x.shape != self.mean.shape:
-            raise DDNMInputError(f"x has shape {tuple(x.shape)}; the samples' mean has {tuple(self.mean.shape)}.")
-        err, std = (x.to(self.samples) - self.mean).abs(), self.std
+        mean = self.mean
+        if x.shape != mean.shape:
+            raise DDNMInputError(f"x has shape {tuple(x.shape)}; the samples' mean has {tuple(mean.shape)}.")
+        err, std = (x.to(self.samples) - mean).abs(), self.std
         where = std > floor
         covered = (err <= width * std)[where].float().mean().item() if bool(where.any()) else float("nan")
         z = width / (1 + 1 / self.k) ** 0.5

@@ -38,7 +38,7 @@ def test_restore_sr4_file_end_to_end(tmp_path):
     assert strip.size == (3 * 32 * 4, 32 * 4)
     # the same restoration through the importable function is consistent with the file's y
     y_file = cli.read_image(inp, 1)
-    x_hat, _, op = cli.restore(y_file, "sr4", "fashion-mnist-32", steps=5)
+    x_hat, _, op, _ = cli.restore(y_file, "sr4", "fashion-mnist-32", steps=5)
     assert (op.A(x_hat) - y_file).abs().max() < 1e-5
     np.testing.assert_array_equal(out, data.to_uint8(x_hat)[0, 0])  # and it is what the command wrote
 
@@ -46,11 +46,12 @@ def test_restore_sr4_file_end_to_end(tmp_path):
 def test_restore_function_inpaint_and_colorize():
     x = data.load("emoji", "test", n=1)
     mask = ops.Inpainting.box_mask(32, 12)
-    x_hat, pinv, op = cli.restore(x * mask, "inpaint", "emoji-32", mask=mask, steps=3)
+    x_hat, pinv, op, std = cli.restore(x * mask, "inpaint", "emoji-32", mask=mask, steps=3)
     assert x_hat.shape == (1, 3, 32, 32)
+    assert std is None  # one sample: no spread
     assert (op.A(x_hat) - op.A(x)).abs().max() < 1e-5
     gray = ops.Colorization().A(x)
-    x_hat, _, op = cli.restore(gray, "colorize", "emoji-32", steps=3)
+    x_hat, _, op, _ = cli.restore(gray, "colorize", "emoji-32", steps=3)
     assert (op.A(x_hat) - gray).abs().max() < 1e-5
 
 
@@ -233,7 +234,7 @@ def test_restore_a_folder_in_one_batched_run(tmp_path):
     assert [p.name for p in outs] == [f"g{i}.png" for i in range(5)]
     # each result is consistent with its own file, and the API gives the same batch result
     ys = torch.cat([cli.read_image(src / f"g{i}.png", 1) for i in range(5)])
-    x_hat, _, _ = cli.restore(ys[:2], "sr4", "fashion-mnist-32", steps=3, seed=0)  # the first chunk of 2
+    x_hat, _, _, _ = cli.restore(ys[:2], "sr4", "fashion-mnist-32", steps=3, seed=0)  # the first chunk of 2
     assert (op.A(x_hat) - ys[:2]).abs().max() < 1e-5  # consistent with each file's y
     for i in range(2):
         np.testing.assert_array_equal(np.asarray(Image.open(outs[i])), data.to_uint8(x_hat[i:i + 1])[0, 0])

@@ -61,12 +61,13 @@ def background_for(model_name: str) -> float:
 def restore(y: torch.Tensor, task: str, model_name: str, mask: torch.Tensor | None = None,
             sigma_y: float = 0.0, steps: int = 100, eta: float = 0.85, seed: int = 0,
             blur_sigma: float = 1.0, device: str = "cpu", progress: bool = False, samples: int = 1):
-    """Restore y (B, C, h, w) in [-1, 1] -- one image or a batch, in one sampling run; returns (x0_hat, A_pinv(y), op).
+    """Restore y (B, C, h, w) in [-1, 1] -- one image or a batch, in one sampling run; returns
+    (x0_hat, A_pinv(y), op, std).
 
     The same y, seed and batch give the same result; an image restored inside a batch draws different
     noise than the same image restored alone (the noise of a batch is drawn together). With
     ``samples=K > 1``, x0_hat is the mean of K samples (seeds seed, ..., seed + K - 1, drawn as one
-    batch) and a fourth value, their per-pixel std (B, C, H, W), is returned too."""
+    batch) and std their per-pixel std (B, C, H, W); with one sample std is None."""
     from ..posterior import posterior_samples
     from ..pretrained import load_pretrained
     from ..sampling import SamplerSettings, ddnm_plus
@@ -100,7 +101,7 @@ def restore(y: torch.Tensor, task: str, model_name: str, mask: torch.Tensor | No
         return drawn.mean.cpu(), op.A_pinv(y), op, drawn.std.cpu()
     res = ddnm_plus(model, sched, op, y.to(device), sigma_y=sigma_y, steps=steps, settings=settings,
                     seed=seed, progress=progress)
-    return res.x0_hat.cpu(), op.A_pinv(y), op
+    return res.x0_hat.cpu(), op.A_pinv(y), op, None
 
 
 def main(argv: list[str] | None = None) -> int:

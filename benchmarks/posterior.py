@@ -1,7 +1,7 @@
 """What DDNM samples, measured: one sample against the mean of K, against an exact posterior sampler's
 prediction and the supervised specialist, and how well the samples' spread predicts the error.
 
-    python benchmarks/posterior.py            # -> benchmarks/posterior.md and posterior.json (~10 min, 2 cores)
+    python benchmarks/posterior.py            # -> benchmarks/posterior.md and posterior.json (~30 min, 2 cores)
 
 For each task, K = 16 DDNM samples of each of N held-out images (``de.posterior_samples``, one batch):
 Fashion-MNIST test images for fashion-mnist-32; for emoji-32 the held-out emoji whose base emoji was never

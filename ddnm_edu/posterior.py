@@ -13,6 +13,7 @@ mean of K samples (1 + 1/K) times it.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -60,9 +61,8 @@ class Samples:
         """How well the spread predicts the error of the mean, against the truth x (N, C, H, W).
 
         * ``coverage``: the fraction of pixels with |x - mean| <= width * std, over the pixels where the
-          samples disagree (std > ``floor``). For Gaussian errors whose std the spread gets right it is
-          P(|Z| <= width / sqrt(1 + 1/K)): 0.950 for width 2 and K = 64 (the mean's own error adds 1/K).
-        * ``expected``: that Gaussian value, for comparison.
+          samples disagree (std > ``floor``).
+        * ``expected``: what ``coverage`` is for a calibrated spread (:func:`calibrated_coverage`).
         * ``spearman``: the rank correlation between std and |x - mean| over pixels, averaged over images
           (does the spread point at the pixels that are wrong?).
         * ``uncertain``: the fraction of pixels with std > ``floor``.
@@ -73,11 +73,28 @@ class Samples:
         err, std = (x.to(self.samples) - mean).abs(), self.std
         where = std > floor
         covered = (err <= width * std)[where].float().mean().item() if bool(where.any()) else float("nan")
-        z = width / (1 + 1 / self.k) ** 0.5
-        expected = torch.erf(torch.tensor(z / 2 ** 0.5)).item()
+        expected = calibrated_coverage(width, self.k)
         ranks = [_spearman(s[w], e[w]) for s, e, w in zip(std, err, where) if int(w.sum()) > 2]
         return {"coverage": covered, "expected": expected, "uncertain": where.float().mean().item(),
                 "spearman": sum(ranks) / len(ranks) if ranks else float("nan")}
+
+
+def calibrated_coverage(width: float, k: int) -> float:
+    """P(|x - mean| <= width * std) when x and the K samples are independent draws of one Gaussian.
+
+    x - mean is N(0, sigma^2 (1 + 1/K)) (the mean's own error adds 1/K), and std^2 is sigma^2
+    chi^2_{K-1} / (K - 1), independent of it, so (x - mean) / (std sqrt(1 + 1/K)) is Student's t with
+    K - 1 degrees of freedom: the value is P(|T_{K-1}| <= width / sqrt(1 + 1/K)). For width 2 it is
+    0.899 at K = 8, 0.929 at K = 16 and 0.948 at K = 64, approaching the Gaussian 0.954 as K grows.
+    """
+    k = check_int_range(k, "k", 2, 10 ** 9, " The spread needs k >= 2 samples.")
+    nu, z = k - 1, width / (1 + 1 / k) ** 0.5
+    t = torch.linspace(0.0, z, 4001, dtype=torch.float64)  # Simpson's rule on the t density
+    log_c = math.lgamma((nu + 1) / 2) - math.lgamma(nu / 2) - 0.5 * math.log(nu * math.pi)
+    f = torch.exp(log_c - (nu + 1) / 2 * torch.log1p(t * t / nu))
+    w = torch.ones_like(t)
+    w[1:-1:2], w[2:-1:2] = 4.0, 2.0
+    return float(2 * (w * f).sum() * (z / 4000) / 3)
 
 
 def _spearman(a: Tensor, b: Tensor) -> float:

@@ -84,8 +84,35 @@ def show_decomposition(op, x: Tensor, title: str | None = None):
 
 # --------------------------------------------------------------------------- the per-step DDNM viewer
 PANELS = ("x_t", "x0_t", "range_part", "null_part", "x0_hat")
+#: the optional sixth panel: the per-pixel std of x̂0|t over the K samples of a run (its batch)
+SPREAD = "spread"
 PANEL_TITLES = {"x_t": "x_t", "x0_t": "x0|t (model)", "range_part": "A†y (range)",
-                "null_part": "(I − A†A) x0|t (null)", "x0_hat": "x̂0|t = A†y + null"}
+                "null_part": "(I − A†A) x0|t (null)", "x0_hat": "x̂0|t = A†y + null",
+                SPREAD: "std over K samples"}
+#: the std that the uncertainty colour map (``colour_map``) shows as its top colour, here and in
+#: ``ddnm-edu restore --uncertainty``
+UNCERTAINTY_VMAX = 0.5
+
+
+#: anchors of the uncertainty colour map (inferno-like, perceptually ordered): black -> purple -> red ->
+#: orange -> pale yellow, at 0, 1/4, 1/2, 3/4 and 1 of the scale
+_COLOURS = torch.tensor([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]]) / 255.0
+
+
+def colour_map(value: Tensor, vmax: float) -> Tensor:
+    """(C, H, W) or (H, W) non-negative values -> (3, H, W) colours in [-1, 1] (``write_image``'s scale):
+    0 is black, ``vmax`` and above pale yellow. Several channels are averaged first."""
+    v = value.float()
+    v = v.mean(0) if v.ndim == 3 else v
+    u = (v / vmax).clamp(0, 1) * (len(_COLOURS) - 1)
+    i = u.floor().long().clamp(max=len(_COLOURS) - 2)
+    w = (u - i)[None]
+    rgb = _COLOURS[i].permute(2, 0, 1) * (1 - w) + _COLOURS[i + 1].permute(2, 0, 1) * w
+    return rgb * 2 - 1
+
+
+def _panels(spread: bool) -> tuple[str, ...]:
+    return PANELS + (SPREAD,) if spread else PANELS
 
 
 def _rgb(x: Tensor, signed: bool = False) -> np.ndarray:
@@ -104,7 +131,7 @@ def _rgb(x: Tensor, signed: bool = False) -> np.ndarray:
     return arr[:3].transpose(1, 2, 0)
 
 
-def _title_band(width: int, zoom: int, gap: int, height: int = 18) -> np.ndarray:
+def _title_band(width: int, zoom: int, gap: int, height: int = 18, spread: bool = False) -> np.ndarray:
     """(height, width, 3) white band with each panel's title centred over its panel (DejaVu Sans)."""
     from PIL import Image, ImageDraw, ImageFont
 
@@ -117,28 +144,36 @@ def _title_band(width: int, zoom: int, gap: int, height: int = 18) -> np.ndarray
     band = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(band)
     tile = 32 * zoom
-    for k, name in enumerate(PANELS):
+    for k, name in enumerate(_panels(spread)):
         text = PANEL_TITLES[name]
         w = draw.textlength(text, font=font)
         draw.text((k * (tile + gap) + (tile - w) / 2, 2), text, fill=(0, 0, 0), font=font)
     return np.asarray(band)
 
 
-def trace_frame(step, index: int = 0, zoom: int = 4, gap: int = 4, titles: bool = False) -> np.ndarray:
+def trace_frame(step, index: int = 0, zoom: int = 4, gap: int = 4, titles: bool = False,
+                spread: bool = False) -> np.ndarray:
     """One step of a trace as an (H, W, 3) uint8 strip: x_t | x0_t | A†y | null part | x0_hat.
 
     ``titles=True`` draws each panel's title above it, in the same picture, so that titles and
-    panels stay aligned however wide the picture is shown.
+    panels stay aligned however wide the picture is shown. ``spread=True`` adds the per-pixel std
+    of x̂0|t over the run's batch -- K samples of one y (:class:`TraceExplorer` with ``samples=K``) --
+    in the colour map of ``colour_map`` (black 0 to pale yellow ``UNCERTAINTY_VMAX``).
     """
+    if spread and step.x0_hat.shape[0] < 2:
+        raise ValueError("spread=True needs a run of K >= 2 samples of one y (a batch of K).")
     tiles = []
-    for name in PANELS:
-        img = _rgb(getattr(step, name)[index], signed=(name == "null_part"))
+    for name in _panels(spread):
+        if name == SPREAD:
+            img = _rgb(colour_map(step.x0_hat.std(0), UNCERTAINTY_VMAX))
+        else:
+            img = _rgb(getattr(step, name)[index], signed=(name == "null_part"))
         img = np.kron(img, np.ones((zoom, zoom, 1), dtype=np.uint8))
         tiles.append(img)
         tiles.append(np.full((img.shape[0], gap, 3), 255, np.uint8))
     strip = np.concatenate(tiles[:-1], axis=1)
     if titles:
-        strip = np.concatenate([_title_band(strip.shape[1], zoom, gap), strip], axis=0)
+        strip = np.concatenate([_title_band(strip.shape[1], zoom, gap, spread=spread), strip], axis=0)
     return strip
 
 
@@ -152,11 +187,17 @@ def _png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def trace_frames(result, index: int = 0, zoom: int = 4, titles: bool = True) -> list[bytes]:
+def trace_frames(result, index: int = 0, zoom: int = 4, titles: bool = True,
+                 spread: bool = False) -> list[bytes]:
     """PNG bytes of every step of ``result.trace`` (computed once; scrubbing only swaps images)."""
     if not result.trace:
         raise ValueError("the result has no trace; run ddnm_plus(..., trace=True).")
-    return [_png(trace_frame(s, index, zoom, titles=titles)) for s in result.trace]
+    return [_png(trace_frame(s, index, zoom, titles=titles, spread=spread)) for s in result.trace]
+
+
+def _strip_width(zoom: int, spread: bool, gap: int = 4) -> int:
+    n = len(_panels(spread))
+    return n * 32 * zoom + (n - 1) * gap
 
 
 def _caption(step) -> str:
@@ -169,24 +210,27 @@ def _step_label(i: int, n: int) -> str:
     return f"step {i + 1} / {n}"
 
 
-def trace_html(result, index: int = 0, zoom: int = 4) -> str:
+def trace_html(result, index: int = 0, zoom: int = 4, spread: bool = False) -> str:
     """A self-contained HTML viewer (image strip + range slider in plain JavaScript).
 
     It needs no kernel and no network, so it keeps working in the built HTML book, offline.
     Without JavaScript it still shows the first step (a valid image) and its caption.
+    ``spread=True`` adds the std panel of :func:`trace_frame` (a run of K samples of one y).
     """
     import base64
     import html
     import json
     import uuid
 
-    frames = ["data:image/png;base64," + base64.b64encode(f).decode() for f in trace_frames(result, index, zoom)]
+    frames = ["data:image/png;base64," + base64.b64encode(f).decode()
+              for f in trace_frames(result, index, zoom, spread=spread)]
     caps = [html.escape(_caption(s)) for s in result.trace]
     uid = "ddnm" + uuid.uuid4().hex[:8]
     n = len(frames)
-    width = 5 * 32 * zoom + 4 * 4
+    width = _strip_width(zoom, spread)
+    alt = "DDNM step viewer: x_t, x0|t, A†y, null part, x̂0|t" + (", std of x̂0|t over K samples" if spread else "")
     return f"""<div id="{uid}" class="ddnm-trace">
-<img id="{uid}-img" src="{frames[0]}" alt="DDNM step viewer: x_t, x0|t, A†y, null part, x̂0|t"
+<img id="{uid}-img" src="{frames[0]}" alt="{alt}"
  style="image-rendering:pixelated;width:{width}px;max-width:100%;height:auto">
 <div><input id="{uid}-slider" type="range" min="1" max="{n}" value="1" step="1" style="width:60%"
  aria-label="step">
@@ -209,11 +253,11 @@ def trace_html(result, index: int = 0, zoom: int = 4) -> str:
 </div>"""
 
 
-def show_trace_static(result, index: int = 0, zoom: int = 4):
+def show_trace_static(result, index: int = 0, zoom: int = 4, spread: bool = False):
     """Display :func:`trace_html` (works in Jupyter and in the built book)."""
     from IPython.display import HTML
 
-    return HTML(trace_html(result, index, zoom))
+    return HTML(trace_html(result, index, zoom, spread))
 
 
 class TraceExplorer:
@@ -221,12 +265,19 @@ class TraceExplorer:
 
     A run is computed once per (task, sigma_y, seed) and cached; moving the step slider only swaps
     precomputed images, so it is instant. Steps are numbered 1..n, as in :func:`trace_html`.
+
+    ``samples=K`` (K >= 2) runs K samples of the same y at once (sample j uses seed ``seed + j``, as
+    ``posterior_samples`` does), shows the first, and adds a sixth panel: the per-pixel std of x̂0|t
+    over the K samples -- where the samples still disagree at each step.
     """
 
     def __init__(self, model, sched, x: Tensor, tasks: dict, steps: int = 25, eta: float = 0.85,
-                 sigma_y: float = 0.0, seed: int = 0, zoom: int = 4):
+                 sigma_y: float = 0.0, seed: int = 0, zoom: int = 4, samples: int = 1):
+        from .errors import check_int_range
+
         self.model, self.sched, self.x, self.tasks = model, sched, x[:1], tasks
         self.steps, self.eta, self.zoom = steps, eta, zoom
+        self.samples = check_int_range(samples, "samples", 1, 64)
         self._cache: dict = {}
         self.task, self.sigma_y, self.seed = next(iter(tasks)), float(sigma_y), int(seed)
 
@@ -237,10 +288,12 @@ class TraceExplorer:
         key = (task, round(float(sigma_y), 4), int(seed))
         if key not in self._cache:
             op = self.tasks[task]
-            y = op.measure(self.x, sigma_y, seed=1000 + int(seed))
-            res = ddnm_plus(self.model, self.sched, op, y, sigma_y=sigma_y, steps=self.steps,
-                            settings=SamplerSettings(eta=self.eta), seed=seed, trace=True)
-            self._cache[key] = (res, trace_frames(res, 0, self.zoom))
+            y = op.measure(self.x, sigma_y, seed=1000 + int(seed))  # one measurement
+            k = self.samples
+            seeds = int(seed) if k == 1 else [int(seed) + j for j in range(k)]
+            res = ddnm_plus(self.model, self.sched, op, y.repeat(k, *[1] * (y.ndim - 1)), sigma_y=sigma_y,
+                            steps=self.steps, settings=SamplerSettings(eta=self.eta), seed=seeds, trace=True)
+            self._cache[key] = (res, trace_frames(res, 0, self.zoom, spread=k > 1))
         return self._cache[key]
 
     def is_cached(self, task: str, sigma_y: float, seed: int) -> bool:
@@ -260,7 +313,7 @@ class TraceExplorer:
                                 layout=w.Layout(width="150px"))
         step = w.IntSlider(value=1, min=1, max=n, description="step", style=narrow,
                            layout=w.Layout(width="100%", max_width="700px"))
-        width = 5 * 32 * self.zoom + 4 * 4  # the strip's own width: never stretched, so titles stay put
+        width = _strip_width(self.zoom, self.samples > 1)  # the strip's own width: never stretched, so titles stay put
         img = w.Image(value=frames[0], format="png", layout=w.Layout(width=f"{width}px", max_width="100%"))
         cap = w.HTML()
         state = {"res": res, "frames": frames}

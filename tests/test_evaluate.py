@@ -121,3 +121,27 @@ def test_headline_orders_the_zero_shot_peers():
 def test_headline_refuses_unequal_nfe():
     with pytest.raises(ValueError, match="equal NFE"):
         evaluate.headline([_row("a", "DDNM", 20.0, nfe=20), _row("a", "DPS", 19.0, nfe=40)])
+
+
+def test_model_cards_quote_the_posterior_benchmark(tmp_path):
+    """Each diffusion model's card ends with benchmarks/posterior.json's rows for it, numbers as in the JSON;
+    refreshing the section replaces it (idempotent) and leaves the rest of the card alone."""
+    from ddnm_edu.pretrained import WEIGHTS_DIR
+
+    report = json.loads((evaluate.BENCH_DIR / "posterior.json").read_text())
+    for name in ("fashion-mnist-32", "emoji-32"):
+        card = (WEIGHTS_DIR / f"{name}.md").read_text()
+        section = "\n".join(evaluate.posterior_section(name))
+        assert section and card.endswith(section + "\n"), f"{name}: run python benchmarks/posterior.py"
+        rows = [r for r in report["rows"] if r["model"] == name]
+        assert rows and all(f"| {r['task']} | {r['psnr_one']:.2f} |" in section for r in rows)
+        assert all(f"{r['calibration_coverage']:.3f} ({r['calibration_expected']:.3f})" in section for r in rows)
+        (tmp_path / f"{name}.md").write_text(card)
+        evaluate.refresh_posterior_section(name, tmp_path)
+        assert (tmp_path / f"{name}.md").read_text() == card
+    bare = tmp_path / "bench"
+    bare.mkdir()
+    assert evaluate.posterior_section("fashion-mnist-32", bare) == []  # no benchmark file: no section
+    fashion = (WEIGHTS_DIR / "fashion-mnist-32.md").read_text()
+    evaluate.refresh_posterior_section("fashion-mnist-32", tmp_path, bare)
+    assert (tmp_path / "fashion-mnist-32.md").read_text() == fashion.split("\n## What DDNM samples\n")[0].rstrip("\n") + "\n"

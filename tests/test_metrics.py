@@ -114,6 +114,36 @@ def test_trace_viewer_data():
     assert explorer.run("sr4", 0.1, 0)[0] is r1 and len(frames) == 3  # cached
 
 
+def test_trace_viewer_spread_panel():
+    """samples=K adds a sixth panel: the std of x̂0|t over the K samples, in the CLI's colour map; it is
+    black (std 0) on the pixels that inpainting observes, and the runs are K seeded samples of one y."""
+    from ddnm_edu import viz
+
+    sched = de.NoiseSchedule.linear(1000)
+    x0 = torch.rand(1, 1, 32, 32) * 2 - 1
+    op = ops.Inpainting(ops.Inpainting.box_mask(32, 12))
+    model = lambda x, t: sched.predict_eps(x, x0, t) * 0.5  # noqa: E731  a wrong but smooth model
+    explorer = viz.TraceExplorer(model, sched, x0, {"box": op}, steps=4, samples=3)
+    res, frames = explorer.run("box", 0.0, 5)
+    assert res.x0_hat.shape[0] == 3 and len(frames) == 4
+    alone = de.ddnm_plus(model, sched, op, op.A(x0), steps=4, seed=6, trace=True)  # sample 2: seed 5 + 1
+    assert torch.allclose(res.x0_hat[1], alone.x0_hat[0], atol=1e-5)
+    step = res.trace[1]
+    frame = viz.trace_frame(step, zoom=1, gap=0, spread=True)
+    assert frame.shape == (32, 6 * 32, 3)
+    want = viz._rgb(viz.colour_map(step.x0_hat.std(0), viz.UNCERTAINTY_VMAX))
+    np.testing.assert_array_equal(frame[:, 5 * 32:], want)
+    seen = op.mask[0].bool().numpy()  # (H, W): 1 where observed
+    assert (frame[:, 5 * 32:][seen] == [0, 0, 4]).all()  # observed: no spread, the map's black
+    assert (frame[:, 5 * 32:][~seen] != [0, 0, 4]).any(axis=-1).mean() > 0.9  # the hole: spread
+    html = viz.trace_html(res, spread=True)
+    assert "std of x̂0|t over K samples" in html and f"width:{6 * 128 + 5 * 4}px" in html
+    with pytest.raises(ValueError, match="K >= 2"):
+        viz.trace_frame(alone.trace[0], spread=True)  # one sample has no spread
+    with pytest.raises(DDNMInputError, match="samples"):
+        viz.TraceExplorer(model, sched, x0, {"box": op}, samples=0)
+
+
 def test_static_viewer_slider_in_a_browser(tmp_path):
     """The built book's viewer works without a kernel: moving the slider swaps the frame (headless Chromium)."""
     import re

@@ -2,12 +2,14 @@
 calibration measure that is right on an oracle prior and notices a sampler that is not."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 import ddnm_edu as de
 from ddnm_edu import operators as ops
-from ddnm_edu.posterior import _spearman
+from ddnm_edu.posterior import _spearman, calibrated_coverage
 
 SCHED = de.NoiseSchedule.linear(1000)
 EXACT = de.SamplerSettings(kind="ddpm", eta=1.0, clip_x0=False)
@@ -49,13 +51,30 @@ def test_calibration_is_right_on_an_oracle_and_notices_an_underdispersed_sampler
     prior, op, x, y = _oracle_problem()
     exact = de.posterior_samples(prior, SCHED, op, y, k=64, steps=1000, settings=EXACT).calibration(x)
     # DDPM with the exact noise prediction samples the posterior (here: the prior on the holes)
-    assert exact["expected"] == pytest.approx(0.9528, abs=1e-4)
+    assert exact["expected"] == pytest.approx(0.9484, abs=1e-4)  # Student t, 63 dof
     assert abs(exact["coverage"] - exact["expected"]) < 0.015  # within ~3 Monte-Carlo errors
     assert exact["uncertain"] == pytest.approx(float(1 - op.mask.mean()), abs=1e-6)  # the holes only
     # all noise fresh and no eps (eta = 1 in the DDNM code's convention): the spread is too small
     narrow = de.SamplerSettings(kind="ddim", eta=1.0, clip_x0=False)
     under = de.posterior_samples(prior, SCHED, op, y, k=64, steps=50, settings=narrow).calibration(x)
     assert under["coverage"] < exact["expected"] - 0.05
+
+
+def test_calibrated_coverage_is_students_t():
+    """Closed forms of P(|T_nu| <= z): nu = 1 (Cauchy) 2/pi atan z, nu = 2 z / sqrt(2 + z^2); the
+    Gaussian erf(z / sqrt 2) as K grows; and a Monte-Carlo draw of the definition at K = 8."""
+    for k, exact in ((2, lambda z: 2 / math.pi * math.atan(z)),
+                     (3, lambda z: z / math.sqrt(2 + z * z))):
+        for width in (0.5, 2.0, 3.0):
+            z = width / math.sqrt(1 + 1 / k)
+            assert calibrated_coverage(width, k) == pytest.approx(exact(z), abs=1e-9)
+    assert calibrated_coverage(2.0, 10 ** 6) == pytest.approx(math.erf(2 / math.sqrt(2)), abs=1e-5)
+    g = torch.Generator().manual_seed(0)
+    draws = torch.randn(200_000, 9, generator=g, dtype=torch.float64)  # x, then K = 8 samples
+    s = draws[:, 1:]
+    inside = ((draws[:, 0] - s.mean(1)).abs() <= 2 * s.std(1)).double().mean().item()
+    assert inside == pytest.approx(calibrated_coverage(2.0, 8), abs=0.003)  # ~4 MC errors
+    assert abs(inside - math.erf(2 / math.sqrt(2))) > 0.03  # the Gaussian value would be wrong
 
 
 def test_spearman_and_bad_input():

@@ -38,12 +38,11 @@ import torch
 
 from .. import operators as ops
 from ..errors import CommandParser, DDNMInputError, run_command
-from .images import (check_output_folder, check_output_path, colour_map, expand_inputs, read_image, read_mask,
-                     write_image)
+from ..viz import UNCERTAINTY_VMAX, colour_map  # the std that --uncertainty maps to the top of its scale
+from .images import check_output_folder, check_output_path, expand_inputs, read_image, read_mask, write_image
 
 TASKS = ("sr2", "sr4", "inpaint", "colorize", "deblur", "denoise")  # of operators.TASKS, for a file y
 MAX_SAMPLES = 256  # K samples of B images are one batch of B K images
-UNCERTAINTY_VMAX = 0.5  # the std that --uncertainty maps to the top of its colour scale
 
 
 #: the background each model was trained on, in [0, 1]: transparent pixels are composited onto it

@@ -173,23 +173,6 @@ def check_output_folder(out: Path, inputs: list[Path], what: str = "--out") -> l
     return names
 
 
-#: anchors of the uncertainty colour map (inferno-like, perceptually ordered): black -> purple -> red ->
-#: orange -> pale yellow, at 0, 1/4, 1/2, 3/4 and 1 of the scale
-_COLOURS = torch.tensor([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]]) / 255.0
-
-
-def colour_map(value: torch.Tensor, vmax: float) -> torch.Tensor:
-    """(C, H, W) or (H, W) non-negative values -> (3, H, W) colours in [-1, 1] (``write_image``'s scale):
-    0 is black, ``vmax`` and above pale yellow. Several channels are averaged first."""
-    v = value.float()
-    v = v.mean(0) if v.ndim == 3 else v
-    u = (v / vmax).clamp(0, 1) * (len(_COLOURS) - 1)
-    i = u.floor().long().clamp(max=len(_COLOURS) - 2)
-    w = (u - i)[None]
-    rgb = _COLOURS[i].permute(2, 0, 1) * (1 - w) + _COLOURS[i + 1].permute(2, 0, 1) * w
-    return rgb * 2 - 1
-
-
 def save_grid(images: torch.Tensor, path: Path, ncol: int = 8, scale: int = 2) -> None:
     """(N, C, H, W) in [-1, 1] -> PNG grid."""
     from PIL import Image

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ...errors import CommandParser, DDNMInputError
 from ...pretrained import WEIGHTS_DIR, available
-from .cards import BUCKETS, bucket_losses, evaluate_model, nearest_neighbours, restoration_table, targets, tasks_for, write_card
+from .cards import (BUCKETS, bucket_losses, evaluate_model, nearest_neighbours, posterior_section,
+                    refresh_posterior_section, restoration_table, targets, tasks_for, write_card)
 from .common import BENCH_DIR, markdown_table, psnr_capped, score_cells, scores, stats
 from .compare import (COMPARE_TASKS, ZERO_SHOT_PEERS, compare_tasks, headline, headline_markdown, noisy_measurement,
                       read_compare, run_compare, write_compare)
@@ -19,7 +20,7 @@ from .specialist import SPECIALISTS, evaluate_specialist, run_specialist, specia
 
 __all__ = ["BENCH_DIR", "BUCKETS", "COMPARE_TASKS", "SPECIALISTS", "ZERO_SHOT_PEERS", "bucket_losses", "compare_tasks",
            "evaluate_model", "evaluate_specialist", "headline", "headline_markdown", "main", "markdown_table",
-           "nearest_neighbours", "score_cells",
+           "nearest_neighbours", "posterior_section", "refresh_posterior_section", "score_cells",
            "noisy_measurement", "psnr_capped", "read_compare", "restoration_table", "run_compare", "run_specialist",
            "scores", "specialist_markdown", "specialist_problems", "stats", "targets", "tasks_for", "write_card",
            "write_compare"]

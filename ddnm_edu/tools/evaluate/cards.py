@@ -25,7 +25,7 @@ from ...sampling import ddnm, sample
 from ...schedule import NoiseSchedule
 from ...settings import best_device, model_device
 from ..images import save_grid
-from .common import markdown_table, psnr_capped, score_cells, scores, stats
+from .common import BENCH_DIR, markdown_table, psnr_capped, score_cells, scores, stats
 
 BUCKETS = ((0, 100), (100, 300), (300, 600), (600, 1000))
 
@@ -259,4 +259,46 @@ def write_card(name: str, rec: dict, r: dict, out: Path) -> None:
                       [t["style"], t["target"], f"{t['value']:.2f}"
                        + (f" (ahead on {100 * t['wins']:.0f} %)" if "wins" in t else ""),
                        f"{t['versus']:.2f}", "yes" if t["met"] else "**no**"] for t in r["targets"]])]
+    lines += posterior_section(name)
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
+POSTERIOR_HEADING = "## What DDNM samples"
+
+
+def posterior_section(name: str, bench: Path = BENCH_DIR) -> list[str]:
+    """The card's section on DDNM's samples, quoted from ``benchmarks/posterior.json`` (written by
+    ``python benchmarks/posterior.py``); no lines when that file has no row for ``name``."""
+    path = bench / "posterior.json"
+    if not path.exists():
+        return []
+    report = json.loads(path.read_text())
+    rows = [r for r in report["rows"] if r["model"] == name]
+    if not rows:
+        return []
+    info, k = report["info"], report["info"]["k"]
+    return ["", POSTERIOR_HEADING, "",
+            f"From `benchmarks/posterior.md` (`{info['command']}`): {info['n']} held-out images per task"
+            + (" (emoji whose base emoji has no sibling in the training set), " if name.startswith("emoji") else ", ")
+            + f"K = {k} DDNM samples of each ({info['steps']} steps, eta 0.85, noise-free y). PSNR in dB, mean over "
+            "images. *Exact sampler*: what the mean of the samples would score if they were exact posterior "
+            "samples with the measured single-sample error; *shared / spread*: the error the samples share over "
+            "their spread (1 for an exact sampler); *coverage*: pixels with |x - mean| <= 2 std, in brackets the "
+            "value for a calibrated spread; *rank corr.*: Spearman's between std and |x - mean|. Chapter 10 "
+            "explains each.", "",
+            *markdown_table(
+                ["task", "one sample", f"mean of {k}", f"exact sampler, mean of {k}", "shared / spread",
+                 "coverage (calibrated)", "rank corr."],
+                [[r["task"], f"{r['psnr_one']:.2f}", f"{r['psnr_mean'][str(k)]:.2f}",
+                  f"{r['psnr_exact_prediction'][str(k)]:.2f}", f"{r['shared_over_spread']:.2f}",
+                  f"{r['calibration_coverage']:.3f} ({r['calibration_expected']:.3f})",
+                  f"{r['calibration_spearman']:.2f}"] for r in rows])]
+
+
+def refresh_posterior_section(name: str, out: Path, bench: Path = BENCH_DIR) -> Path:
+    """Replace (or add) the card's posterior section, leaving the rest of ``out/<name>.md`` as measured."""
+    card = out / f"{name}.md"
+    text = card.read_text()
+    head = text.split("\n" + POSTERIOR_HEADING + "\n")[0].rstrip("\n")
+    card.write_text("\n".join([head, *posterior_section(name, bench)]) + "\n")
+    return card

@@ -7,7 +7,7 @@ Run it on the device machine with ``PYTHONPATH=.`` from the repository root (no 
 It never writes into the repository: new weights, cards and tables go to OUT, and the session that
 called it checks them and commits what improved. Stages, each given what is left of the budget:
 
-1. ``train``: both models continue from ``data/weights/<name>.pt`` (``python -m ddnm_edu.tools.train``, bf16
+1. ``train``: both models continue from ``ddnm_edu/assets/weights/<name>.pt`` (``python -m ddnm_edu.tools.train``, bf16
    autocast on CUDA, ``--batch`` images per step, ``--max-minutes`` each). Fashion-MNIST needs its training
    images: the Debian package, or the two ``train-*-idx*-ubyte.gz`` files in ``--fashion-dir`` (copy
    them into the working tree, untracked, before the run so that they travel with it).
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     weights = out / "weights"
     if weights.exists():
         shutil.rmtree(weights)
-    shutil.copytree(ROOT / "data" / "weights", weights)  # start from the shipped registry
+    shutil.copytree(ROOT / "ddnm_edu" / "assets" / "weights", weights)  # start from the shipped registry
     env = dict(os.environ, PYTHONPATH=str(ROOT), DDNM_EDU_WEIGHTS=str(weights))
     if (args.fashion_dir / "train-images-idx3-ubyte.gz").exists():
         env["DDNM_EDU_FASHION_DIR"] = str(args.fashion_dir)
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
                 info[name] = "skipped: no Fashion-MNIST training images (see --fashion-dir)"
                 continue
             cmd = [sys.executable, "-m", "ddnm_edu.tools.train", "--config", name, "--out", str(out / "runs" / name),
-                   "--init-from", str(ROOT / "data" / "weights" / f"{name}.pt"), "--max-minutes", str(per_model),
+                   "--init-from", str(ROOT / "ddnm_edu" / "assets" / "weights" / f"{name}.pt"), "--max-minutes", str(per_model),
                    "--batch", str(16 if args.quick else args.batch), "--lr", str(args.lr), "--warmup", "100",
                    "--sample-every", "0", "--ckpt-minutes", "1", "--log-every", "5" if args.quick else "50"]
             if args.quick:

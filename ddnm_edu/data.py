@@ -1,6 +1,7 @@
 """Datasets: Fashion-MNIST (grayscale) and emoji in three art styles (RGB), all 32x32 in [-1, 1].
 
-What ships in ``data/`` (no package needed): the held-out test sets and the emoji
+What ships inside the package, in ``ddnm_edu/assets/`` (so an installed wheel has it; found with
+``importlib.resources``, never through a checkout's layout): the held-out test sets and the emoji
 training set (small). The Fashion-MNIST training set is read from the Debian package
 ``dataset-fashion-mnist`` when training. How the emoji set is made: :mod:`ddnm_edu.tools.emoji`.
 
@@ -8,7 +9,7 @@ Rebuild the shipped arrays from the package managers (Debian, PyPI, npm) with ``
 
     apt-get update && apt-get install -y dataset-fashion-mnist fonts-noto-color-emoji npm
     pip install -e ".[data]"
-    python -m ddnm_edu.tools.datasets build --out data
+    python -m ddnm_edu.tools.datasets build   # writes ddnm_edu/assets/
 
 ``load(name, split)`` returns a float32 tensor (N, C, 32, 32) in [-1, 1].
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,8 @@ import torch
 
 from .errors import DDNMInputError
 
-REPO_DATA = Path(__file__).resolve().parent.parent / "data"
+#: the package's own data: datasets, manifest.json, and the shipped weights in weights/
+ASSETS = Path(str(files("ddnm_edu") / "assets"))
 # DDNM_EDU_FASHION_DIR points elsewhere (e.g. a copy carried to a GPU machine without the Debian package)
 FASHION_DIR = Path(os.environ.get("DDNM_EDU_FASHION_DIR", "/usr/share/datasets/fashion-mnist"))
 DATASETS = ("fashion-mnist", "emoji")
@@ -108,17 +111,17 @@ def load(name: str, split: str = "test", n: int | None = None, with_labels: bool
         if split == "train":
             imgs, labels = fashion_mnist_raw("train")
         else:
-            z = _shipped(REPO_DATA / "fashion-mnist" / "test.npz", name, split)
+            z = _shipped(ASSETS / "fashion-mnist" / "test.npz", name, split)
             imgs, labels = z["images"], z["labels"]
     elif split == "train":
-        z = _shipped(REPO_DATA / "emoji" / "train.npz", name, split)
+        z = _shipped(ASSETS / "emoji" / "train.npz", name, split)
         imgs, labels = z["images"], z["texts"]
         if style not in (None, "all"):
             keep = z["styles"] == style
             imgs, labels = imgs[keep], labels[keep]
     else:
         styles = EMOJI_STYLES if style == "all" else (style or "noto",)
-        zs = [_shipped(REPO_DATA / "emoji" / EMOJI_TEST_FILES[s], name, split) for s in styles]
+        zs = [_shipped(ASSETS / "emoji" / EMOJI_TEST_FILES[s], name, split) for s in styles]
         imgs = np.concatenate([z["images"] for z in zs])
         labels = np.concatenate([z["texts"] for z in zs])
     imgs, labels = imgs[:n], labels[:n]

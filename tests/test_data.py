@@ -10,9 +10,9 @@ from ddnm_edu import DDNMInputError, data
 
 
 def test_manifest_checksums_match():
-    manifest = json.loads((data.REPO_DATA / "manifest.json").read_text())
+    manifest = json.loads((data.ASSETS / "manifest.json").read_text())
     for rel, info in manifest.items():
-        assert data.sha256(data.REPO_DATA / rel) == info["sha256"], rel
+        assert data.sha256(data.ASSETS / rel) == info["sha256"], rel
 
 
 def test_fashion_mnist_test_split():
@@ -34,7 +34,7 @@ def test_emoji_splits_are_disjoint_rgb():
 def test_emoji_styles_and_held_out_bases():
     from ddnm_edu.tools.emoji import base_key
 
-    manifest = json.loads((data.REPO_DATA / "manifest.json").read_text())
+    manifest = json.loads((data.ASSETS / "manifest.json").read_text())
     per_style = manifest["emoji/train.npz"]["per_style"]
     assert set(per_style) == set(data.EMOJI_STYLES) and min(per_style.values()) > 1000
     _, styles_texts = data.load("emoji", "train", with_labels=True)
@@ -55,7 +55,7 @@ def test_emoji_training_set_is_rebalanced():
     from ddnm_edu.tools.emoji import PER_GROUP, base_key
 
     _, texts = data.load("emoji", "train", with_labels=True)
-    styles = np.load(data.REPO_DATA / "emoji" / "train.npz")["styles"]
+    styles = np.load(data.ASSETS / "emoji" / "train.npz")["styles"]
     counts = collections.Counter((s, base_key(t)) for s, t in zip(styles, texts))
     assert max(counts.values()) <= PER_GROUP
     toned = sum(any(0x1F3FB <= ord(c) <= 0x1F3FF for c in t) for t in texts)

@@ -45,23 +45,23 @@ def test_guard_does_nothing_where_the_library_is_installed(monkeypatch):
     assert _run_guard(monkeypatch, installed=True) == []
 
 
-def test_guard_clones_and_installs_where_it_is_missing(monkeypatch):
+def test_guard_installs_the_package_where_it_is_missing(monkeypatch):
+    """pip builds and installs the package (weights and data inside it, tests/test_wheel.py); no clone."""
     calls = _run_guard(monkeypatch, installed=False)
     repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
     assert [c[0] for c in calls] == [
-        ["git", "clone", "-q", "--depth", "1", repo, "ddnm-edu"],
-        [sys.executable, "-m", "pip", "install", "-q", "-e", "ddnm-edu[book]"]]
+        [sys.executable, "-m", "pip", "install", "-q", f"ddnm-edu[book] @ git+{repo}"]]
     assert all(kw.get("check") for _, kw in calls)
-    assert "ddnm-edu" in sys.path  # this kernel finds the fresh checkout (and its data/ and weights)
 
 
-def test_data_and_weights_resolve_from_an_editable_checkout():
-    """The guard installs the checkout editable: the library finds data/ beside its own package."""
+def test_data_and_weights_are_the_packages_own():
+    """The library finds its data and weights inside its own package (ddnm_edu/assets), as an installed
+    wheel has them; tests/test_wheel.py checks that from outside the checkout."""
     from ddnm_edu import data
     from ddnm_edu.pretrained import WEIGHTS_DIR
 
-    assert data.REPO_DATA == Path(data.__file__).resolve().parent.parent / "data"
-    assert (data.REPO_DATA / "manifest.json").exists() and (WEIGHTS_DIR / "weights.json").exists()
+    assert data.ASSETS == Path(data.__file__).resolve().parent / "assets"
+    assert (data.ASSETS / "manifest.json").exists() and (WEIGHTS_DIR / "weights.json").exists()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -1,5 +1,6 @@
 """Shipped weights load offline with their sha256 checked; a changed file is rejected."""
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -7,6 +8,8 @@ import torch
 import ddnm_edu as de
 from ddnm_edu import DDNMInputError, pretrained
 from ddnm_edu.tools import weights
+
+CANDIDATES = Path(__file__).resolve().parents[1] / "data" / "candidates"  # trained, not shipped
 
 
 @pytest.mark.parametrize("name,channels", [("fashion-mnist-32", 1), ("emoji-32", 3)])
@@ -67,9 +70,9 @@ def test_unreadable_weights_file(tmp_path):
 def test_interpolate_is_the_weight_line_between_two_recorded_files(tmp_path):
     """theta = (1 - alpha) theta_a + alpha theta_b, tensor by tensor: alpha 0 and 1 give the parents exactly,
     0.5 their midpoint; the written file is recorded beside it (sha256, both parents) and loads as the model."""
-    from ddnm_edu.data import REPO_DATA, sha256
+    from ddnm_edu.data import sha256
 
-    a, b = pretrained.WEIGHTS_DIR / "emoji-32.pt", REPO_DATA / "candidates" / "emoji-32.pt"
+    a, b = pretrained.WEIGHTS_DIR / "emoji-32.pt", CANDIDATES / "emoji-32.pt"
     sa, sb = (torch.load(f, weights_only=True) for f in (a, b))
     assert any(not torch.equal(sa[k], sb[k]) for k in sa)  # two different weight sets
     for alpha, want in ((0.0, sa), (1.0, sb), (0.5, {k: (sa[k] + sb[k]) / 2 for k in sa})):

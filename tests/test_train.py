@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+CANDIDATES = Path(__file__).resolve().parents[1] / "data" / "candidates"  # trained, not shipped
+
 ROOT = Path(__file__).resolve().parent.parent
 # The first 256 Fashion-MNIST training images, in the official idx format (tests/data/fashion-mnist/README.md):
 # the Fashion-MNIST runs here read them through the same loader, not the Debian package.
@@ -120,7 +122,6 @@ def test_ddp_two_processes_on_cpu(tmp_path):
 def test_prior_check_compares_a_run_with_the_shipped_model(tmp_path):
     """benchmarks/prior_check.py on a 1-step run: both columns, every emoji style and the unseen-base Noto
     subset, the targets; and on a candidate weights file."""
-    from ddnm_edu.data import REPO_DATA
     from ddnm_edu.tools.emoji import unseen_base
     from ddnm_edu.pretrained import WEIGHTS_DIR, registry
 
@@ -142,9 +143,9 @@ def test_prior_check_compares_a_run_with_the_shipped_model(tmp_path):
     assert "| fluent-flat | colorize |" in md and "| noto-unseen | sr4 |" in md
     assert f"on top of {rep['info']['shipped_steps']:,}." in md
     # a weights file with a record (a candidate) instead of a run folder: its steps come from the record
-    cand = json.loads((REPO_DATA / "candidates" / "weights.json").read_text())["emoji-32"]
+    cand = json.loads((CANDIDATES / "weights.json").read_text())["emoji-32"]
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "prior_check.py"), "--name", "emoji-32", "--run",
-                    str(REPO_DATA / "candidates" / cand["file"]), "--n", "1", "--steps", "2", "--n-loss", "2",
+                    str(CANDIDATES / cand["file"]), "--n", "1", "--steps", "2", "--n-loss", "2",
                     "--out", str(tmp_path)], check=True, env=_env(), cwd=ROOT, capture_output=True)
     info = json.loads((tmp_path / "prior-check-emoji-32.json").read_text())["info"]
     assert info["run_init_steps"] == cand["steps_before_this_run"] == registry()["emoji-32"]["steps"]
@@ -186,10 +187,10 @@ def test_supervised_restormer_trains_exports_and_loads(tmp_path):
 def test_candidate_weights_load_and_count_their_steps(tmp_path):
     """data/candidates/: sha256 as recorded, loads into its UNet, and --init-from counts its steps (from the
     weights.json beside it, not from the shipped file of the same name)."""
-    from ddnm_edu.data import REPO_DATA, sha256
+    from ddnm_edu.data import sha256
     from ddnm_edu.pretrained import load_pretrained, registry
 
-    folder = REPO_DATA / "candidates"
+    folder = CANDIDATES
     recs = json.loads((folder / "weights.json").read_text())
     assert recs, "data/candidates/weights.json lists no candidate"
     for name, rec in recs.items():

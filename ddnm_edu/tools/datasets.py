@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import EMOJI_TEST_FILES, FASHION_TEST_SHIPPED, NPM_CACHE, REPO_DATA, fashion_mnist_raw, sha256
+from ..data import EMOJI_TEST_FILES, FASHION_TEST_SHIPPED, NPM_CACHE, ASSETS, fashion_mnist_raw, sha256
 from ..errors import CommandParser, run_command
 
 
-def build(out: Path = REPO_DATA, cache: Path = NPM_CACHE) -> dict:
+def build(out: Path = ASSETS, cache: Path = NPM_CACHE) -> dict:
     """Write the shipped arrays into ``out`` and return a manifest (also written as manifest.json).
 
     Emoji: see :mod:`ddnm_edu.tools.emoji` (three styles, rebalanced, per-style held-out sets);
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = CommandParser(prog="python -m ddnm_edu.tools.datasets", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="rebuild the shipped arrays from the Debian packages")
-    b.add_argument("--out", type=Path, default=REPO_DATA)
+    b.add_argument("--out", type=Path, default=ASSETS)
     b.add_argument("--npm-cache", type=Path, default=NPM_CACHE, help="where the npm tarballs are unpacked")
     args = ap.parse_args(argv)
     manifest = build(args.out, args.npm_cache)

@@ -119,7 +119,7 @@ def load_training_images(dataset: str, n: int | None = None) -> torch.Tensor:
     if dataset == "fashion-mnist":
         imgs, _ = data.fashion_mnist_raw("train")
     else:
-        imgs = np.load(data.REPO_DATA / "emoji" / "train.npz")["images"]
+        imgs = np.load(data.ASSETS / "emoji" / "train.npz")["images"]
     return torch.from_numpy(np.ascontiguousarray(imgs[:n]))
 
 

@@ -36,7 +36,7 @@ def main(argv=None) -> None:
     m.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     m.add_argument("--weights", type=Path, default=None,
                    help="measure this state dict (e.g. runs/emoji-32/ema.pt) instead of the shipped file; "
-                        "use with one --name and an --out outside data/weights")
+                        "use with one --name and an --out outside ddnm_edu/assets/weights")
     c = sub.add_parser("compare", help="DDNM vs DDNM+ vs DDRM vs DPS vs baselines on the held-out sets")
     size = c.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="8 images, 20 steps (minutes on a CPU; the default)")

@@ -6,7 +6,7 @@
 For each model: unconditional DDIM samples (a grid), the held-out denoising loss by timestep
 bucket next to the training loss, for emoji the nearest training image of some samples, and DDNM
 on the held-out set next to A^dagger y and a classical method (bicubic for SR, biharmonic
-inpainting). Results go to ``data/weights/<name>.md`` (the model card), ``<name>-eval.json`` and
+inpainting). Results go to ``ddnm_edu/assets/weights/<name>.md`` (the model card), ``<name>-eval.json`` and
 PNG figures beside them.
 """
 from __future__ import annotations
@@ -199,10 +199,10 @@ def evaluate_model(name: str, n: int | None, steps: int, seed: int, out: Path, n
 
 def write_card(name: str, rec: dict, r: dict, out: Path) -> None:
     if name.startswith("emoji"):
-        m = json.loads((data.REPO_DATA / "manifest.json").read_text())["emoji/train.npz"]
+        m = json.loads((data.ASSETS / "manifest.json").read_text())["emoji/train.npz"]
         ds = (f"emoji in {len(m['per_style'])} art styles, RGB, {m['n']:,} training images ("
               + ", ".join(f"{k} {v:,}" for k, v in m["per_style"].items())
-              + "; at most two per base emoji; data/README.md)")
+              + "; at most two per base emoji; ddnm_edu/assets/README.md)")
     else:
         ds = "Fashion-MNIST (60,000 training images, grayscale, zero-padded to 32x32)"
     lines = [f"# Model card: `{name}`", "",

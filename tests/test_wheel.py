@@ -1,0 +1,92 @@
+"""A real distribution: the wheel that ``python -m build`` makes carries the shipped weights and datasets,
+and works from a fresh virtualenv outside the checkout (loading every model and dataset, ``ddnm-edu
+restore`` through the installed console script), finding them as package data, never through the
+repository's layout."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tracked(prefix: str) -> set[str]:
+    out = subprocess.run(["git", "ls-files", prefix], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.fail(f"git ls-files failed: {out.stderr.strip()}")
+    return set(out.stdout.split())
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """sdist, then the wheel built from the sdist (python -m build), so both must carry the assets."""
+    dist = tmp_path_factory.mktemp("dist")
+    r = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(ROOT)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    (whl,) = dist.glob("ddnm_edu-*.whl")
+    print(f"wheel: {whl.name}, {whl.stat().st_size / 2 ** 20:.1f} MiB")
+    return whl
+
+
+def test_the_wheel_carries_the_assets_and_no_training_only_files(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = _tracked("ddnm_edu/assets")
+    assert shipped and shipped <= names, sorted(shipped - names)[:5]
+    assert _tracked("ddnm_edu") - {n for n in _tracked("ddnm_edu") if n.endswith(".ipynb")} <= names
+    assert not any(n.startswith(("data/", "book/", "tests/", "benchmarks/")) for n in names)
+    assert not any("candidates" in n for n in names)  # trained, not shipped: stays in the repository
+    assert wheel.stat().st_size < 60 * 2 ** 20
+
+
+CHECK = """
+import json, sys
+from pathlib import Path
+import ddnm_edu as de
+from ddnm_edu import data, pretrained
+where = Path(de.__file__).resolve()
+assert where.is_relative_to(Path(sys.prefix).resolve()), where  # the installed copy, not a checkout
+assert not any((Path(p) / "book").is_dir() for p in sys.path if p), "a checkout is on sys.path"
+models = pretrained.available()
+for name in models:
+    pretrained.load_pretrained(name)  # sha256 checked against weights.json
+sizes = {f"{d}/{s}": len(data.load(d, s)) for d, s in
+         (("fashion-mnist", "test"), ("emoji", "train"), ("emoji", "test"))}
+print(json.dumps({"models": models, "sizes": sizes, "assets": str(data.ASSETS)}))
+"""
+
+
+def test_the_installed_wheel_works_outside_the_checkout(wheel, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py, script = venv / "bin" / "python", venv / "bin" / "ddnm-edu"
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    # torch, numpy, pillow and tqdm come from this environment's site-packages, as a plain path (its .pth
+    # files, such as the editable install's finder, are not run): ddnm_edu itself can only come from the wheel
+    deps = os.pathsep.join(dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib")))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DDNM_EDU_")} | {"PYTHONPATH": deps}
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    r = subprocess.run([str(py), "-c", CHECK], capture_output=True, text=True, cwd=work, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert {"fashion-mnist-32", "emoji-32", "restormer-sr4"} <= set(got["models"])
+    assert got["sizes"] == {"fashion-mnist/test": 1000, "emoji/train": got["sizes"]["emoji/train"],
+                            "emoji/test": got["sizes"]["emoji/test"]} and min(got["sizes"].values()) > 100
+    assert Path(got["assets"]).resolve().is_relative_to(venv.resolve())
+    from PIL import Image
+
+    Image.new("L", (8, 8), 128).save(work / "small.png")
+    r = subprocess.run([str(script), "restore", "small.png", "--task", "sr4", "--model", "fashion-mnist-32",
+                        "--steps", "3", "--out", "big.png"], capture_output=True, text=True, cwd=work, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert Image.open(work / "big.png").size == (32, 32)

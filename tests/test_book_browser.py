@@ -143,11 +143,19 @@ def test_student_edition_has_the_exercises_but_no_solutions():
         n = len(classroom.exercises(json.loads(path.read_text())))
         total += n
         full = (HTML / "book" / f"{path.stem}.html").read_text()
+        if path.stem in classroom.INSTRUCTOR_ONLY:
+            assert not (STUDENT_HTML / "book" / f"{path.stem}.html").exists(), path.stem
+            continue
         student = (STUDENT_HTML / "book" / f"{path.stem}.html").read_text()
         assert len(sol.findall(full)) == n and len(ex.findall(full)) == n, path.stem
         assert len(sol.findall(student)) == 0 and len(ex.findall(student)) == n, path.stem
         assert "student edition" in student
     assert total >= 19
+    # no link back to a notebook with solutions: no launch buttons, no repository links, on any page
+    for page in STUDENT_HTML.rglob("*.html"):
+        text = page.read_text()
+        assert "colab.research.google.com" not in text and "github.com/ddnm-edu" not in text, page.name
+        assert "13-teaching" not in text, page.name
 
 
 @pytest.mark.parametrize("chapter", sorted(NOTEBOOKS))

@@ -13,6 +13,7 @@ import pytest
 from ddnm_edu.tools import classroom as C
 
 ROOT = Path(__file__).resolve().parent.parent
+COURSE = C.load_course()  # classroom/course.toml: what is graded, and how
 
 
 def _book(n: int) -> dict:
@@ -24,9 +25,9 @@ def test_every_chapter_1_to_10_has_an_auto_graded_exercise_and_every_label_exist
     for p in C.chapters():
         for label in C.exercises(json.loads(p.read_text())):
             labels[label] = int(p.name[:2])
-    for label in list(C.GRADED) + list(C.MANUAL):
+    for label in list(COURSE.auto) + list(COURSE.manual):
         assert label in labels, f"{label} is graded but no chapter has that exercise"
-    graded_chapters = {labels[label] for label in C.GRADED}
+    graded_chapters = {labels[label] for label in COURSE.auto}
     assert set(range(1, 11)) <= graded_chapters, sorted(graded_chapters)
 
 
@@ -127,8 +128,13 @@ def test_nbgrader_generate_and_autograde(tmp_path):
                         assert json.dumps(line.strip())[1:-1] not in text, line
         assert "a.T / (a @ a.T)" not in text and "mask * x1, (1 - mask) * x1" not in text
 
-        def wrong(grade_id, code):  # A^dagger with one wrong entry
-            return code + "\na_pinv = a_pinv.clone()\na_pinv[1, 0] += 0.25\n" if grade_id.startswith("ex-ch4-color") else code
+        def wrong(grade_id, code):  # A^dagger with one wrong entry; ch5's parts for an operator that sees all
+            if grade_id.startswith("ex-ch4-color"):
+                return code + "\na_pinv = a_pinv.clone()\na_pinv[1, 0] += 0.25\n"
+            if grade_id.startswith("ex-ch5-inpaint"):
+                return ("op_in = ops.Inpainting(torch.ones_like(ops.Inpainting.random_mask(32, 0.5, seed=3)))\n"
+                        "range_x, null_x = x1, torch.zeros_like(x1)\n")
+            return code
 
         subs = {"perfect": _fill(release, source), "untouched": release, "wrong": _fill(release, source, wrong)}
         for student, nb in subs.items():
@@ -136,19 +142,25 @@ def test_nbgrader_generate_and_autograde(tmp_path):
             d.mkdir(parents=True, exist_ok=True)
             (d / f"{a}.ipynb").write_text(json.dumps(nb))
     for a in summary:
-        _nbgrader(course, "autograde", a, "--create", "--force")
-    auto = {a: {f"{label}-test": spec["points"] for label, spec in C.GRADED.items() if label in summary[a]}
+        r = _nbgrader(course, "autograde", a, "--create", "--force")
+        assert "cannot be converted to a float" not in r.stdout + r.stderr  # test cells end without a value
+    auto = {a: {f"{label}-test": spec["points"] for label, spec in COURSE.auto.items() if label in summary[a]}
             for a in summary}
+    # feedback shows the student what failed in one line, without the hidden tests or a library traceback
+    _nbgrader(course, "generate_feedback", "04-pseudo-inverse", "--student", "wrong", "--force")
+    page = (course / "feedback" / "wrong" / "04-pseudo-inverse" / "04-pseudo-inverse.html").read_text()
+    assert "CheckFailed: not the Moore-Penrose inverse" in page  # ddnm_edu.check's message, in one line
+    assert "Traceback (most recent call last)" not in page and "check.py" not in page
+    assert "HIDDEN TESTS" not in page and "torch.linalg.pinv(torch.full" not in page
+    assert "(hidden tests)" in page
     for a, tests in auto.items():
         perfect, untouched, wrong = (_scores(course, a, s) for s in ("perfect", "untouched", "wrong"))
         for gid, pts in tests.items():
             assert perfect[gid] == (pts, pts), (a, gid, perfect)  # the book's own solution: full points
             assert untouched[gid][0] == 0, (a, gid, untouched)  # untouched: zero, and autograde did not crash
         lost = {gid: tests[gid] - wrong[gid][0] for gid in tests}
-        if a == "04-pseudo-inverse":
-            assert lost == {"ex-ch4-color-test": 2}  # exactly that exercise's points
-        else:
-            assert all(v == 0 for v in lost.values())
+        spoiled = {"04-pseudo-inverse": "ex-ch4-color-test", "05-range-null": "ex-ch5-inpaint-test"}[a]
+        assert lost == {gid: (tests[gid] if gid == spoiled else 0) for gid in tests}  # exactly that exercise's
 
 
 def test_student_book_sources_have_no_solutions(tmp_path):
@@ -158,6 +170,10 @@ def test_student_book_sources_have_no_solutions(tmp_path):
         text = p.read_text()
         assert "solution-start" not in text and "solution-end" not in text, p.name
     assert (out / "_toc.yml").exists() and (out / "book" / "references.bib").exists()
+    for name in C.INSTRUCTOR_ONLY:  # the instructors' chapter (graded exercises, workflow) is not there
+        assert not list((out / "book").glob(f"{name}.*")) and name not in (out / "_toc.yml").read_text()
+    config = (out / "_config.yml").read_text()
+    assert "launch_buttons" not in config and "github.com" not in config  # no way to the solutions
 
 
 def test_cli_export(tmp_path):
@@ -178,8 +194,8 @@ def test_the_books_solutions_score_full_points_in_every_chapter(tmp_path):
     pytest.importorskip("nbgrader")
     course = tmp_path / "course"
     summary = C.export(course)
-    graded = {label for pts in summary.values() for label in pts if label in C.GRADED}
-    assert graded == set(C.GRADED)
+    graded = {label for pts in summary.values() for label in pts if label in COURSE.auto}
+    assert graded == set(COURSE.auto)
     for a in summary:
         _nbgrader(course, "generate_assignment", a, "--force")
         release = json.loads((course / "release" / a / f"{a}.ipynb").read_text())
@@ -191,6 +207,50 @@ def test_the_books_solutions_score_full_points_in_every_chapter(tmp_path):
         _nbgrader(course, "autograde", a, "--create", "--force")
         scores = _scores(course, a, "book")
         for label in summary[a]:
-            if label in C.GRADED:
-                pts = C.GRADED[label]["points"]
+            if label in COURSE.auto:
+                pts = COURSE.auto[label]["points"]
                 assert scores[f"{label}-test"] == (pts, pts), (a, label, scores)
+
+
+def test_course_files_choose_the_exercises_and_bad_ones_get_one_clear_error(tmp_path):
+    mine = tmp_path / "mine.toml"
+    mine.write_text("[auto.\"ex-ch1-null\"]\npoints = 5\ntests = '''\nde.check.null_basis(basis, A1)\n'''\n"
+                    "[manual]\n\"ex-ch3-forms\" = 1\n")
+    summary = C.export(tmp_path / "c", course=mine)
+    assert summary == {"01-inverse-problems": {"ex-ch1-null": 5}, "03-reverse-process": {"ex-ch3-forms": 1}}
+    assert (tmp_path / "c" / "course.toml").read_text() == mine.read_text()  # the instructor's record
+    for text, says in (("[auto.\"ex-ch1-nul\"]\npoints = 1\ntests = 'x'\n", "no exercise labelled ex-ch1-nul"),
+                       ("[auto.\"ex-ch1-null\"]\npoints = 0\ntests = 'x'\n", "needs points"),
+                       ("[manual]\n\"ex-ch3-forms\" = \"two\"\n", "positive number of points"),
+                       ("[graded]\n", "unknown table"), ("[auto\n", "fix the TOML")):
+        mine.write_text(text)
+        with pytest.raises(C.DDNMInputError, match=says):
+            C.export(tmp_path / "d", course=mine)
+        assert not (tmp_path / "d").exists()  # nothing left behind
+
+
+def test_export_keeps_an_edited_config_and_earlier_chapters_and_stable_ids(tmp_path):
+    out = tmp_path / "c"
+    C.export(out, [1])
+    first = (out / "source" / "01-inverse-problems" / "01-inverse-problems.ipynb").read_text()
+    C.export(out, [4])
+    assert set(json.loads((out / "assignments.json").read_text())) == {"01-inverse-problems", "04-pseudo-inverse"}
+    C.export(out, [1])
+    assert (out / "source" / "01-inverse-problems" / "01-inverse-problems.ipynb").read_text() == first  # same ids
+    config = out / "nbgrader_config.py"
+    assert "exchange" in config.read_text() and "StudentFeedback" in config.read_text()
+    config.write_text(config.read_text() + "c.ExecutePreprocessor.timeout = 1200\n")
+    with pytest.raises(C.DDNMInputError, match="--force"):
+        C.export(out, [1])
+    assert config.read_text().endswith("1200\n")
+    C.export(out, [1], force=True)
+    assert config.read_text() == C.NBGRADER_CONFIG
+    with pytest.raises(C.DDNMInputError, match="no notebook chapter 99"):
+        C.export(tmp_path / "x", [1, 99])
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_classroom_tools_say_they_need_the_repository(tmp_path, monkeypatch):
+    monkeypatch.setattr(C, "COURSE", tmp_path / "classroom" / "course.toml")  # as in an installed package
+    with pytest.raises(C.DDNMInputError, match="from a clone of the repository"):
+        C.load_course()

@@ -90,3 +90,35 @@ def test_the_installed_wheel_works_outside_the_checkout(wheel, tmp_path):
                         "--steps", "3", "--out", "big.png"], capture_output=True, text=True, cwd=work, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert Image.open(work / "big.png").size == (32, 32)
+
+
+#: solution lines that are also ordinary library code, written there for its own sake (not an answer)
+LIBRARY_IDIOMS = {"x_t = sched.add_noise(x0, eps, t)"}
+
+
+def test_the_wheel_holds_no_grader_test_and_no_solution(wheel):
+    """Students who pip install the library get no answers: no line of any grader test (hidden or not) of the
+    course file, and no distinctive line of any solution in the book, appears in the wheel."""
+    import json
+
+    from ddnm_edu.tools import classroom as C
+
+    zf = zipfile.ZipFile(wheel)
+    text = "\n".join(zf.read(n).decode("utf-8", "replace") for n in zf.namelist()
+                     if n.endswith((".py", ".md", ".json", ".txt", ".toml", ".csv", ".cfg")))
+    course = C.load_course()
+    tests = {ln.strip() for spec in course.auto.values() for ln in spec["tests"].splitlines()}
+    tests = {ln for ln in tests if len(ln) > 12 and not ln.startswith("###")}
+    solutions, shown = set(), []
+    for path in C.chapters():
+        for piece in C.pieces(json.loads(path.read_text())):
+            if piece.solution is None:
+                shown.append(piece.text)
+            elif piece.kind == "code":
+                solutions |= {ln.strip() for ln in piece.text.splitlines()}
+    shown_text = "\n".join(shown)  # a line the chapter itself shows outside a solution gives nothing away
+    solutions = {ln for ln in solutions if len(ln) >= 25 and not ln.startswith("#") and ln not in shown_text
+                 and ln not in LIBRARY_IDIOMS}
+    assert len(tests) > 20 and len(solutions) > 50  # the search has something to find
+    leaks = sorted(ln for ln in tests | solutions if ln in text)
+    assert not leaks, leaks[:10]

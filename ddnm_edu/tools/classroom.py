@@ -9,10 +9,10 @@ fence. This module splits a chapter at those fences and
 
 * **export**: writes ``OUT/source/<chapter>/<chapter>.ipynb`` for nbgrader -- each solution's code
   inside ``### BEGIN SOLUTION`` / ``### END SOLUTION`` (its prose as comments there), followed, for
-  the exercises in :data:`GRADED`, by an auto-graded test cell with points (answers checked with
-  ``ddnm_edu.check``; ``### BEGIN HIDDEN TESTS`` where a visible test would give the answer away),
-  and, for the open questions in :data:`MANUAL`, a manually graded answer cell -- plus a minimal
-  ``nbgrader_config.py``. ``nbgrader generate_assignment <chapter>`` then writes the student version.
+  the exercises the course file grades automatically (``classroom/course.toml`` by default, outside the
+  package), by an auto-graded test cell with points (answers checked with ``ddnm_edu.check``; ``### BEGIN
+  HIDDEN TESTS`` where a visible test would give the answer away), and, for its open questions, a manually
+  graded answer cell -- plus a minimal ``nbgrader_config.py``. ``nbgrader generate_assignment <chapter>`` then writes the student version.
 * **student-book**: a copy of the book's sources (``_config.yml``, ``_toc.yml``, ``book/``) with every
   solution removed, for ``make book-student``.
 """
@@ -39,86 +39,55 @@ START_RE = re.compile(r"`{3,}\{solution-start\}\s*(?P<label>\S+)[^\n]*\n(?::[^\n
 END_RE = re.compile(r"`{3,}\{solution-end\}[^\n]*\n`{3,}[ \t]*\n?")
 
 # --------------------------------------------------------------------------- what is graded, and how
-#: label -> points and the test code (run after the student's solution cell, in the chapter's namespace).
-#: Tests check the *answer* with ddnm_edu.check, never the code that produced it.
-GRADED: dict[str, dict] = {
-    "ex-ch1-null": dict(points=2, tests='''
-        de.check.close(A1, [[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]], "A1")
-        de.check.null_basis(basis, A1)
-    '''),
-    "ex-ch2-half": dict(points=2, tests='''
-        assert set(t_half) == {"linear", "cosine"}, "t_half needs one entry per schedule"
-        ### BEGIN HIDDEN TESTS
-        for _name, _s in (("linear", sched), ("cosine", cos)):
-            de.check.close(t_half[_name], int((_s.alphas_cumprod.sqrt() < 0.5).nonzero()[0]), f"t_half[{_name!r}]")
-        ### END HIDDEN TESTS
-    '''),
-    "ex-ch3-eta": dict(points=2, tests='''
-        assert torch.equal(*pairs[0.0]), "with eta = 0 the two samples should be identical"
-        assert not torch.equal(*pairs[1.0]), "with eta = 1 the two samples should differ"
-        ### BEGIN HIDDEN TESTS
-        _ref = de.sample(model, sched, x_T.shape, steps=10, eta=0.0, seed=0, x_T=x_T)
-        de.check.close(pairs[0.0][0], _ref, "the eta = 0 sample", atol=1e-5)
-        ### END HIDDEN TESTS
-    '''),
-    "ex-ch4-color": dict(points=2, tests='''
-        de.check.pinv(a_pinv, a)
-        ### BEGIN HIDDEN TESTS
-        de.check.close(a_pinv, torch.linalg.pinv(torch.full((1, 3), 1 / 3, dtype=torch.float64)), "a_pinv")
-        ### END HIDDEN TESTS
-    '''),
-    "ex-ch5-inpaint": dict(points=2, tests='''
-        de.check.decomposition(op_in, x1, range_x, null_x)
-    '''),
-    "ex-ch6-new": dict(points=3, tests='''
-        de.check.operator(ColumnSubsampling(), (1, 4, 4), reference=lambda v: v[..., ::2])
-    '''),
-    "ex-ch7-cs": dict(points=3, tests='''
-        de.check.consistent(cs, x_cs, y_cs)
-        ### BEGIN HIDDEN TESTS
-        _cs = ops.CompressedSensing(0.25, seed=0)
-        de.check.close(x_cs, de.ddnm(fm, sched, _cs, _cs.A(x[:2]), steps=cfg.steps), "x_cs", atol=1e-5)
-        ### END HIDDEN TESTS
-    '''),
-    "ex-ch8-ddpm": dict(points=2, tests='''
-        assert isinstance(first, int), "first should be the timestep, an int"
-        ### BEGIN HIDDEN TESTS
-        _first = next(t for t in range(999, 0, -1) if de.lambda_and_std(
-            float(sched.step_coefs(t, t - 1, 1.0, kind="ddpm").sigma),
-            float(sched.step_coefs(t, t - 1, 1.0, kind="ddpm").c_x0), 0.1)[0] < 1)
-        de.check.close(first, _first, "first")
-        ### END HIDDEN TESTS
-    '''),
-    "ex-ch9-travel": dict(points=2, tests='''
-        assert isinstance(sr_gain, float), "sr_gain should be a float (use .item())"
-        ### BEGIN HIDDEN TESTS
-        _y = sr4.A(x)
-        _tt = de.ddnm_plus(fm, sched, sr4, _y, steps=cfg.steps,
-                           settings=de.SamplerSettings(travel_length=5, travel_repeat=2))
-        _plain = de.ddnm_plus(fm, sched, sr4, _y, steps=_tt.nfe)
-        _d = (de.metrics.psnr(_tt.x0_hat, x) - de.metrics.psnr(_plain.x0_hat, x)).mean().item()
-        de.check.close(sr_gain, _d, "sr_gain (travel minus plain, at equal NFE)", atol=1e-3)
-        ### END HIDDEN TESTS
-    '''),
-    "ex-ch10-psnr": dict(points=2, tests='''
-        _g = torch.Generator().manual_seed(1)
-        _a, _b = torch.rand(3, 1, 8, 8, generator=_g) * 2 - 1, torch.rand(3, 1, 8, 8, generator=_g) * 2 - 1
-        de.check.close(my_psnr(_a, _b), de.metrics.psnr(_a, _b), "my_psnr(a, b)", atol=1e-4)
-    '''),
-    "ex-ch11-flops": dict(points=1, tests='''
-        ### BEGIN HIDDEN TESTS
-        de.check.close(spatial, 2 * (256 * 256) ** 2 * 48, "spatial", rtol=1e-9)
-        de.check.close(mdta, 2 * 256 * 256 * 48 ** 2, "mdta", rtol=1e-9)
-        ### END HIDDEN TESTS
-    '''),
-    "ex-ch11-rectify": dict(points=2, tests='''
-        de.check.consistent(op2, r2, y2)
-        de.check.close(r2, ops.rectify(op2, y2, f2), "r2", atol=1e-5)
-    '''),
-}
-#: Open questions: label -> points of a manually graded answer cell (the book's prose is the reference answer).
-MANUAL: dict[str, int] = {"ex-ch3-forms": 2, "ex-ch4-rowrank": 2, "ex-ch5-invisible": 1, "ex-ch7-mean": 2,
-                          "ex-ch8-deblur": 2, "ex-ch11-choice": 2}
+#: the default course file: graded exercises, points and tests. It is the instructor's, in the repository
+#: and in the course folder that ``export`` writes -- never in the installed package.
+COURSE = ROOT / "classroom" / "course.toml"
+
+
+@dataclass
+class Course:
+    """Which exercises a course grades: ``auto`` label -> {points, tests} (an auto-graded test cell after the
+    solution; tests check the answer with ``ddnm_edu.check``), ``manual`` label -> points (an answer cell)."""
+
+    auto: dict[str, dict]
+    manual: dict[str, int]
+    source: Path
+
+
+def load_course(path: Path | None = None) -> Course:
+    """Read a course file (TOML, laid out like ``classroom/course.toml``); one clear error when it is wrong."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    path = Path(path) if path else COURSE
+    if not path.is_file():
+        hint = (" The classroom tools work from a clone of the repository (book/ and classroom/), not from an "
+                "installed package." if path == COURSE else "")
+        raise DDNMInputError(f"course file {path} not found.{hint}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise DDNMInputError(f"course file {path}: {e}; fix the TOML.") from None
+    unknown = set(raw) - {"auto", "manual"}
+    if unknown:
+        raise DDNMInputError(f"course file {path}: unknown table(s) {sorted(unknown)}; use [auto.\"<label>\"] "
+                             "and [manual].")
+    auto, manual = raw.get("auto", {}), raw.get("manual", {})
+    for label, spec in auto.items():
+        if (not isinstance(spec, dict) or set(spec) != {"points", "tests"} or type(spec["points"]) is not int
+                or spec["points"] <= 0 or not isinstance(spec["tests"], str)):
+            raise DDNMInputError(f"course file {path}: [auto.\"{label}\"] needs points = <positive integer> and "
+                                 "tests = <a multi-line string>.")
+    for label, pts in manual.items():
+        if type(pts) is not int or pts <= 0:
+            raise DDNMInputError(f"course file {path}: [manual] \"{label}\" = {pts!r}; use a positive number "
+                                 "of points.")
+    known = {label for p in chapters() for label in exercises(json.loads(p.read_text()))}
+    missing = sorted((set(auto) | set(manual)) - known)
+    if missing:
+        raise DDNMInputError(f"course file {path}: no exercise labelled {', '.join(missing)} in the book.")
+    return Course({k: dict(v) for k, v in auto.items()}, dict(manual), path)
 
 
 # --------------------------------------------------------------------------- reading a chapter
@@ -177,10 +146,9 @@ def pieces(nb: dict) -> list[Piece]:
     return out
 
 
-def _cell(kind: str, text: str, metadata: dict | None = None) -> dict:
-    import uuid
-
-    c = {"cell_type": kind, "id": uuid.uuid4().hex[:8], "metadata": metadata or {}, "source": text}
+def _cell(kind: str, text: str, metadata: dict) -> dict:
+    """A new cell; its id is its nbgrader grade_id, so that ids stay the same from one export to the next."""
+    c = {"cell_type": kind, "id": metadata["nbgrader"]["grade_id"], "metadata": metadata, "source": text}
     if kind == "code":
         c.update(execution_count=None, outputs=[])
     return c
@@ -214,8 +182,10 @@ def student_notebook(nb: dict) -> dict:
     return out
 
 
-def assignment_notebook(nb: dict) -> tuple[dict, dict]:
-    """(nbgrader source notebook, {label: points}) for one chapter."""
+def assignment_notebook(nb: dict, course: Course | None = None) -> tuple[dict, dict]:
+    """(nbgrader source notebook, {label: points}) for one chapter, graded as ``course`` says."""
+    course = course or load_course()
+    GRADED, MANUAL = course.auto, course.manual
     out = copy.deepcopy(nb)
     out["cells"] = []
     points: dict[str, int] = {}
@@ -251,7 +221,9 @@ def assignment_notebook(nb: dict) -> tuple[dict, dict]:
             if label in GRADED:
                 spec = GRADED[label]
                 tests = textwrap.dedent(spec["tests"]).strip("\n")
-                out["cells"].append(_cell("code", f"# Auto-graded: {label} ({spec['points']} points)\n{tests}\n",
+                # the cell ends on a statement: it has no value for nbgrader to try to score as a number
+                body = f"# Auto-graded: {label} ({spec['points']} points)\n{tests}\npass\n"
+                out["cells"].append(_cell("code", body,
                                           _nbgrader(f"{label}-test", solution=False, grade=True,
                                                     points=spec["points"], locked=True)))
                 points[label] = points.get(label, 0) + spec["points"]
@@ -260,33 +232,56 @@ def assignment_notebook(nb: dict) -> tuple[dict, dict]:
 
 
 NBGRADER_CONFIG = '''\
-# nbgrader configuration for the ddnm-edu classroom edition (written by `ddnm-edu classroom export`).
+# nbgrader configuration for the ddnm-edu classroom edition (written by `ddnm-edu classroom export`; export
+# refuses to overwrite it once edited, unless --force).
+import os
+
 c = get_config()  # noqa: F821
 c.CourseDirectory.course_id = "ddnm-edu"
+# the exchange (release, fetch, submit, collect) lives in this course folder, not in a system folder
+c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")
 # the chapters run the pretrained models on a CPU: allow a few minutes per cell
 c.ExecutePreprocessor.timeout = 600
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}
+# feedback for students: hidden tests removed, each error as one line (no traceback into the library)
+c.GenerateFeedback.preprocessors = ["nbgrader.preprocessors.GetGrades", "ddnm_edu.tools.feedback.StudentFeedback",
+                                    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
 '''
 
 
-def export(out: Path, numbers: list[int] | None = None) -> dict:
-    """Write an nbgrader course folder; returns {assignment: {label: points}}."""
+def export(out: Path, numbers: list[int] | None = None, course: Path | None = None, force: bool = False) -> dict:
+    """Write an nbgrader course folder; returns {assignment: {label: points}} for the chapters written.
+
+    Everything is checked before anything is written (a bad chapter or course file leaves no folder behind).
+    An existing ``nbgrader_config.py`` that differs from the one export writes (an instructor's edit) is kept
+    unless ``force``; ``assignments.json`` keeps the chapters exported earlier."""
     out = Path(out)
+    spec = load_course(course)
+    paths = [chapter_path(n) for n in numbers] if numbers else chapters()
+    made = {p.stem: assignment_notebook(json.loads(p.read_text()), spec) for p in paths}
+    made = {name: v for name, v in made.items() if v[1]}
+    if not made:
+        raise DDNMInputError(f"the course file grades no exercise in chapter(s) {numbers}; nothing to export.")
+    config = out / "nbgrader_config.py"
+    if config.exists() and config.read_text() != NBGRADER_CONFIG and not force:
+        raise DDNMInputError(f"{config} has been edited; export would overwrite it. Use --force to replace it, "
+                             "or export into another folder.")
     (out / "source").mkdir(parents=True, exist_ok=True)
-    (out / "nbgrader_config.py").write_text(NBGRADER_CONFIG)
-    summary = {}
-    for path in (chapter_path(n) for n in numbers) if numbers else chapters():
-        nb = json.loads(path.read_text())
-        src, points = assignment_notebook(nb)
-        if not points:
-            continue
-        name = path.stem
+    config.write_text(NBGRADER_CONFIG)
+    shutil.copy(spec.source, out / "course.toml")  # the instructor's record of what is graded, and how
+    index = out / "assignments.json"
+    summary = json.loads(index.read_text()) if index.exists() else {}
+    for name, (src, points) in made.items():
         folder = out / "source" / name
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / path.name).write_text(json.dumps(src, indent=1, ensure_ascii=False) + "\n")
+        (folder / f"{name}.ipynb").write_text(json.dumps(src, indent=1, ensure_ascii=False) + "\n")
         summary[name] = points
-    (out / "assignments.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    index.write_text(json.dumps(dict(sorted(summary.items())), indent=2) + "\n")
+    return {name: points for name, (_, points) in made.items()}
+
+
+#: chapters for instructors only: not in the student edition (the graded exercises, the workflow)
+INSTRUCTOR_ONLY = ("13-teaching",)
 
 
 def student_book(out: Path) -> Path:
@@ -295,15 +290,26 @@ def student_book(out: Path) -> Path:
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(BOOK, out / "book", ignore=shutil.ignore_patterns("_build", ".ipynb_checkpoints"))
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(ROOT / name, out / name)
-    cfg = (out / "_config.yml").read_text()
-    def retitle(m: re.Match) -> str:
-        import yaml
+    import yaml
 
-        return "title: " + json.dumps(f"{yaml.safe_load(m[1])} (student edition)")
-
-    (out / "_config.yml").write_text(re.sub(r"^title:[ \t]*(.*)$", retitle, cfg, count=1, flags=re.M))
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    cfg["title"] = f"{cfg['title']} (student edition)"
+    # no way back to the notebooks with solutions: no launch buttons (they open the repository's
+    # notebooks), no repository or issue links
+    for key in ("launch_buttons", "repository"):
+        cfg.pop(key, None)
+    cfg.setdefault("html", {}).update(use_repository_button=False, use_issues_button=False,
+                                      use_edit_page_button=False)
+    (out / "_config.yml").write_text("# the student edition (ddnm-edu classroom student-book)\n"
+                                     + yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    for part in toc["parts"]:
+        part["chapters"] = [c for c in part["chapters"] if Path(c["file"]).name not in INSTRUCTOR_ONLY]
+    toc["parts"] = [p for p in toc["parts"] if p["chapters"]]
+    (out / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False, allow_unicode=True))
+    for name in INSTRUCTOR_ONLY:
+        for path in (out / "book").glob(f"{name}.*"):
+            path.unlink()
     for path in (out / "book").glob("*.ipynb"):
         nb = json.loads(path.read_text())
         path.write_text(json.dumps(student_notebook(nb), indent=1, ensure_ascii=False) + "\n")
@@ -328,11 +334,15 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("export", help="an nbgrader course folder built from the book's exercises")
     e.add_argument("out", type=Path)
     e.add_argument("--chapters", type=int, nargs="+", help="chapter numbers (default: every chapter with exercises)")
+    e.add_argument("--course", type=Path, default=None,
+                   help="course file: which exercises are graded, points, tests (default: the repository's "
+                        "classroom/course.toml; copy it to change them)")
+    e.add_argument("--force", action="store_true", help="replace an edited nbgrader_config.py")
     s = sub.add_parser("student-book", help="the book's sources without solutions (then: jupyter-book build OUT)")
     s.add_argument("out", type=Path)
     args = ap.parse_args(argv)
     if args.what == "export":
-        summary = export(args.out, args.chapters)
+        summary = export(args.out, args.chapters, args.course, args.force)
         for name, pts in summary.items():
             print(f"{name}: " + ", ".join(f"{k} ({v} pt)" for k, v in pts.items()))
         print(f"wrote {args.out}/source/; next: cd {args.out} && nbgrader generate_assignment <chapter>")

@@ -254,3 +254,71 @@ def test_the_classroom_tools_say_they_need_the_repository(tmp_path, monkeypatch)
     monkeypatch.setattr(C, "COURSE", tmp_path / "classroom" / "course.toml")  # as in an installed package
     with pytest.raises(C.DDNMInputError, match="from a clone of the repository"):
         C.load_course()
+
+
+AS_STUDENT = """
+import sys
+
+import nbgrader.exchange.default.fetch_feedback as ff
+import nbgrader.exchange.default.submit as sub
+
+name = sys.argv.pop(1)  # a simulated student: nbgrader takes the OS user name otherwise
+sub.get_username = ff.get_username = lambda: name
+from nbgrader.apps.nbgraderapp import main
+
+sys.exit(main())
+"""
+
+
+@pytest.mark.timeout(1200)
+def test_the_course_workflow_with_two_students(tmp_path):
+    """Chapter 13's workflow end to end, in a temporary course folder: export, generate, release; two students
+    fetch and submit through the exchange (which lives in the course folder); collect, autograde, feedback
+    released and fetched, grades exported. The book's solutions get the auto-graded points, an untouched
+    notebook none; nothing is written outside tmp_path (HOME is there too)."""
+    pytest.importorskip("nbgrader")
+    system_exchange = Path("/usr/local/share/nbgrader/exchange")
+    existed = system_exchange.exists()
+    course, a = tmp_path / "course", "04-pseudo-inverse"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+               PYTHONPATH=str(ROOT), DDNM_EDU_SCALE="cpu", OMP_NUM_THREADS="2", HOME=str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "as_student.py").write_text(AS_STUDENT)
+
+    def run(cwd, *args, student=None):
+        cmd = [sys.executable, str(tmp_path / "as_student.py"), student] if student else [
+            sys.executable, "-m", "nbgrader"]
+        extra = ["--course", "ddnm-edu", f"--Exchange.root={course / 'exchange'}"] if student else []
+        r = subprocess.run(cmd + list(args) + extra, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+    summary = C.export(course, [4])
+    run(course, "generate_assignment", a)
+    run(course, "release_assignment", a)
+    assert (course / "exchange" / "ddnm-edu" / "outbound" / a).is_dir()
+    source = json.loads((course / "source" / a / f"{a}.ipynb").read_text())
+    for student in ("alice", "bob"):
+        home = tmp_path / student
+        home.mkdir()
+        run(home, "fetch_assignment", a, student=student)
+        fetched = home / a / f"{a}.ipynb"
+        if student == "alice":  # alice answers with the book's solutions; bob hands in the notebook untouched
+            fetched.write_text(json.dumps(_fill(json.loads(fetched.read_text()), source)))
+        run(home, "submit", a, student=student)
+    run(course, "collect", a)
+    assert sorted(p.name for p in (course / "submitted").iterdir()) == ["alice", "bob"]
+    run(course, "autograde", a)
+    run(course, "generate_feedback", a)
+    run(course, "release_feedback", a)
+    for student in ("alice", "bob"):
+        run(tmp_path / student, "fetch_feedback", a, student=student)
+        pages = list((tmp_path / student / a / "feedback").rglob(f"{a}.html"))
+        assert pages and all("HIDDEN TESTS" not in p.read_text() for p in pages), student
+    run(course, "export")
+    import csv
+
+    rows = {r["student_id"]: r for r in csv.DictReader((course / "grades.csv").open())}
+    auto = sum(pts for label, pts in summary[a].items() if label in COURSE.auto)
+    assert float(rows["alice"]["raw_score"]) == auto and float(rows["bob"]["raw_score"]) == 0
+    assert float(rows["alice"]["max_score"]) == sum(summary[a].values())  # + the open question, graded by hand
+    assert system_exchange.exists() == existed  # the exchange stayed in the course folder

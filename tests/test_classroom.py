@@ -58,10 +58,12 @@ def test_student_notebook_has_no_solution(n):
 
 def test_assignment_source_marks_solutions_and_tests():
     src, points = C.assignment_notebook(_book(4))
-    assert points == {"ex-ch4-color": 2, "ex-ch4-rowrank": 2}
+    assert points == {"ex-ch4-color": 2, "ex-ch4-rowrank": 4}  # rowrank: 2 by hand, 2 auto-graded
     meta = [c["metadata"].get("nbgrader") for c in src["cells"]]
     tests = [m for m in meta if m and m["grade"] and not m["solution"]]
-    assert [(m["grade_id"], m["points"]) for m in tests] == [("ex-ch4-color-test", 2)]
+    assert [(m["grade_id"], m["points"]) for m in tests] == [("ex-ch4-color-test", 2), ("ex-ch4-rowrank-test", 2)]
+    assert src["cells"][0]["source"].startswith("**Assignment: 4.") and "6 points: 4 auto-graded" in src["cells"][0][
+        "source"]
     answers = [m for m in meta if m and m["grade"] and m["solution"]]
     assert [(m["grade_id"], m["points"]) for m in answers] == [("ex-ch4-rowrank-answer", 2)]
     for c in src["cells"]:
@@ -70,6 +72,21 @@ def test_assignment_source_marks_solutions_and_tests():
             assert c["source"].startswith("### BEGIN SOLUTION") and "### END SOLUTION" in c["source"]
     text = json.dumps(src)
     assert "{exercise}" not in text and "**Exercise (ex-ch4-color): Colorization by hand**" in text
+
+
+
+def test_exported_chapters_are_plain_markdown():
+    """No MyST left for plain Jupyter to show as raw text: roles, directives, labelled equations."""
+    text = C.plain_markdown("See {eq}`eq-x` and {cite}`a2020, b2021`; {math}`x^2`.\n$$\nx = 1\n$$ (eq-x)\n"
+                            "```{note}\nCareful.\n```\n")
+    assert text == ("See (eq-x) and [a2020, b2021]; $x^2$.\n$$\nx = 1\n\\tag{eq-x}\n$$\n"
+                    "> **Note**\n>\n> Careful.\n")
+    for path in C.chapters():
+        src, points = C.assignment_notebook(json.loads(path.read_text()))
+        for c in src["cells"]:
+            if c["cell_type"] == "markdown":
+                s = c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+                assert not re.search(r"\{(eq|cite|math|ref|numref|doc)\}`|```\{|\$\$ *\(", s), (path.name, s[:200])
 
 
 # --------------------------------------------------------------------------- the real nbgrader
@@ -318,7 +335,119 @@ def test_the_course_workflow_with_two_students(tmp_path):
     import csv
 
     rows = {r["student_id"]: r for r in csv.DictReader((course / "grades.csv").open())}
-    auto = sum(pts for label, pts in summary[a].items() if label in COURSE.auto)
+    auto = sum(COURSE.auto[label]["points"] for label in summary[a] if label in COURSE.auto)
     assert float(rows["alice"]["raw_score"]) == auto and float(rows["bob"]["raw_score"]) == 0
     assert float(rows["alice"]["max_score"]) == sum(summary[a].values())  # + the open question, graded by hand
     assert system_exchange.exists() == existed  # the exchange stayed in the course folder
+
+
+#: Plausible wrong answers, per auto-graded exercise: code run after the book's own solution (so that the answer
+#: variables hold a wrong value). Each must score 0 on its exercise, through real nbgrader.
+WRONG: dict[str, list[str]] = {
+    "ex-ch1-null": ["A1 = A1.T", "A1 = A1 * 2  # sums, not means", "basis = A1.T  # the row space, not the null space"],
+    "ex-ch2-half": ["t_half = {k: v + 1 for k, v in t_half.items()}",
+                    "t_half = {'linear': t_half['cosine'], 'cosine': t_half['linear']}",
+                    "t_half = {'linear': t_half['linear']}"],
+    "ex-ch3-eta": ["pairs = {0.0: pairs[1.0], 1.0: pairs[0.0]}",
+                   "pairs = {0.0: [p * 1.01 for p in pairs[0.0]], 1.0: pairs[1.0]}",
+                   "pairs = {0.0: pairs[0.0], 1.0: [pairs[1.0][0], pairs[1.0][0]]}",
+                   "pairs = {0.0: pairs[0.0], 1.0: [de.sample(model, sched, x_T.shape, steps=10, eta=1.0, seed=s)"
+                   " for s in (0, 1)]}  # not from x_T"],
+    "ex-ch4-color": ["a_pinv = a_pinv.clone()\na_pinv[1, 0] += 0.25", "a_pinv = a.T  # transposed, not inverted",
+                     "a_pinv = a_pinv / 3"],
+    "ex-ch4-rowrank": ["P_sr2 = M.T", "P_sr2 = M.T / 4", "P_sr2 = M"],
+    "ex-ch5-inpaint": ["op_in = ops.Inpainting(torch.ones_like(ops.Inpainting.random_mask(32, 0.5, seed=3)))\n"
+                       "range_x, null_x = x1, torch.zeros_like(x1)  # an operator that sees every pixel",
+                       "range_x, null_x = null_x, range_x", "null_x = torch.zeros_like(x1)"],
+    "ex-ch5-invisible": ["null_proj = Pc @ Mc  # the other projector", "null_proj = I48 - Mc.T @ Mc  # A^T, not A^+",
+                         "null_proj = torch.zeros(48, 48, dtype=torch.float64)"],
+    "ex-ch6-new": ["class ColumnSubsampling(de.LinearOperator):\n"
+                   "    def A(self, x):\n        return x[..., ::2]\n\n"
+                   "    def A_pinv(self, y):\n        return y.repeat_interleave(2, dim=-1)  # not the MP inverse",
+                   "class ColumnSubsampling(de.LinearOperator):\n"
+                   "    def A(self, x):\n        return x[..., 1::2]  # the other columns\n\n"
+                   "    def A_pinv(self, y):\n        x = torch.zeros(*y.shape[:-1], 2 * y.shape[-1], dtype=y.dtype)\n"
+                   "        x[..., 1::2] = y\n        return x",
+                   "class ColumnSubsampling(de.LinearOperator):\n"
+                   "    def A(self, x):\n        return x[..., ::2]\n\n"
+                   "    def A_pinv(self, y):\n        x = torch.zeros(*y.shape[:-1], 2 * y.shape[-1], dtype=y.dtype)\n"
+                   "        x[..., 1::2] = y  # into the wrong columns\n        return x"],
+    "ex-ch6-composite": ["P_gray_sr = M.T", "P_gray_sr = M", "P_gray_sr = 12 * M.T + 0.01",
+                         "P_gray_sr = torch.ones(12, 1) * 3  # copies, but three times too bright"],
+    "ex-ch7-cs": ["x_cs = cs.A_pinv(y_cs)  # consistent, but not DDNM", "x_cs = x_cs + 0.1", "x_cs = x_cs.flip(0)"],
+    "ex-ch7-mean": ["mean = outs[:1]", "mean = outs.median(0, keepdim=True).values",
+                    "psnr_mean = psnr_outs.item()  # the samples' PSNR"],
+    "ex-ch8-ddpm": ["first = first + 1", "first = float(first)", "first = first - 1"],
+    "ex-ch8-deblur": ["deblur_psnr = {(r, 'DDNM+' if m == 'DDNM' else 'DDNM'): v for (r, m), v in deblur_psnr.items()}",
+                      "deblur_psnr = {k: v + 0.5 for k, v in deblur_psnr.items()}",
+                      "deblur_psnr = {k: v for k, v in deblur_psnr.items() if k[0] == 1e-4}"],
+    "ex-ch9-travel": ["sr_gain = -sr_gain", "sr_gain = sr_gain + 0.1", "sr_gain = torch.tensor(sr_gain)"],
+    "ex-ch9-paper-nfe": ["def nfe_paper_formula(n, l):\n    return (l + 1) * n",
+                         "def nfe_paper_formula(n, l):\n    return n + l * (n - 1 - l)  # the first steps forgotten",
+                         "def nfe_paper_formula(n, l):\n    return n + l * (l + 1) // 2 + l * (n - l)  # off by one",
+                         "def nfe_paper_formula(n, l):\n    return float(n + l * (l + 1) // 2 + l * (n - 1 - l))"],
+    "ex-ch10-psnr": ["def my_psnr(a, b):  # no clipping\n"
+                     "    return 10 * torch.log10(4 / (a - b).double().pow(2).flatten(1).mean(1))",
+                     "def my_psnr(a, b):  # peak 1\n    a, b = a.clamp(-1, 1).double(), b.clamp(-1, 1).double()\n"
+                     "    return 10 * torch.log10(1 / (a - b).pow(2).flatten(1).mean(1))",
+                     "def my_psnr(a, b):  # one number for the batch\n"
+                     "    a, b = a.clamp(-1, 1).double(), b.clamp(-1, 1).double()\n"
+                     "    return 10 * torch.log10(4 / (a - b).pow(2).mean())"],
+    "ex-ch11-flops": ["spatial, mdta = mdta, spatial", "spatial = (H * W) ** 2 * C  # no factor 2",
+                      "mdta = 2 * H * W * C"],
+    "ex-ch11-rectify": ["r2 = f2  # not rectified", "r2 = op2.A_pinv(y2)  # consistent, but not rectify",
+                        "r2 = f2 - op2.range_part(f2)  # the null part only",
+                        "f2 = op2.A_pinv(y2)  # no network\nr2 = ops.rectify(op2, y2, f2)"],
+}
+
+
+def _spoil(release: dict, source: dict, wrong: dict[str, str]) -> dict:
+    """The book's solutions, with each ``wrong[label]`` run after the last solution cell of ``label``."""
+    out = _fill(release, source)
+    last = {}
+    for c in out["cells"]:
+        m = c["metadata"].get("nbgrader")
+        if m and m["solution"] and c["cell_type"] == "code":
+            last[m["grade_id"].rsplit("-solution-", 1)[0]] = c
+    for label, code in wrong.items():
+        last[label]["source"] += "\n" + code + "\n"
+    return out
+
+
+def test_every_auto_graded_exercise_has_a_table_of_wrong_answers_and_chapters_4_to_9_have_two():
+    assert set(WRONG) == set(COURSE.auto)
+    assert all(len(v) >= 3 for v in WRONG.values())
+    chapters = {}
+    for p in C.chapters():
+        for label in C.exercises(json.loads(p.read_text())):
+            if label in COURSE.auto:
+                chapters.setdefault(int(p.name[:2]), []).append(label)
+    assert all(len(chapters.get(n, [])) >= 2 for n in range(4, 10)), chapters
+
+
+@pytest.mark.timeout(3000)
+def test_graders_score_every_wrong_answer_zero(tmp_path):
+    """Submission k of a chapter holds the k-th wrong answer of each of its auto-graded exercises (the book's
+    solutions elsewhere); nbgrader autograde must give each spoiled exercise 0 points."""
+    pytest.importorskip("nbgrader")
+    course = tmp_path / "course"
+    summary = C.export(course)
+    for a, labels in summary.items():
+        auto = [label for label in labels if label in COURSE.auto]
+        if not auto:
+            continue
+        _nbgrader(course, "generate_assignment", a, "--force")
+        release = json.loads((course / "release" / a / f"{a}.ipynb").read_text())
+        source = json.loads((course / "source" / a / f"{a}.ipynb").read_text())
+        variants = max(len(WRONG[label]) for label in auto)
+        for k in range(variants):
+            d = course / "submitted" / f"wrong{k}" / a
+            d.mkdir(parents=True)
+            spoiled = {label: WRONG[label][k] for label in auto if k < len(WRONG[label])}
+            (d / f"{a}.ipynb").write_text(json.dumps(_spoil(release, source, spoiled)))
+        _nbgrader(course, "autograde", a, "--create", "--force")
+        for k in range(variants):
+            scores = _scores(course, a, f"wrong{k}")
+            for label in auto:
+                if k < len(WRONG[label]):
+                    assert scores[f"{label}-test"][0] == 0, (label, WRONG[label][k], scores[f"{label}-test"])

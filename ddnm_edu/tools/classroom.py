@@ -168,6 +168,38 @@ def _plain_exercise(text: str) -> str:
                                  text)
 
 
+DIRECTIVE_RE = re.compile(r"```\{(?P<name>[a-z-]+)\}[ \t]*(?P<title>[^\n]*)\n(?P<opts>(?::[^\n]*\n)*)(?P<body>.*?)\n```[ \t]*(?:\n|$)",
+                          re.S)
+ROLE_RE = re.compile(r"\{(?P<role>[a-z]+)\}`(?P<arg>[^`]*)`")
+LABELLED_MATH_RE = re.compile(r"\n\$\$[ \t]*\((?P<label>[\w:-]+)\)[ \t]*(?=\n|$)")
+
+
+def _role(m: re.Match) -> str:
+    role, arg = m["role"], m["arg"]
+    if role == "eq":
+        return f"({arg})"
+    if role == "cite":
+        return "[" + ", ".join(a.strip() for a in arg.split(",")) + "]"
+    if role == "math":
+        return f"${arg}$"
+    shown = re.match(r"(?s)(.*?)\s*<[^>]*>$", arg)  # {ref}`text <target>` -> text
+    return shown[1] if shown else arg
+
+
+def plain_markdown(text: str) -> str:
+    """MyST as plain Jupyter Markdown: exercise and other directives as bold-titled paragraphs or quotes,
+    {eq}/{cite}/{math}/{ref} roles as text, and a labelled equation's label as its \\tag."""
+    text = _plain_exercise(text)
+
+    def directive(m: re.Match) -> str:
+        title = m["title"].strip() or m["name"].capitalize()
+        return "\n".join([f"> **{title}**", ">"] + [f"> {line}".rstrip() for line in m["body"].splitlines()]) + "\n"
+
+    text = DIRECTIVE_RE.sub(directive, text)
+    text = LABELLED_MATH_RE.sub(lambda m: f"\n\\tag{{{m['label']}}}\n$$", text)
+    return ROLE_RE.sub(_role, text)
+
+
 # --------------------------------------------------------------------------- the two editions
 def student_notebook(nb: dict) -> dict:
     """The chapter without its solutions (prose and code), for the student edition of the book."""
@@ -194,7 +226,7 @@ def assignment_notebook(nb: dict, course: Course | None = None) -> tuple[dict, d
     for k, p in enumerate(ps):
         if p.solution is None:
             c = copy.deepcopy(p.cell)
-            c["source"] = _plain_exercise(p.text) if p.kind == "markdown" else p.text
+            c["source"] = plain_markdown(p.text) if p.kind == "markdown" else p.text
             if p.kind == "code":
                 c.update(outputs=[], execution_count=None)
             out["cells"].append(c)
@@ -206,14 +238,18 @@ def assignment_notebook(nb: dict, course: Course | None = None) -> tuple[dict, d
             # the explanation goes into the solution as comments -- unless it is the reference answer of an
             # open question, which goes into the manually graded answer cell below
             said = [] if label in MANUAL else prose.pop(label, [])
-            comment = "".join(f"# {line}\n".replace("# \n", "#\n") for line in "\n\n".join(said).splitlines())
+            comment = "".join(f"# {line}\n".replace("# \n", "#\n") for line in plain_markdown("\n\n".join(said)).splitlines())
             body = f"### BEGIN SOLUTION\n{comment}{p.text.rstrip()}\n### END SOLUTION\n"
             out["cells"].append(_cell("code", body, _nbgrader(f"{label}-solution-{k}", solution=True, grade=False)))
         last = k + 1 == len(ps) or ps[k + 1].solution != label
         if last:
             rest = prose.pop(label, [])
             if label in MANUAL:
-                answer = "\n\n".join(rest)
+                answer = plain_markdown("\n\n".join(rest))
+                out["cells"].append(_cell("markdown", f"**Your answer to {label}** ({MANUAL[label]} points, graded "
+                                          "by hand): write it in the cell below, in words and LaTeX ($...$).",
+                                          _nbgrader(f"{label}-answer-head", solution=False, grade=False,
+                                                    locked=True)))
                 out["cells"].append(_cell("markdown", f"### BEGIN SOLUTION\n{answer}\n### END SOLUTION\n",
                                           _nbgrader(f"{label}-answer", solution=True, grade=True,
                                                     points=MANUAL[label])))
@@ -227,8 +263,28 @@ def assignment_notebook(nb: dict, course: Course | None = None) -> tuple[dict, d
                                           _nbgrader(f"{label}-test", solution=False, grade=True,
                                                     points=spec["points"], locked=True)))
                 points[label] = points.get(label, 0) + spec["points"]
+    if points:
+        auto = sum(GRADED[label]["points"] for label in points if label in GRADED)
+        head = (f"**Assignment: {_title(nb)}** — {sum(points.values())} points: {auto} auto-graded (the "
+                "*Auto-graded* cells check your answers; run them to see what they check, some checks are "
+                f"hidden until grading), {sum(points.values()) - auto} graded by hand (the *Your answer* "
+                "cells).\n\nFill in every cell that says `YOUR CODE HERE` or `YOUR ANSWER HERE`, and keep the "
+                "names the exercises ask for. Do not delete, copy or move cells. Before you submit: restart the "
+                "kernel and run all cells, top to bottom. The reading and its code are the book's chapter; the "
+                "book's equation and reference labels appear as (eq-...) and [key].")
+        out["cells"].insert(0, _cell("markdown", head, _nbgrader("assignment-header", solution=False, grade=False,
+                                                                   locked=True)))
     out["metadata"] = {k: v for k, v in nb["metadata"].items() if k in ("kernelspec", "language_info")}
     return out, points
+
+
+def _title(nb: dict) -> str:
+    for c in nb["cells"]:
+        if c["cell_type"] == "markdown":
+            m = re.search(r"^# (.+)$", "".join(c["source"]), re.M)
+            if m:
+                return m[1].strip()
+    return "a chapter"
 
 
 NBGRADER_CONFIG = '''\

@@ -69,8 +69,7 @@ def measure(model_name: str, task: str, op, n: int, k: int, steps: int, seed: in
     seconds = time.time() - t0
     clipped = s.samples.clamp(-1, 1)
     mse = lambda a: (a - x).pow(2).flatten(1).mean(1)  # noqa: E731  per image
-    floor = 4 * 10 ** (-PSNR_CAP_DB / 10)
-    to_db = lambda m: 10 * torch.log10(4 / m.clamp(min=floor))  # noqa: E731  as psnr_capped
+    to_db = lambda m: de.metrics.psnr_from_mse(m, max_db=PSNR_CAP_DB)  # noqa: E731  as psnr_capped
     mse_one = torch.stack([mse(clipped[:, j]) for j in range(k)], 1)  # (N, K)
     row = {"model": model_name, "task": task, "n": n, "k": k, "steps": steps, "seconds": round(seconds, 1),
            "psnr_one": float(torch.stack([psnr_capped(clipped[:, j], x) for j in range(k)], 1).mean()),

@@ -49,9 +49,14 @@ def psnr(a: Tensor, b: Tensor, data_range: float = 2.0, clip: bool = True, max_d
     ``max_db``: cap each image's PSNR (tables use ``PSNR_CAP_DB``). Without it an exact match gives
     ~206 dB (the MSE is floored at 1e-20 to stay finite).
     """
+    return psnr_from_mse(mse(a, b, clip), data_range, max_db)
+
+
+def psnr_from_mse(m: Tensor, data_range: float = 2.0, max_db: float | None = None) -> Tensor:
+    """PSNR = 10 log10(L^2 / MSE) in dB for given mean squared errors (e.g. predicted ones); as ``psnr``."""
     if max_db is not None and not max_db > 0:
         raise DDNMInputError(f"max_db must be a positive number of dB, got {max_db}.")
-    p = 10 * torch.log10(data_range ** 2 / mse(a, b, clip).clamp_min(1e-20))
+    p = 10 * torch.log10(data_range ** 2 / m.clamp_min(1e-20))
     return p if max_db is None else p.clamp_max(max_db)
 
 

@@ -46,6 +46,16 @@ def test_psnr_cap_only_touches_exact_matches():
         de.metrics.psnr(a, b, max_db=-1.0)
 
 
+def test_psnr_from_mse_is_psnr_of_the_images_mse():
+    a, b = pair(1)
+    m = (a.clamp(-1, 1) - b.clamp(-1, 1)).pow(2).flatten(1).mean(1)
+    torch.testing.assert_close(de.metrics.psnr_from_mse(m), de.metrics.psnr(a, b), check_dtype=False)
+    torch.testing.assert_close(de.metrics.psnr_from_mse(m, data_range=1.0), de.metrics.psnr(a, b) - 20 * math.log10(2),
+                               check_dtype=False)
+    capped = de.metrics.psnr_from_mse(torch.tensor([0.0, 4.0]), max_db=de.metrics.PSNR_CAP_DB)
+    torch.testing.assert_close(capped, torch.tensor([de.metrics.PSNR_CAP_DB, 0.0]))
+
+
 @pytest.mark.parametrize("c", [1, 3])
 def test_ssim_matches_scikit_image(c):
     skm = pytest.importorskip("skimage.metrics")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import re
 import shutil
@@ -33,8 +34,6 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository (book/ beside ddnm_
 BOOK = ROOT / "book"
 
 EXERCISE_RE = re.compile(r"```\{exercise\}\s*(?P<title>[^\n]*)\n:label:\s*(?P<label>\S+)")
-EXERCISE_BLOCK_RE = re.compile(r"```\{exercise\}[ \t]*(?P<title>[^\n]*)\n:label:[ \t]*(?P<label>\S+)[ \t]*\n"
-                               r"(?P<body>.*?)\n```[ \t]*(?:\n|$)", re.S)
 START_RE = re.compile(r"`{3,}\{solution-start\}\s*(?P<label>\S+)[^\n]*\n(?::[^\n]*\n)*`{3,}[ \t]*\n?")
 END_RE = re.compile(r"`{3,}\{solution-end\}[^\n]*\n`{3,}[ \t]*\n?")
 
@@ -162,12 +161,6 @@ def _nbgrader(grade_id: str, solution: bool, grade: bool, points: int | None = N
     return {"nbgrader": meta}
 
 
-def _plain_exercise(text: str) -> str:
-    """The ``{exercise}`` directive as plain Markdown (Jupyter does not render MyST directives)."""
-    return EXERCISE_BLOCK_RE.sub(lambda m: f"**Exercise ({m['label']}): {m['title'].strip()}**\n\n{m['body']}\n",
-                                 text)
-
-
 DIRECTIVE_RE = re.compile(r"```\{(?P<name>[a-z-]+)\}[ \t]*(?P<title>[^\n]*)\n(?P<opts>(?::[^\n]*\n)*)(?P<body>.*?)\n```[ \t]*(?:\n|$)",
                           re.S)
 ROLE_RE = re.compile(r"\{(?P<role>[a-z]+)\}`(?P<arg>[^`]*)`")
@@ -189,10 +182,11 @@ def _role(m: re.Match) -> str:
 def plain_markdown(text: str) -> str:
     """MyST as plain Jupyter Markdown: exercise and other directives as bold-titled paragraphs or quotes,
     {eq}/{cite}/{math}/{ref} roles as text, and a labelled equation's label as its \\tag."""
-    text = _plain_exercise(text)
-
     def directive(m: re.Match) -> str:
         title = m["title"].strip() or m["name"].capitalize()
+        label = re.search(r"^:label:[ \t]*(\S+)", m["opts"], re.M)
+        if m["name"] == "exercise":  # a bold title, the body as it is
+            return f"**Exercise ({label[1] if label else ''}): {title}**\n\n{m['body']}\n"
         return "\n".join([f"> **{title}**", ">"] + [f"> {line}".rstrip() for line in m["body"].splitlines()]) + "\n"
 
     text = DIRECTIVE_RE.sub(directive, text)
@@ -214,9 +208,15 @@ def student_notebook(nb: dict) -> dict:
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _default_course(mtime: int | None) -> Course:
+    """The repository's course file, read (and its labels checked against every chapter) once per version."""
+    return load_course()
+
+
 def assignment_notebook(nb: dict, course: Course | None = None) -> tuple[dict, dict]:
     """(nbgrader source notebook, {label: points}) for one chapter, graded as ``course`` says."""
-    course = course or load_course()
+    course = course or _default_course(COURSE.stat().st_mtime_ns if COURSE.is_file() else None)
     GRADED, MANUAL = course.auto, course.manual
     out = copy.deepcopy(nb)
     out["cells"] = []
@@ -299,8 +299,11 @@ c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exch
 # the chapters run the pretrained models on a CPU: allow a few minutes per cell
 c.ExecutePreprocessor.timeout = 600
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}
-# feedback for students: hidden tests removed, each error as one line (no traceback into the library)
-c.GenerateFeedback.preprocessors = ["nbgrader.preprocessors.GetGrades", "ddnm_edu.tools.feedback.StudentFeedback",
+# feedback for students: hidden tests removed (nbgrader's ClearHiddenTests), each error as one line
+# (no traceback into the library)
+c.GenerateFeedback.preprocessors = ["nbgrader.preprocessors.GetGrades",
+                                    "nbgrader.preprocessors.ClearHiddenTests",
+                                    "ddnm_edu.tools.feedback.StudentFeedback",
                                     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
 '''
 

@@ -68,3 +68,37 @@ class GaussianPrior:
     def __call__(self, x_t: Tensor, t: Tensor | int) -> Tensor:
         ab = self._ab(t, x_t)
         return (x_t - ab.sqrt() * self.x0_mean(x_t, t)) / (1 - ab).sqrt()
+
+
+class StationaryGaussianPrior:
+    """``model(x_t, t) -> eps``, exact, for a smooth Gaussian random field seen through a ``size`` x ``size``
+    window: x_0 ~ N(0, std^2 K (x) K) with K[i, j] = exp(-(i - j)^2 / (2 length^2)) along rows and columns.
+
+    The field is the same at every place (stationary), so its ``size`` x ``size`` windows all have this
+    law, whatever the size of the whole image: the oracle prior for testing window-by-window restoration
+    (``mask_shift.py``) without a trained network's preferences. :meth:`draw` samples fields of any size.
+    """
+
+    def __init__(self, sched: NoiseSchedule, size: int = 32, length: float = 3.0, std: float = 0.5):
+        self.sched, self.size, self.length, self.std = sched, int(size), float(length), float(std)
+        self.lam, self.U = torch.linalg.eigh(self._K(self.size))  # K = U diag(lam) U^T
+
+    def _K(self, n: int) -> Tensor:
+        i = torch.arange(n, dtype=torch.float64)
+        return torch.exp(-(i[:, None] - i[None, :]) ** 2 / (2 * self.length ** 2)) + 1e-9 * torch.eye(n)
+
+    def draw(self, n: int, shape: tuple[int, int, int], seed: int = 0) -> Tensor:
+        """n fields of shape (C, H, W), float32."""
+        C, H, W = shape
+        g = torch.Generator().manual_seed(seed)
+        Lh, Lw = torch.linalg.cholesky(self._K(H)), torch.linalg.cholesky(self._K(W))
+        w = torch.randn(n, C, H, W, generator=g, dtype=torch.float64)
+        return (self.std * Lh @ w @ Lw.T).float()
+
+    def __call__(self, x_t: Tensor, t: Tensor | int) -> Tensor:
+        t = torch.as_tensor(t).long().reshape(-1)
+        ab = self.sched.alphas_cumprod[t].reshape(-1, 1, 1, 1)  # float64
+        U, v = self.U, self.std ** 2 * self.lam[:, None] * self.lam[None, :]  # eigenvalues of Cov(x_0)
+        c = U.T @ x_t.double() @ U  # coordinates in the eigenbasis
+        x0 = U @ (ab.sqrt() * v / (ab * v + 1 - ab) * c) @ U.T  # E[x_0 | x_t] (Tweedie, Gaussian prior)
+        return ((x_t.double() - ab.sqrt() * x0) / (1 - ab).sqrt()).to(x_t.dtype)

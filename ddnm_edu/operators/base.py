@@ -95,6 +95,17 @@ class LinearOperator:
         g = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
         return y + sigma_y * torch.randn(y.shape, generator=g, dtype=y.dtype).to(y.device)
 
+    # --- one window of a larger image (mask-shift restoration, ddnm_edu/mask_shift.py) ----------
+    #: window corners and sizes must lie on this pixel grid (a super-resolution block's side)
+    grid = 1
+
+    def window(self, y: Tensor, top: int, left: int, size: int) -> tuple["LinearOperator", Tensor]:
+        """(A_w, y_w): the operator and measurement of the ``size`` x ``size`` window of x at (top, left)
+        alone. Only operators that act on each pixel (or block) locally have one."""
+        raise DDNMInputError(f"{self!r} mixes pixels across the whole image, so a window of y does not "
+                             "measure a window of x; mask-shift restoration needs a local operator "
+                             "(sr2, sr4, inpaint, colorize, denoise).")
+
     # --- derived once for every operator ----------------------------------------------------
     def range_part(self, x: Tensor) -> Tensor:
         """A^dagger A x: the part of x that the measurement sees (DDNM eq. 3)."""

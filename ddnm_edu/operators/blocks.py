@@ -93,6 +93,17 @@ class SuperResolution(BlockSVD, LinearOperator):
     def A_adjoint(self, y: Tensor) -> Tensor:
         return self.A_pinv(y) / self.scale ** 2
 
+    @property
+    def grid(self) -> int:  # a window holds whole blocks
+        return self.scale
+
+    def window(self, y: Tensor, top: int, left: int, size: int) -> tuple[LinearOperator, Tensor]:
+        s = self.scale
+        if top % s or left % s or size % s:
+            raise DDNMInputError(f"a window of {self!r} must hold whole {s}x{s} blocks; got corner ({top}, {left}) "
+                                 f"and size {size}.")
+        return self, y[..., top // s:(top + size) // s, left // s:(left + size) // s]
+
     def __repr__(self) -> str:
         return f"SuperResolution(scale={self.scale})"
 

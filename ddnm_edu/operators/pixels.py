@@ -30,6 +30,9 @@ class Denoising(LinearOperator):
     def A_adjoint(self, y: Tensor) -> Tensor:
         return y
 
+    def window(self, y: Tensor, top: int, left: int, size: int) -> tuple[LinearOperator, Tensor]:
+        return self, y[..., top:top + size, left:left + size]
+
     # SVD: V = I, s = 1 for every pixel
     def singular_values(self, x_shape: tuple[int, int, int]) -> Tensor:
         return torch.ones(x_shape)
@@ -77,6 +80,10 @@ class Inpainting(LinearOperator):
     def A_pinv(self, y: Tensor) -> Tensor:
         check_image_batch(y, "y")
         return y * self._m(y)
+
+    def window(self, y: Tensor, top: int, left: int, size: int) -> tuple[LinearOperator, Tensor]:
+        self._m(y)  # the mask fits the whole image
+        return Inpainting(self.mask[..., top:top + size, left:left + size]), y[..., top:top + size, left:left + size]
 
     def A_adjoint(self, y: Tensor) -> Tensor:
         return self.A_pinv(y)
@@ -126,6 +133,9 @@ class Colorization(LinearOperator):
     def A_pinv(self, y: Tensor) -> Tensor:  # (B, 1, H, W) -> (B, 3, H, W)
         check_image_batch(y, "y", channels=1)
         return y.repeat(1, 3, 1, 1)
+
+    def window(self, y: Tensor, top: int, left: int, size: int) -> tuple[LinearOperator, Tensor]:
+        return self, y[..., top:top + size, left:left + size]
 
     def A_adjoint(self, y: Tensor) -> Tensor:
         return self.A_pinv(y) / 3

@@ -7,8 +7,11 @@
     ddnm-edu restore noisy.png --task denoise --sigma-y 0.1 --model fashion-mnist-32 --out clean.png
     ddnm-edu restore small_dir/ more.png --task sr4 --model fashion-mnist-32 --out big_dir/ [--batch 64]
     ddnm-edu restore small.png --task sr4 --model fashion-mnist-32 --samples 8 --out mean.png --uncertainty std.png
+    ddnm-edu restore small16.png --task sr4 --model fashion-mnist-32 --out big64.png [--overlap 16]
+    ddnm-edu restore photo64.png --task sr4 --model path/to/ddpm-celebahq-256 --device cuda --out photo256.png
 
-Tasks: sr2, sr4 (input is (32/s)x(32/s)), inpaint (--mask: white = observed, same size as the
+Tasks: sr2, sr4 (input is (32/s)x(32/s) for a 32x32 model; a larger input is restored window by
+window, see --overlap), inpaint (--mask: white = observed, same size as the
 input), colorize (grayscale input, RGB model), deblur (--blur-sigma, Gaussian), denoise. Any task
 takes --sigma-y for noisy input (then DDNM+ is used). The same function is importable:
 ``ddnm_edu.tools.cli.restore(y_image, task, model_name, ...)``.
@@ -27,6 +30,11 @@ Input conventions:
     their mean and --uncertainty their per-pixel std as a colour map (0 black to 0.5 or more pale
     yellow, on the images' [-1, 1] scale). Every noise-free sample is consistent with y, so the
     spread lies in what y does not determine.
+  * --model FOLDER: a diffusers DDPM (UNet2DModel + scheduler config, e.g. google/ddpm-celebahq-256
+    downloaded beforehand); nothing is downloaded here. Transparent pixels go onto black.
+  * a result larger than the model (e.g. a 16x16 input, sr4, 32x32 model: 64x64) is restored window
+    by window (mask-shift, ddnm_edu/mask_shift.py): windows of the model's size, --overlap pixels
+    shared (default half a window), the shared pixels of each new window treated as observed.
 """
 from __future__ import annotations
 
@@ -57,24 +65,40 @@ def background_for(model_name: str) -> float:
     return next((v for k, v in BACKGROUND.items() if dataset.startswith(k)), 0.0)
 
 
+def load_prior(model: str, device: str = "cpu"):
+    """(eps model, schedule) for ``--model``: a shipped prior's name, or a local diffusers folder."""
+    from ..schedule import NoiseSchedule
+
+    if Path(model).is_dir() or "/" in model or "\\" in model:
+        from ..diffusers_prior import load_diffusers
+
+        return load_diffusers(model, device)
+    from ..pretrained import load_pretrained
+
+    return load_pretrained(model, device), NoiseSchedule.linear(1000)
+
+
 def restore(y: torch.Tensor, task: str, model_name: str, mask: torch.Tensor | None = None,
             sigma_y: float = 0.0, steps: int = 100, eta: float = 0.85, seed: int = 0,
-            blur_sigma: float = 1.0, device: str = "cpu", progress: bool = False, samples: int = 1):
+            blur_sigma: float = 1.0, device: str = "cpu", progress: bool = False, samples: int = 1,
+            overlap: int | None = None):
     """Restore y (B, C, h, w) in [-1, 1] -- one image or a batch, in one sampling run; returns
     (x0_hat, A_pinv(y), op, std).
 
+    ``model_name``: a shipped prior or a diffusers folder (:func:`load_prior`). When the restored image
+    is larger than the prior, it is restored window by window (mask-shift, ``ddnm_edu.mask_shift``;
+    ``overlap`` pixels between windows, half a window by default).
     The same y, seed and batch give the same result; an image restored inside a batch draws different
     noise than the same image restored alone (the noise of a batch is drawn together). With
     ``samples=K > 1``, x0_hat is the mean of K samples (seeds seed, ..., seed + K - 1, drawn as one
     batch) and std their per-pixel std (B, C, H, W); with one sample std is None."""
+    from ..mask_shift import restore_large
     from ..posterior import posterior_samples
-    from ..pretrained import load_pretrained
     from ..sampling import SamplerSettings, ddnm_plus
-    from ..schedule import NoiseSchedule
 
     if task not in TASKS:
         raise DDNMInputError(f"unknown task {task!r}; available: {', '.join(TASKS)}.")
-    model = load_pretrained(model_name, device)
+    model, sched = load_prior(model_name, device)
     cfg = model.config
     size, ch = cfg.image_size, cfg.in_channels
     want_ch = 1 if task == "colorize" else ch
@@ -83,17 +107,26 @@ def restore(y: torch.Tensor, task: str, model_name: str, mask: torch.Tensor | No
     if y.shape[1] != want_ch:
         raise DDNMInputError(f"the input has {y.shape[1]} channel(s) but {task} with {model_name} needs {want_ch}.")
     s = int(task[2:]) if task.startswith("sr") else 1
-    if tuple(y.shape[-2:]) != (size // s, size // s):
+    H, W = y.shape[-2] * s, y.shape[-1] * s  # the restored image's size
+    if H < size or W < size:
         need = f"{size // s}x{size // s}"
         why = f" ({size}x{size} model, scale {s})" if s > 1 else f" (the {model_name} model's size)"
-        raise DDNMInputError(f"the input is {y.shape[-1]}x{y.shape[-2]} but {task} needs {need}{why}; "
-                             f"resize or crop it to {need} first.")
+        raise DDNMInputError(f"the input is {y.shape[-1]}x{y.shape[-2]} but {task} needs at least {need}{why}; "
+                             f"resize it to {need} (or larger: larger images are restored window by window).")
+    large = (H, W) != (size, size)
+    if large and samples > 1:
+        raise DDNMInputError(f"--samples works at the model's size ({size // s}x{size // s} inputs for {task}); "
+                             "this input is restored window by window: drop --samples.")
     if task == "inpaint" and mask is None:
         raise DDNMInputError("--task inpaint needs --mask MASK.png (white = observed, black = missing).")
     op = ops.from_name(task, size, mask=mask, blur_sigma=blur_sigma)
     if task == "inpaint":  # whatever the file holds in the holes is not a measurement: y = A y_file
         y = op.A(y)
-    sched, settings = NoiseSchedule.linear(1000), SamplerSettings(eta=eta)
+    settings = SamplerSettings(eta=eta)
+    if large:
+        out = restore_large(model, sched, op, y.to(device), window=size, overlap=overlap, sigma_y=sigma_y,
+                            steps=steps, settings=settings, seed=seed, progress=progress)
+        return out.cpu(), op.A_pinv(y), op, None
     if samples > 1:
         drawn = posterior_samples(model, sched, op, y.to(device), k=samples, sigma_y=sigma_y, steps=steps,
                                   settings=settings, seed=seed, progress=progress)
@@ -117,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("input", type=Path, nargs="+", help="image file(s) or folder(s) of images: each is a y")
     r.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
-    r.add_argument("--model", required=True, help="fashion-mnist-32 or emoji-32")
+    r.add_argument("--model", required=True, help="fashion-mnist-32, emoji-32, or a folder holding a diffusers "
+                   "DDPM (UNet2DModel and scheduler config; pip install 'ddnm-edu[diffusers]')")
+    r.add_argument("--overlap", type=int, default=None,
+                   help="pixels shared by neighbouring windows when the result is larger than the model "
+                        "(mask-shift; default half the model's size)")
     r.add_argument("--out", type=Path, required=True,
                    help="output file for one input; a folder (created if its parent exists) for several")
     r.add_argument("--batch", type=int, default=64, help="images per sampling run when restoring several")
@@ -147,13 +184,22 @@ def _restore_command(args: argparse.Namespace) -> int:
     """``ddnm-edu restore``: read y, restore it, write the result (bad input raises DDNMInputError)."""
     from ..pretrained import _record, arch_key, available
 
-    rec = _record(args.model)
-    if arch_key(rec) != "unet":
-        raise DDNMInputError(f"{args.model!r} is a supervised specialist (chapter 11), not a diffusion prior; "
-                             f"restore uses one of: {', '.join(available('diffusion'))}.")
-    ch = rec["unet"]["in_channels"]
+    if Path(args.model).is_dir() or "/" in args.model:  # a diffusers folder: checked when it is loaded
+        from ..diffusers_prior import load_diffusers
+
+        ch = load_diffusers(args.model)[0].config.in_channels
+        background = 0.0  # transparent pixels onto black
+    else:
+        rec = _record(args.model)
+        if arch_key(rec) != "unet":
+            raise DDNMInputError(f"{args.model!r} is a supervised specialist (chapter 11), not a diffusion prior; "
+                                 f"restore uses one of: {', '.join(available('diffusion'))} (or a diffusers "
+                                 "folder).")
+        ch = rec["unet"]["in_channels"]
+        background = background_for(args.model)
+    if args.overlap is not None and args.overlap < 0:
+        raise DDNMInputError(f"--overlap must be 0 or more pixels, got {args.overlap}.")
     inputs = expand_inputs(args.input)
-    background = background_for(args.model)
     mask = read_mask(args.mask) if args.mask is not None else None
     want = 1 if args.task == "colorize" else ch
     if not 1 <= args.samples <= MAX_SAMPLES:
@@ -179,7 +225,7 @@ def _restore_command(args: argparse.Namespace) -> int:
         for k in tqdm(chunks, desc=f"restoring {len(y_all)} images", disable=not sys.stderr.isatty()):
             got = restore(y_all[k:k + args.batch], args.task, args.model, mask, args.sigma_y, args.steps,
                           args.eta, args.seed + k, args.blur_sigma, args.device,
-                          progress=sys.stderr.isatty(), samples=args.samples)
+                          progress=sys.stderr.isatty(), samples=args.samples, overlap=args.overlap)
             for i, out in enumerate(outs[k:k + args.batch]):
                 _write(got[0][i], out)
                 if stds:
@@ -192,7 +238,8 @@ def _restore_command(args: argparse.Namespace) -> int:
             check_output_path(path, what)
     y = read_image(inputs[0], want, background)
     got = restore(y, args.task, args.model, mask, args.sigma_y, args.steps, args.eta, args.seed,
-                  args.blur_sigma, args.device, progress=sys.stderr.isatty(), samples=args.samples)
+                  args.blur_sigma, args.device, progress=sys.stderr.isatty(), samples=args.samples,
+                  overlap=args.overlap)
     try:
         _write_outputs(got[0], y, got[1], args.out, args.strip)
     except OSError as e:
@@ -215,8 +262,7 @@ def _write_outputs(x0_hat: torch.Tensor, y: torch.Tensor, pinv: torch.Tensor, ou
     """Write the result, and optionally the strip y (enlarged) | A_pinv y | result."""
     write_image(x0_hat, out)
     if strip:
-        size = x0_hat.shape[-1]
-        y_up = torch.nn.functional.interpolate(y, size=(size, size), mode="nearest")
+        y_up = torch.nn.functional.interpolate(y, size=tuple(x0_hat.shape[-2:]), mode="nearest")
         if y_up.shape[1] != x0_hat.shape[1]:
             y_up = y_up.repeat(1, x0_hat.shape[1] // y_up.shape[1], 1, 1)
         write_image(torch.cat([y_up[0], pinv[0], x0_hat[0]], dim=-1), strip, scale=4)

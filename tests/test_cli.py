@@ -56,7 +56,7 @@ def test_restore_function_inpaint_and_colorize():
 
 
 @pytest.mark.parametrize("args,match", [
-    (["--task", "sr4", "--samples", "2"], "--samples works at the model.s size"),  # 128x128: window by window
+    (["--task", "sr4", "--samples", "2"], "--samples works at the model"),  # 128x128: window by window
     (["--task", "sr3"], "unknown task 'sr3'"),
     (["--task", "inpaint"], "needs --mask"),
     (["--task", "colorize"], "colorize needs an RGB model"),

@@ -51,3 +51,19 @@ def test_peers_and_sampling_on_each_device(setup, device):
         assert out.device.type == "cpu" and torch.isfinite(out).all()
     trace = de.ddnm_plus(model, sched, op, y, steps=3, trace=True).trace
     assert all(s.x0_hat.device.type == "cpu" for s in trace)  # traces are CPU copies for plotting
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_mask_shift_on_each_device(setup, device):
+    """Window by window (mask-shift) on the model's device: the same image as on the CPU, consistent with y."""
+    from ddnm_edu.mask_shift import restore_large
+
+    sched, x = setup
+    op = ops.SuperResolution(4)
+    y = op.A(torch.nn.functional.interpolate(x[:2], scale_factor=2, mode="bilinear"))  # 64 x 64 results
+    ref = restore_large(de.load_pretrained("fashion-mnist-32", "cpu"), sched, op, y, window=32, steps=4)
+    y_dev = y.to(device)
+    out = restore_large(de.load_pretrained("fashion-mnist-32", device), sched, op, y_dev, window=32, steps=4)
+    assert out.device == y_dev.device and out.shape == (2, 1, 64, 64)
+    assert float(de.metrics.consistency(op, out, y_dev).max()) < 1e-4
+    torch.testing.assert_close(out.cpu(), ref, atol=2e-3, rtol=0)

@@ -176,7 +176,7 @@ def test_specialists_are_not_diffusion_priors(capsys):
 
     assert main(["restore", "nothing.png", "--task", "sr4", "--model", "restormer-sr4", "--out", "x.png"]) == 2
     assert "'restormer-sr4' is a supervised specialist (chapter 11), not a diffusion prior; restore uses one of: " \
-           "emoji-32, fashion-mnist-32." in capsys.readouterr().err
+           "emoji-32, fashion-mnist-32 (or a diffusers folder)." in capsys.readouterr().err
 
 
 def test_the_comparison_rows():

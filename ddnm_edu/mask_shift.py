@@ -23,6 +23,8 @@ consistent with y everywhere. Nothing else changes: :func:`restore_large` calls 
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 from .errors import DDNMInputError
@@ -35,18 +37,30 @@ Tensor = torch.Tensor
 
 def window_starts(length: int, window: int, overlap: int, grid: int = 1) -> list[int]:
     """Where the windows along one side start: every ``window - overlap`` pixels, the last one moved back
-    to end at the border (as the official code does for sizes that are not a multiple of the stride)."""
+    to end at the border (as the official code does for sizes that are not a multiple of the stride).
+    Every start is a multiple of ``grid`` (an operator's block side), so each window holds whole blocks."""
+    if window % grid:
+        raise DDNMInputError(f"the window {window} is not a multiple of the operator's block side {grid}, so a "
+                             "window cannot hold whole blocks; use a model whose size the scale divides.")
+    if length % grid:
+        raise DDNMInputError(f"the image side {length} is not a multiple of the operator's block side {grid}.")
     if window > length:
         raise DDNMInputError(f"the image side {length} is smaller than the window {window}; resize the image to "
                              f"at least {window} pixels.")
-    stride = window - overlap
-    if not 0 <= overlap < window or stride % grid or length % grid:
-        raise DDNMInputError(f"overlap must be in [0, {window}) with window - overlap a multiple of {grid} "
-                             f"(whole blocks of the operator), got overlap {overlap}.")
-    starts = list(range(0, length - window + 1, stride))
+    whole = isinstance(overlap, numbers.Integral) and not isinstance(overlap, bool)
+    if not whole or not 0 <= overlap < window or (window - overlap) % grid:
+        raise DDNMInputError(f"the overlap must be a whole number of pixels in [0, {window}) with window - overlap "
+                             f"a multiple of {grid} (whole blocks of the operator), e.g. "
+                             f"{_default_overlap(window, grid)}; got {overlap!r}.")
+    starts = list(range(0, length - window + 1, window - overlap))
     if starts[-1] != length - window:
         starts.append(length - window)
     return starts
+
+
+def _default_overlap(window: int, grid: int = 1) -> int:
+    """Half a window (the official code's 128 for 256), rounded down to whole blocks."""
+    return window // 2 // grid * grid
 
 
 class KnownPixels(LinearOperator):
@@ -92,12 +106,22 @@ def restore_large(model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, wi
     ``op`` and ``y`` describe the whole image (e.g. ``SuperResolution(4)`` and a 16 x 16 y for a 64 x 64
     result); ``overlap`` defaults to half a window, as the official code. Windows are restored in rows
     from the top left; window k uses seed ``seed + k``. Returns x0_hat for the whole image, on y's device.
+    With ``sigma_y > 0`` the scalar noise rule is used (the SVD rules need an SVD of each window's
+    operator, which the known pixels do not have).
     """
-    overlap = window // 2 if overlap is None else int(overlap)
+    g = op.grid
+    overlap = _default_overlap(window, g) if overlap is None else overlap
     shape = op.x_shape(y)
     B, C, H, W = shape
-    tops = window_starts(H, window, overlap, op.grid)
-    lefts = window_starts(W, window, overlap, op.grid)
+    if H < window or W < window:
+        h, w = y.shape[-2:]
+        raise DDNMInputError(f"y is {w}x{h}, which restores a {W}x{H} image, smaller than the window {window}; "
+                             f"y must be at least {window // g}x{window // g} (resize it).")
+    if sigma_y > 0 and settings is not None and settings.noise_rule != "scalar":
+        raise DDNMInputError(f"mask-shift with sigma_y > 0 needs noise_rule='scalar' (a window's known pixels "
+                             f"have no SVD view); got noise_rule={settings.noise_rule!r}.")
+    tops = window_starts(H, window, overlap, g)
+    lefts = window_starts(W, window, overlap, g)
     canvas = torch.zeros(shape, dtype=y.dtype, device=y.device)
     done = torch.zeros((1, 1, H, W), dtype=y.dtype, device=y.device)
     k = 0

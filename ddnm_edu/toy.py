@@ -19,6 +19,7 @@ import math
 import torch
 import torch.nn as nn
 
+from .errors import DDNMInputError
 from .schedule import NoiseSchedule
 from .unet import timestep_embedding
 
@@ -80,6 +81,9 @@ class StationaryGaussianPrior:
     """
 
     def __init__(self, sched: NoiseSchedule, size: int = 32, length: float = 3.0, std: float = 0.5):
+        if not (float(length) > 0 and float(std) > 0 and int(size) >= 1):
+            raise DDNMInputError(f"StationaryGaussianPrior needs size >= 1, length > 0 and std > 0; got size {size}, "
+                                 f"length {length}, std {std}.")
         self.sched, self.size, self.length, self.std = sched, int(size), float(length), float(std)
         self.lam, self.U = torch.linalg.eigh(self._K(self.size))  # K = U diag(lam) U^T
 
@@ -96,9 +100,14 @@ class StationaryGaussianPrior:
         return (self.std * Lh @ w @ Lw.T).float()
 
     def __call__(self, x_t: Tensor, t: Tensor | int) -> Tensor:
-        t = torch.as_tensor(t).long().reshape(-1)
-        ab = self.sched.alphas_cumprod[t].reshape(-1, 1, 1, 1)  # float64
-        U, v = self.U, self.std ** 2 * self.lam[:, None] * self.lam[None, :]  # eigenvalues of Cov(x_0)
+        if x_t.shape[-2:] != (self.size, self.size):
+            raise DDNMInputError(f"this oracle is for {self.size}x{self.size} windows; x_t is "
+                                 f"{x_t.shape[-1]}x{x_t.shape[-2]}.")
+        dev = x_t.device
+        t = torch.as_tensor(t).long().reshape(-1).cpu()
+        ab = self.sched.alphas_cumprod[t].reshape(-1, 1, 1, 1).to(dev)  # float64
+        U, lam = self.U.to(dev), self.lam.to(dev)
+        v = self.std ** 2 * lam[:, None] * lam[None, :]  # eigenvalues of Cov(x_0)
         c = U.T @ x_t.double() @ U  # coordinates in the eigenbasis
         x0 = U @ (ab.sqrt() * v / (ab * v + 1 - ab) * c) @ U.T  # E[x_0 | x_t] (Tweedie, Gaussian prior)
         return ((x_t.double() - ab.sqrt() * x0) / (1 - ab).sqrt()).to(x_t.dtype)

@@ -1,6 +1,7 @@
 """Any diffusers DDPM as the prior (ddnm_edu/diffusers_prior.py), offline: tiny random UNet2DModels saved
 with save_pretrained in a temporary folder, loaded back, and run through DDNM and ``ddnm-edu restore``."""
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -44,8 +45,10 @@ def test_schedule_is_the_schedulers(tmp_path, kw):
 
 def test_trained_betas_and_subfolder_layout(tmp_path):
     betas = torch.linspace(1e-4, 0.03, 200, dtype=torch.float64)
-    model, sched = load_diffusers(save(tmp_path / "m", subfolders=True, num_train_timesteps=200,
+    model, sched = load_diffusers(save(tmp_path / "m", subfolders=True, num_train_timesteps=1000,
                                        trained_betas=betas.tolist()))
+    ref = diffusers.DDPMScheduler(num_train_timesteps=1000, trained_betas=betas.tolist())
+    assert sched.T == len(ref.betas) == 200  # the listed betas win over num_train_timesteps, as in diffusers
     torch.testing.assert_close(sched.betas, betas)
 
 
@@ -104,6 +107,45 @@ def test_clear_errors(tmp_path):
         load_diffusers(tmp_path / "vae")
 
 
+def edited(folder: Path, name: str, **changes) -> Path:
+    """The saved folder with some keys of one of its config files changed."""
+    path = folder / name
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+    return folder
+
+
+@pytest.mark.parametrize("name, changes, message", [
+    ("scheduler_config.json", {"_class_name": "ScoreSdeVeScheduler"},
+     "scheduler config is for ScoreSdeVeScheduler, not a DDPM-type"),
+    ("scheduler_config.json", {"rescale_betas_zero_snr": True}, "zero terminal SNR"),
+    ("scheduler_config.json", {"beta_start": "x"}, "beta_start in the scheduler config must be a number, got 'x'"),
+    ("scheduler_config.json", {"num_train_timesteps": 0}, "num_train_timesteps in the scheduler config must be 1"),
+    ("scheduler_config.json", {"trained_betas": [0.1, 1.5]}, "trained_betas in the scheduler config must be numbers"),
+    ("scheduler_config.json", {"prediction_type": "mu"}, "unsupported prediction_type 'mu'"),
+    ("config.json", {"time_embedding_type": "fourier"}, "score-SDE (continuous-time) model, not a DDPM"),
+    ("config.json", {"num_class_embeds": 10}, "the UNet is class-conditional"),
+    ("config.json", {"sample_size": [16, 32]}, "sample_size must be one side (square images)"),
+    ("config.json", {"out_channels": 5}, "out_channels 5 is neither in_channels 3"),
+])
+def test_models_it_cannot_use_are_refused_in_one_line(tmp_path, name, changes, message):
+    folder = edited(save(tmp_path / "m"), name, **changes)
+    with pytest.raises(DDNMInputError, match=re.escape(message)):
+        load_diffusers(folder)
+
+
+def test_a_broken_config_file_is_one_clear_line_in_the_command(tmp_path, capsys):
+    from ddnm_edu.tools.cli import main
+    from ddnm_edu.tools.images import write_image
+
+    folder = save(tmp_path / "m")
+    (folder / "scheduler_config.json").write_text("{not json")
+    write_image(torch.rand(3, 4, 4) * 2 - 1, tmp_path / "small.png")
+    assert main(["restore", str(tmp_path / "small.png"), "--task", "sr4", "--model", str(folder),
+                 "--out", str(tmp_path / "out.png")]) == 2
+    err = capsys.readouterr().err
+    assert "could not read" in err and "scheduler_config.json as JSON" in err and "Traceback" not in err
+
+
 def test_ddnm_on_a_diffusers_model_is_consistent_and_is_the_official_loop(tmp_path, gen):
     model, sched = load_diffusers(save(tmp_path / "m"))
     op = ops.SuperResolution(4)
@@ -117,7 +159,7 @@ def test_ddnm_on_a_diffusers_model_is_consistent_and_is_the_official_loop(tmp_pa
 
 
 def test_restore_command_with_a_diffusers_folder(tmp_path):
-    from ddnm_edu.tools.cli import main
+    from ddnm_edu.tools.cli import main, restore
     from ddnm_edu.tools.images import read_image, write_image
 
     folder = save(tmp_path / "ddpm-tiny")
@@ -125,10 +167,13 @@ def test_restore_command_with_a_diffusers_folder(tmp_path):
     assert main(["restore", str(tmp_path / "small.png"), "--task", "sr4", "--model", str(folder), "--steps", "3",
                  "--out", str(tmp_path / "out.png")]) == 0
     assert read_image(tmp_path / "out.png", 3, 0.0).shape == (1, 3, 16, 16)
-    write_image(torch.rand(3, 8, 8) * 2 - 1, tmp_path / "bigger.png")  # 32 x 32 result: window by window
+    write_image(torch.rand(3, 8, 8) * 0.4 - 0.2, tmp_path / "bigger.png")  # 32 x 32 result: window by window
     assert main(["restore", str(tmp_path / "bigger.png"), "--task", "sr4", "--model", str(folder), "--steps", "3",
                  "--out", str(tmp_path / "big.png")]) == 0
     assert read_image(tmp_path / "big.png", 3, 0.0).shape == (1, 3, 32, 32)
+    y = read_image(tmp_path / "bigger.png", 3, 0.0)  # the same route before the file clips to [-1, 1]:
+    big = restore(y, "sr4", str(folder), steps=3)[0]  # a random UNet's x0_hat leaves that range
+    assert big.shape == (1, 3, 32, 32) and (ops.SuperResolution(4).A(big) - y).abs().max() < 1e-5
     write_image(torch.rand(3, 2, 2) * 2 - 1, tmp_path / "tiny.png")
     assert main(["restore", str(tmp_path / "tiny.png"), "--task", "sr4", "--model", str(folder),
                  "--out", str(tmp_path / "x.png")]) == 2  # smaller than the model: one clear line

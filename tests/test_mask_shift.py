@@ -21,6 +21,11 @@ def test_window_starts_slide_by_the_stride_and_end_at_the_border():
         window_starts(16, 32, 8)
     with pytest.raises(DDNMInputError, match="multiple of 4"):
         window_starts(64, 32, 3, grid=4)
+    for bad in (32, 40, -1, 8.5, True, "8"):  # overlap >= window, negative, not a whole number
+        with pytest.raises(DDNMInputError, match=r"overlap must be a whole number of pixels in \[0, 32\)"):
+            window_starts(64, 32, bad)
+    with pytest.raises(DDNMInputError, match="window 32 is not a multiple of the operator's block side 3"):
+        window_starts(96, 32, 8, grid=3)  # no start could hold whole 3 x 3 blocks at both ends
 
 
 def test_known_pixels_is_an_orthogonal_projector_when_the_mask_holds_whole_blocks():
@@ -43,10 +48,34 @@ def test_one_window_is_plain_ddnm(sched, random_unet):
     torch.testing.assert_close(restore_large(random_unet, sched, op, y, window=32, steps=5, seed=2), once)
 
 
-def test_non_local_operators_are_refused(sched, random_unet):
+def test_bad_requests_are_refused_before_any_window_runs(sched, random_unet):
     op = ops.Deblur(ops.gaussian_kernel(1.0))
+    assert not op.has_window and ops.SuperResolution(2).has_window
     with pytest.raises(DDNMInputError, match="local operator"):
         restore_large(random_unet, sched, op, op.A(torch.zeros(1, 3, 64, 64)), window=32)
+    sr4 = ops.SuperResolution(4)
+    with pytest.raises(DDNMInputError, match="y is 4x4, which restores a 16x16 image, smaller than the window 32; "
+                                             "y must be at least 8x8"):
+        restore_large(random_unet, sched, sr4, torch.zeros(1, 3, 4, 4), window=32)
+    calls = []
+    counting = lambda x, t: calls.append(1) or random_unet(x, t)  # noqa: E731
+    with pytest.raises(DDNMInputError, match="noise_rule='scalar'"):  # KnownPixels has no SVD view
+        restore_large(counting, sched, sr4, torch.zeros(1, 3, 16, 16), window=32, sigma_y=0.1, steps=3,
+                      settings=de.SamplerSettings(noise_rule="svd"))
+    assert not calls  # refused up front, not after the first window
+
+
+def test_noisy_measurements_use_the_scalar_rule_in_every_window(sched, field):
+    prior, x = field
+    x, op, sigma_y = x[:8], ops.SuperResolution(4), 0.1
+    y = op.measure(x, sigma_y=sigma_y, seed=1)
+    st = de.SamplerSettings(clip_x0=False)  # the field is not confined to [-1, 1]
+    r = restore_large(prior, sched, op, y, window=32, sigma_y=sigma_y, steps=20, settings=st)
+    whole = de.ddnm_plus(StationaryGaussianPrior(sched, 64, length=3.0), sched, op, y, sigma_y=sigma_y, steps=20,
+                         settings=st).x0_hat
+    err = {k: float((v - x).pow(2).mean()) for k, v in (("windows", r), ("whole", whole), ("pinv", op.A_pinv(y)))}
+    assert err["windows"] < 0.75 * err["pinv"]  # denoised and filled in, not A^dagger y
+    assert err["windows"] < 1.3 * err["whole"]  # about as good as one DDNM+ run over the whole image
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +110,26 @@ def test_mask_shift_is_consistent_and_hides_the_seams_that_tiling_shows(sched, f
     assert jump_ratio(shifted, [16, 32, 48]) < 1.3  # mask-shift: no seam where any window begins or ends
 
 
+def test_without_the_known_pixels_the_seams_come_back(sched, field, monkeypatch):
+    """The seams are hidden by KnownPixels, not by the overlap alone: overlapping windows that ignore what
+    their neighbours restored (each window sees only its part of y) leave seams again."""
+    import copy
+
+    import ddnm_edu.mask_shift as ms
+
+    def ignore_known(base, known):
+        plain = copy.copy(base)
+        plain.measurement = lambda y_w, x_known: y_w
+        return plain
+
+    prior, x = field
+    op = ops.SuperResolution(4)
+    y = op.A(x)
+    monkeypatch.setattr(ms, "KnownPixels", ignore_known)
+    ignored = restore_large(prior, sched, op, y, window=32, steps=50)
+    assert jump_ratio(ignored, [16, 32, 48]) > 1.5  # about 1.7 here, against < 1.3 with the known pixels
+
+
 def test_mask_shift_inpainting_keeps_every_observed_pixel(sched, field):
     prior, x = field
     mask = ops.Inpainting.random_mask((64, 64), 0.7, seed=1)
@@ -88,16 +137,55 @@ def test_mask_shift_inpainting_keeps_every_observed_pixel(sched, field):
     y = op.A(x[:4])
     r = restore_large(prior, sched, op, y, window=32, overlap=8, steps=20)
     assert (op.A(r) - y).abs().max() < 1e-6
-    assert (r * (1 - mask) - x[:4] * (1 - mask)).abs().max() > 0.1  # the holes are filled, not copied
+    holes = (1 - mask).bool().expand_as(r)
+    err, spread = (r - x[:4])[holes].pow(2).mean(), x[:4][holes].pow(2).mean()
+    assert 0 < err < 0.5 * spread  # the holes are filled (not copied) with a plausible continuation
+    # what a window restored is kept: later windows treat it as observed, so the first window's region is
+    # exactly the first window restored alone (window k draws seed k)
+    op_0, y_0 = op.window(y, 0, 0, 32)
+    first = de.ddnm_plus(prior, sched, op_0, y_0, steps=20, seed=0).x0_hat
+    torch.testing.assert_close(r[..., :32, :32], first, atol=0, rtol=0)
 
 
 def test_restore_command_enlarges_beyond_the_model(tmp_path):
     from ddnm_edu.tools.cli import main
     from ddnm_edu.tools.images import read_image, write_image
 
-    write_image(torch.rand(1, 16, 16) * 2 - 1, tmp_path / "small.png")
+    write_image(torch.rand(1, 16, 16) * 0.8 - 0.4, tmp_path / "small.png")  # mid-greys: no clipping on writing
     assert main(["restore", str(tmp_path / "small.png"), "--task", "sr4", "--model", "fashion-mnist-32",
                  "--steps", "4", "--overlap", "8", "--out", str(tmp_path / "big.png")]) == 0
-    assert read_image(tmp_path / "big.png", 1, 0.0).shape == (1, 1, 64, 64)
-    assert main(["restore", str(tmp_path / "small.png"), "--task", "sr4", "--model", "fashion-mnist-32",
-                 "--overlap", "6", "--out", str(tmp_path / "x.png")]) == 2  # not whole 4 x 4 blocks
+    big = read_image(tmp_path / "big.png", 1, 0.0)
+    assert big.shape == (1, 1, 64, 64)
+    small = read_image(tmp_path / "small.png", 1, 0.0)
+    # consistent up to 8-bit rounding, in every 4x4 block the file did not clip to [-1, 1]
+    unclipped = ops.SuperResolution(4).A((big.abs() < 0.99).float()) == 1
+    assert unclipped.float().mean() > 0.5
+    assert (ops.SuperResolution(4).A(big) - small)[unclipped].abs().max() < 2 / 255
+
+
+@pytest.mark.parametrize("args, message", [
+    (["small.png", "--task", "sr4", "--overlap", "6"], "overlap must be a whole number of pixels in [0, 32) "
+                                                       "with window - overlap a multiple of 4"),
+    (["small.png", "--task", "sr4", "--overlap", "32"], "e.g. 16; got 32"),
+    (["exact.png", "--task", "sr4", "--overlap", "8"], "--overlap applies when the result is larger"),
+    (["small.png", "--task", "deblur"], "deblur mixes pixels across the whole image"),
+])
+def test_restore_command_refuses_bad_window_requests(tmp_path, capsys, args, message):
+    from ddnm_edu.tools.cli import main
+    from ddnm_edu.tools.images import write_image
+
+    write_image(torch.rand(1, 16, 16) * 2 - 1, tmp_path / "small.png")
+    write_image(torch.rand(1, 8, 8) * 2 - 1, tmp_path / "exact.png")  # sr4 of 8x8: the model's 32x32
+    argv = ["restore", str(tmp_path / args[0]), *args[1:], "--model", "fashion-mnist-32", "--steps", "2",
+            "--out", str(tmp_path / "x.png")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and not (tmp_path / "x.png").exists()
+
+
+def test_the_oracle_refuses_other_sizes(sched):
+    prior = StationaryGaussianPrior(sched, 8)
+    with pytest.raises(DDNMInputError, match="for 8x8 windows; x_t is 16x16"):
+        prior(torch.zeros(1, 1, 16, 16), 10)
+    with pytest.raises(DDNMInputError, match="length > 0"):
+        StationaryGaussianPrior(sched, 8, length=0)

@@ -99,6 +99,11 @@ class LinearOperator:
     #: window corners and sizes must lie on this pixel grid (a super-resolution block's side)
     grid = 1
 
+    @property
+    def has_window(self) -> bool:
+        """Whether :meth:`window` exists: the operator acts on each pixel (or block) locally."""
+        return type(self).window is not LinearOperator.window
+
     def window(self, y: Tensor, top: int, left: int, size: int) -> tuple["LinearOperator", Tensor]:
         """(A_w, y_w): the operator and measurement of the ``size`` x ``size`` window of x at (top, left)
         alone. Only operators that act on each pixel (or block) locally have one."""

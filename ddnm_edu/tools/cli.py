@@ -8,7 +8,7 @@
     ddnm-edu restore small_dir/ more.png --task sr4 --model fashion-mnist-32 --out big_dir/ [--batch 64]
     ddnm-edu restore small.png --task sr4 --model fashion-mnist-32 --samples 8 --out mean.png --uncertainty std.png
     ddnm-edu restore small16.png --task sr4 --model fashion-mnist-32 --out big64.png [--overlap 16]
-    ddnm-edu restore photo64.png --task sr4 --model path/to/ddpm-celebahq-256 --device cuda --out photo256.png
+    ddnm-edu restore photo64.png --task sr4 --model path/to/ddpm-ema-celebahq-256 --device cuda --out photo256.png
 
 Tasks: sr2, sr4 (input is (32/s)x(32/s) for a 32x32 model; a larger input is restored window by
 window, see --overlap), inpaint (--mask: white = observed, same size as the
@@ -30,11 +30,12 @@ Input conventions:
     their mean and --uncertainty their per-pixel std as a colour map (0 black to 0.5 or more pale
     yellow, on the images' [-1, 1] scale). Every noise-free sample is consistent with y, so the
     spread lies in what y does not determine.
-  * --model FOLDER: a diffusers DDPM (UNet2DModel + scheduler config, e.g. google/ddpm-celebahq-256
+  * --model FOLDER: a diffusers DDPM (UNet2DModel + scheduler config, e.g. google/ddpm-ema-celebahq-256
     downloaded beforehand); nothing is downloaded here. Transparent pixels go onto black.
   * a result larger than the model (e.g. a 16x16 input, sr4, 32x32 model: 64x64) is restored window
     by window (mask-shift, ddnm_edu/mask_shift.py): windows of the model's size, --overlap pixels
     shared (default half a window), the shared pixels of each new window treated as observed.
+    Local tasks only (not deblur, which mixes the whole image), one sample (no --samples).
 """
 from __future__ import annotations
 
@@ -65,29 +66,43 @@ def background_for(model_name: str) -> float:
     return next((v for k, v in BACKGROUND.items() if dataset.startswith(k)), 0.0)
 
 
+def is_folder(model: str) -> bool:
+    """Whether ``--model`` names a folder (a diffusers checkpoint) rather than a shipped prior."""
+    return Path(model).is_dir() or "/" in model or "\\" in model
+
+
+def check_model_name(model: str) -> None:
+    from ..pretrained import registry
+
+    if not is_folder(model) and model not in registry():
+        raise DDNMInputError(f"unknown model {model!r}: neither a shipped model ({', '.join(sorted(registry()))}) "
+                             "nor a folder holding a diffusers DDPM.")
+
+
 def load_prior(model: str, device: str = "cpu"):
     """(eps model, schedule) for ``--model``: a shipped prior's name, or a local diffusers folder."""
+    from ..pretrained import load_pretrained
     from ..schedule import NoiseSchedule
 
-    if Path(model).is_dir() or "/" in model or "\\" in model:
+    if is_folder(model):
         from ..diffusers_prior import load_diffusers
 
         return load_diffusers(model, device)
-    from ..pretrained import load_pretrained
-
+    check_model_name(model)
     return load_pretrained(model, device), NoiseSchedule.linear(1000)
 
 
 def restore(y: torch.Tensor, task: str, model_name: str, mask: torch.Tensor | None = None,
             sigma_y: float = 0.0, steps: int = 100, eta: float = 0.85, seed: int = 0,
             blur_sigma: float = 1.0, device: str = "cpu", progress: bool = False, samples: int = 1,
-            overlap: int | None = None):
+            overlap: int | None = None, prior=None):
     """Restore y (B, C, h, w) in [-1, 1] -- one image or a batch, in one sampling run; returns
     (x0_hat, A_pinv(y), op, std).
 
     ``model_name``: a shipped prior or a diffusers folder (:func:`load_prior`). When the restored image
     is larger than the prior, it is restored window by window (mask-shift, ``ddnm_edu.mask_shift``;
-    ``overlap`` pixels between windows, half a window by default).
+    ``overlap`` pixels between windows, half a window by default). ``prior``: the (model, sched) of
+    ``model_name`` already loaded (the command loads a checkpoint once for all its batches).
     The same y, seed and batch give the same result; an image restored inside a batch draws different
     noise than the same image restored alone (the noise of a batch is drawn together). With
     ``samples=K > 1``, x0_hat is the mean of K samples (seeds seed, ..., seed + K - 1, drawn as one
@@ -98,7 +113,7 @@ def restore(y: torch.Tensor, task: str, model_name: str, mask: torch.Tensor | No
 
     if task not in TASKS:
         raise DDNMInputError(f"unknown task {task!r}; available: {', '.join(TASKS)}.")
-    model, sched = load_prior(model_name, device)
+    model, sched = prior if prior is not None else load_prior(model_name, device)
     cfg = model.config
     size, ch = cfg.image_size, cfg.in_channels
     want_ch = 1 if task == "colorize" else ch
@@ -106,20 +121,25 @@ def restore(y: torch.Tensor, task: str, model_name: str, mask: torch.Tensor | No
         raise DDNMInputError(f"colorize needs an RGB model (e.g. emoji-32); {model_name} has {ch} channel(s).")
     if y.shape[1] != want_ch:
         raise DDNMInputError(f"the input has {y.shape[1]} channel(s) but {task} with {model_name} needs {want_ch}.")
+    if task == "inpaint" and mask is None:
+        raise DDNMInputError("--task inpaint needs --mask MASK.png (white = observed, black = missing).")
+    op = ops.from_name(task, size, mask=mask, blur_sigma=blur_sigma)
     s = int(task[2:]) if task.startswith("sr") else 1
     H, W = y.shape[-2] * s, y.shape[-1] * s  # the restored image's size
-    if H < size or W < size:
+    if H < size or W < size or (not op.has_window and (H, W) != (size, size)):
         need = f"{size // s}x{size // s}"
         why = f" ({size}x{size} model, scale {s})" if s > 1 else f" (the {model_name} model's size)"
-        raise DDNMInputError(f"the input is {y.shape[-1]}x{y.shape[-2]} but {task} needs at least {need}{why}; "
-                             f"resize it to {need} (or larger: larger images are restored window by window).")
+        more = (" or larger: larger images are restored window by window" if op.has_window else
+                f"; {task} mixes pixels across the whole image, so it works at the model's size only")
+        raise DDNMInputError(f"the input is {y.shape[-1]}x{y.shape[-2]} but {task} needs {need}{why}; "
+                             f"resize it to {need}{more}.")
     large = (H, W) != (size, size)
     if large and samples > 1:
         raise DDNMInputError(f"--samples works at the model's size ({size // s}x{size // s} inputs for {task}); "
                              "this input is restored window by window: drop --samples.")
-    if task == "inpaint" and mask is None:
-        raise DDNMInputError("--task inpaint needs --mask MASK.png (white = observed, black = missing).")
-    op = ops.from_name(task, size, mask=mask, blur_sigma=blur_sigma)
+    if overlap is not None and not large:
+        raise DDNMInputError(f"--overlap applies when the result is larger than the model ({size}x{size}); this "
+                             "one is exactly its size: drop --overlap.")
     if task == "inpaint":  # whatever the file holds in the holes is not a measurement: y = A y_file
         y = op.A(y)
     settings = SamplerSettings(eta=eta)
@@ -151,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("input", type=Path, nargs="+", help="image file(s) or folder(s) of images: each is a y")
     r.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
     r.add_argument("--model", required=True, help="fashion-mnist-32, emoji-32, or a folder holding a diffusers "
-                   "DDPM (UNet2DModel and scheduler config; pip install 'ddnm-edu[diffusers]')")
+                   "DDPM (UNet2DModel and scheduler config; needs the diffusers package)")
     r.add_argument("--overlap", type=int, default=None,
                    help="pixels shared by neighbouring windows when the result is larger than the model "
                         "(mask-shift; default half the model's size)")
@@ -184,18 +204,18 @@ def _restore_command(args: argparse.Namespace) -> int:
     """``ddnm-edu restore``: read y, restore it, write the result (bad input raises DDNMInputError)."""
     from ..pretrained import _record, arch_key, available
 
-    if Path(args.model).is_dir() or "/" in args.model:  # a diffusers folder: checked when it is loaded
-        from ..diffusers_prior import load_diffusers
-
-        ch = load_diffusers(args.model)[0].config.in_channels
+    if is_folder(args.model):  # a diffusers folder: checked as it is loaded, once for every batch
+        prior = load_prior(args.model, args.device)
+        ch = prior[0].config.in_channels
         background = 0.0  # transparent pixels onto black
     else:
+        check_model_name(args.model)
         rec = _record(args.model)
         if arch_key(rec) != "unet":
             raise DDNMInputError(f"{args.model!r} is a supervised specialist (chapter 11), not a diffusion prior; "
                                  f"restore uses one of: {', '.join(available('diffusion'))} (or a diffusers "
                                  "folder).")
-        ch = rec["unet"]["in_channels"]
+        prior, ch = None, rec["unet"]["in_channels"]
         background = background_for(args.model)
     if args.overlap is not None and args.overlap < 0:
         raise DDNMInputError(f"--overlap must be 0 or more pixels, got {args.overlap}.")
@@ -225,7 +245,7 @@ def _restore_command(args: argparse.Namespace) -> int:
         for k in tqdm(chunks, desc=f"restoring {len(y_all)} images", disable=not sys.stderr.isatty()):
             got = restore(y_all[k:k + args.batch], args.task, args.model, mask, args.sigma_y, args.steps,
                           args.eta, args.seed + k, args.blur_sigma, args.device,
-                          progress=sys.stderr.isatty(), samples=args.samples, overlap=args.overlap)
+                          progress=sys.stderr.isatty(), samples=args.samples, overlap=args.overlap, prior=prior)
             for i, out in enumerate(outs[k:k + args.batch]):
                 _write(got[0][i], out)
                 if stds:
@@ -239,7 +259,7 @@ def _restore_command(args: argparse.Namespace) -> int:
     y = read_image(inputs[0], want, background)
     got = restore(y, args.task, args.model, mask, args.sigma_y, args.steps, args.eta, args.seed,
                   args.blur_sigma, args.device, progress=sys.stderr.isatty(), samples=args.samples,
-                  overlap=args.overlap)
+                  overlap=args.overlap, prior=prior)
     try:
         _write_outputs(got[0], y, got[1], args.out, args.strip)
     except OSError as e:

@@ -105,9 +105,10 @@ def test_mask_shift_is_consistent_and_hides_the_seams_that_tiling_shows(sched, f
     whole = de.ddnm_plus(StationaryGaussianPrior(sched, 64, length=3.0), sched, op, y, steps=50).x0_hat
     for r in (shifted, tiled, whole):
         assert (op.A(r) - y).abs().max() < 1e-5  # consistent with y everywhere
-    assert jump_ratio(whole, [32, 48]) < 1.05  # one run over the whole image: no seams
+    assert jump_ratio(whole, [16, 32, 48]) < 1.05  # one run over the whole image: no seams
     assert jump_ratio(tiled, [32]) > 2.0  # independent windows: a visible seam
     assert jump_ratio(shifted, [16, 32, 48]) < 1.3  # mask-shift: no seam where any window begins or ends
+    assert jump_ratio(whole, [16, 32, 48]) < jump_ratio(shifted, [16, 32, 48])  # though not all the way
 
 
 def test_without_the_known_pixels_the_seams_come_back(sched, field, monkeypatch):

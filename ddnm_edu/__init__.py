@@ -10,8 +10,8 @@ reverse-step formula), ``losses`` (DDPM's training loss and the EMA), ``operator
 the range/null projections, each operator's closed-form SVD, and the named tasks),
 ``sampling`` (DDIM, DDPM, DDNM's Algorithm 1 and DDNM+), ``noise_rules`` (DDNM+ noise scaling),
 ``posterior`` (K samples of a restoration, their spread and its calibration), ``mask_shift`` (images
-larger than the prior, window by window), ``diffusers_prior`` (any diffusers DDPM as the prior; imported
-on demand, it needs the ``diffusers`` extra),
+larger than the prior, window by window), ``diffusers_prior`` (any diffusers DDPM as the prior,
+``load_diffusers``; diffusers itself is imported only when a model is loaded: the ``diffusers`` extra),
 ``ddrm`` and ``dps`` (the peers), ``baselines``, ``metrics``, ``unet``, ``restormer`` (the supervised
 specialist of chapter 11), ``data`` and ``pretrained`` (what ships), ``viz`` (figures and step
 viewers), ``check`` (self-checks for the exercises), ``linalg`` and ``toy`` (the small dense and 2-D
@@ -19,7 +19,7 @@ examples of chapters 3-5, and an oracle Gaussian prior); ``errors`` and ``settin
 ``ddnm_edu.tools`` is the tooling: the ``ddnm-edu`` command, training, model cards and benchmarks,
 shipping weights, rebuilding the datasets, and the classroom edition.
 """
-from . import baselines, check, data, linalg, losses, mask_shift, metrics, noise_rules, operators, posterior, toy, viz
+from . import baselines, check, data, diffusers_prior, linalg, losses, mask_shift, metrics, noise_rules, operators, posterior, toy, viz
 from .errors import DDNMInputError
 from .operators import LinearOperator
 from .sampling import (RestorationResult, SamplerSettings, TraceStep, ddnm, ddnm_plus, lambda_and_std, nfe_count,
@@ -28,10 +28,11 @@ from .posterior import posterior_samples
 from .schedule import NoiseSchedule
 from .settings import settings
 from .pretrained import load_pretrained
+from .diffusers_prior import load_diffusers
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DDNMInputError", "LinearOperator", "load_pretrained", "NoiseSchedule", "RestorationResult", "SamplerSettings", "TraceStep", "ddnm", "ddnm_plus",
-    "baselines", "check", "data", "lambda_and_std", "linalg", "losses", "mask_shift", "metrics", "viz", "nfe_count", "noise_rules", "operators", "paper_travel_schedule", "posterior", "posterior_samples", "sample", "settings", "toy", "travel_schedule", "__version__",
+    "baselines", "check", "data", "diffusers_prior", "load_diffusers", "lambda_and_std", "linalg", "losses", "mask_shift", "metrics", "viz", "nfe_count", "noise_rules", "operators", "paper_travel_schedule", "posterior", "posterior_samples", "sample", "settings", "toy", "travel_schedule", "__version__",
 ]

@@ -141,6 +141,25 @@ class DiffusersEps(nn.Module):
         return ab.sqrt() * out + (1 - ab).sqrt() * x_t  # out = v = sqrt(ab) eps - sqrt(1 - ab) x0
 
 
+def _from_objects(unet: nn.Module, scheduler, device) -> tuple[DiffusersEps, NoiseSchedule]:
+    if type(unet).__name__ != "UNet2DModel":
+        raise DDNMInputError(f"the model is a {type(unet).__name__}, not a diffusers UNet2DModel; only "
+                             "unconditional pixel-space DDPM UNets can be the prior here.")
+    if scheduler is None:
+        raise DDNMInputError("a UNet2DModel given directly needs its scheduler: load_diffusers(unet, "
+                             "scheduler=DDPMScheduler(...)) (or the scheduler's config dict).")
+    if hasattr(scheduler, "config"):  # a scheduler object: its config, and its class for the check
+        cfg = {**dict(scheduler.config), "_class_name": type(scheduler).__name__}
+    elif isinstance(scheduler, dict):
+        cfg = scheduler
+    else:
+        raise DDNMInputError(f"scheduler must be a diffusers scheduler or its config dict, got "
+                             f"{type(scheduler).__name__}.")
+    sched = schedule_from_config(cfg)
+    model = DiffusersEps(unet, sched, cfg.get("prediction_type", "epsilon"))
+    return model.to(device).eval().requires_grad_(False), sched
+
+
 def _read_json(path: Path) -> dict:
     try:
         cfg = json.loads(path.read_text())
@@ -159,11 +178,21 @@ def _find(folder: Path, name: str, sub: str) -> Path | None:
     return None
 
 
-def load_diffusers(folder: str | Path, device: str | torch.device = "cpu") -> tuple[DiffusersEps, NoiseSchedule]:
-    """(model, sched) from a local diffusers folder: a ``UNet2DModel`` and its scheduler config.
+def load_diffusers(source, device: str | torch.device = "cpu",
+                   scheduler=None) -> tuple[DiffusersEps, NoiseSchedule]:
+    """(model, sched) from a diffusers DDPM: a local folder holding a ``UNet2DModel`` and its scheduler
+    config, or a ``UNet2DModel`` already in memory with its ``scheduler`` (a diffusers scheduler or its
+    config dict).
 
     The folder is what ``save_pretrained`` writes, or a downloaded checkpoint such as
-    google/ddpm-ema-celebahq-256 (files at the top, or in ``unet/`` and ``scheduler/``)."""
+    google/ddpm-ema-celebahq-256 (files at the top, or in ``unet/`` and ``scheduler/``). A model given
+    directly is moved to ``device``, put in eval mode and frozen in place."""
+    if isinstance(source, nn.Module):
+        return _from_objects(source, scheduler, device)
+    if scheduler is not None:
+        raise DDNMInputError("scheduler= goes with a UNet2DModel given directly; a folder brings its own "
+                             "scheduler_config.json.")
+    folder = source
     folder = Path(folder)
     if not folder.is_dir():
         raise DDNMInputError(f"model folder {folder} not found; give a folder with a diffusers UNet2DModel "

@@ -190,3 +190,30 @@ def test_diffusers_prior_on_an_accelerator(tmp_path, device):
     y = op.A(torch.rand(1, 3, 16, 16) * 2 - 1)
     out = de.ddnm_plus(model, sched, op, y.to(device), steps=4).x0_hat
     assert out.device.type == device and (op.A(out) - y.to(device)).abs().max() < 1e-4
+
+
+def test_a_model_in_memory_with_its_scheduler(tmp_path, gen):
+    unet, ref = tiny_unet(), diffusers.DDPMScheduler(beta_schedule="squaredcos_cap_v2")
+    model, sched = de.load_diffusers(unet, scheduler=ref)
+    torch.testing.assert_close(sched.alphas_cumprod.float(), ref.alphas_cumprod, atol=2e-6, rtol=1e-5)
+    x, t = torch.randn(1, 3, 16, 16, generator=gen), torch.tensor([300])
+    torch.testing.assert_close(model(x, t), unet(x, t).sample)
+    same = load_diffusers(save(tmp_path / "m", unet, beta_schedule="squaredcos_cap_v2"))  # = the folder route
+    torch.testing.assert_close(same[1].alphas_cumprod, sched.alphas_cumprod)
+    with pytest.raises(DDNMInputError, match="needs its scheduler"):
+        de.load_diffusers(unet)
+    with pytest.raises(DDNMInputError, match="not a DDPM-type"):
+        de.load_diffusers(unet, scheduler=diffusers.ScoreSdeVeScheduler())
+    with pytest.raises(DDNMInputError, match="not a diffusers UNet2DModel"):
+        de.load_diffusers(torch.nn.Linear(2, 2), scheduler=ref)
+    with pytest.raises(DDNMInputError, match="brings its own"):
+        de.load_diffusers(tmp_path / "m", scheduler=ref)
+
+
+def test_the_core_library_does_not_import_diffusers():
+    import subprocess
+    import sys
+
+    code = "import sys, ddnm_edu as de; de.load_diffusers; print('diffusers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -1,12 +1,12 @@
 """Any diffusers DDPM as the prior: ``model, sched = load_diffusers(folder)``.
 
 The official DDNM code's LSUN priors are the DDPM checkpoints of Ho et al. (2020), EMA weights
-(``functions/ckpt_util.py``); its CelebA-HQ prior is SDEdit's model of the same architecture and
-schedule (``configs/celeba_hq.yml``). Ho et al.'s checkpoints are published in the diffusers format
-(google/ddpm-ema-celebahq-256, google/ddpm-ema-bedroom-256, google/ddpm-cat-256, google/ddpm-cifar10-32,
-...): a ``UNet2DModel`` (``config.json`` + weights) and a scheduler config (``scheduler_config.json``)
-in one folder, or in its ``unet/`` and ``scheduler/`` subfolders. This module turns such a folder into the two
-things every sampler here takes:
+(``guided_diffusion/diffusion.py`` loads ``ema_lsun_<category>``); its CelebA-HQ prior is SDEdit's
+model of the same architecture and schedule (``configs/celeba_hq.yml``). Ho et al.'s checkpoints are
+published in the diffusers format (google/ddpm-ema-celebahq-256, google/ddpm-ema-bedroom-256,
+google/ddpm-cifar10-32, ...): a ``UNet2DModel`` (``config.json`` + weights) and a scheduler config
+(``scheduler_config.json``) in one folder, or in its ``unet/`` and ``scheduler/`` subfolders. This
+module turns such a folder into the two things every sampler here takes:
 
 * ``model(x_t, t) -> eps``, the noise prediction Z_theta(x_t, t) of DDNM's Algorithm 1, line 3. A model
   trained to predict x_0 (``prediction_type="sample"``) or v (``"v_prediction"``) is converted to eps
@@ -52,14 +52,14 @@ VP_SCHEDULERS = ("DDPMScheduler", "DDIMScheduler", "PNDMScheduler", "DPMSolverMu
                  "UniPCMultistepScheduler", "DDPMParallelScheduler", "DDIMParallelScheduler")
 
 
-def _number(cfg: dict, key: str, default, kind=float, where: str = "the scheduler config"):
+def _number(cfg: dict, key: str, default, kind=float):
     value = cfg.get(key, default)
     try:
         if isinstance(value, bool):
             raise TypeError
         return kind(value)
     except (TypeError, ValueError):
-        raise DDNMInputError(f"{key} in {where} must be a number, got {value!r}; fix or re-download the "
+        raise DDNMInputError(f"{key} in the scheduler config must be a number, got {value!r}; fix or re-download the "
                              "file.") from None
 
 
@@ -155,7 +155,12 @@ def _from_objects(unet: nn.Module, scheduler, device) -> tuple[DiffusersEps, Noi
     else:
         raise DDNMInputError(f"scheduler must be a diffusers scheduler or its config dict, got "
                              f"{type(scheduler).__name__}.")
-    sched = schedule_from_config(cfg)
+    return _wrap(unet, schedule_from_config(cfg), cfg, device)
+
+
+def _wrap(unet: nn.Module, sched: NoiseSchedule, cfg: dict, device) -> tuple[DiffusersEps, NoiseSchedule]:
+    """The UNet as ``model(x_t, t) -> eps`` on ``device`` (eval mode, frozen), with ``sched``, the schedule
+    of the scheduler config ``cfg``."""
     model = DiffusersEps(unet, sched, cfg.get("prediction_type", "epsilon"))
     return model.to(device).eval().requires_grad_(False), sched
 
@@ -192,8 +197,7 @@ def load_diffusers(source, device: str | torch.device = "cpu",
     if scheduler is not None:
         raise DDNMInputError("scheduler= goes with a UNet2DModel given directly; a folder brings its own "
                              "scheduler_config.json.")
-    folder = source
-    folder = Path(folder)
+    folder = Path(source)
     if not folder.is_dir():
         raise DDNMInputError(f"model folder {folder} not found; give a folder with a diffusers UNet2DModel "
                              "(config.json and weights) and its scheduler_config.json.")
@@ -226,5 +230,4 @@ def load_diffusers(source, device: str | torch.device = "cpu",
     except (OSError, ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DDNMInputError(f"could not load the UNet in {unet_cfg.parent} ({first}).") from None
-    model = DiffusersEps(unet, sched, cfg.get("prediction_type", "epsilon"))
-    return model.to(device).eval().requires_grad_(False), sched
+    return _wrap(unet, sched, cfg, device)

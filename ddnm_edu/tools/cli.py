@@ -204,21 +204,16 @@ def _restore_command(args: argparse.Namespace) -> int:
     """``ddnm-edu restore``: read y, restore it, write the result (bad input raises DDNMInputError)."""
     from ..pretrained import _record, arch_key, available
 
-    if is_folder(args.model):  # a diffusers folder: checked as it is loaded, once for every batch
-        prior = load_prior(args.model, args.device)
-        ch = prior[0].config.in_channels
-        background = 0.0  # transparent pixels onto black
-    else:
+    if not is_folder(args.model):  # a shipped model: a diffusion prior, not the specialist
         check_model_name(args.model)
-        rec = _record(args.model)
-        if arch_key(rec) != "unet":
+        if arch_key(_record(args.model)) != "unet":
             raise DDNMInputError(f"{args.model!r} is a supervised specialist (chapter 11), not a diffusion prior; "
                                  f"restore uses one of: {', '.join(available('diffusion'))} (or a diffusers "
                                  "folder).")
-        prior, ch = None, rec["unet"]["in_channels"]
-        background = background_for(args.model)
-    if args.overlap is not None and args.overlap < 0:
-        raise DDNMInputError(f"--overlap must be 0 or more pixels, got {args.overlap}.")
+    prior = load_prior(args.model, args.device)  # once, for every batch
+    ch = prior[0].config.in_channels
+    # transparent pixels onto the training background (a diffusers model's: black)
+    background = 0.0 if is_folder(args.model) else background_for(args.model)
     inputs = expand_inputs(args.input)
     mask = read_mask(args.mask) if args.mask is not None else None
     want = 1 if args.task == "colorize" else ch

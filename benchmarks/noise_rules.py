@@ -44,7 +44,7 @@ def run(n: int, steps: int, seed: int = 0, eta: float = 0.85) -> list[dict]:
         model = de.load_pretrained(f"{dataset}-32")
         x = de.data.load(dataset, "test", n=n)
         for sy in SIGMAS:
-            y = op.measure(x, sy, seed=seed + 1)
+            y = op.measure(x, sy, generator=torch.Generator().manual_seed(seed + 1))
             out = {"DDNM": de.ddnm(model, sched, op, y, steps=steps, eta=eta, seed=seed)}
             for rule in ("scalar", "svd", "svd-official"):
                 out[f"DDNM+ {rule}"] = de.ddnm_plus(model, sched, op, y, sigma_y=sy, steps=steps, seed=seed,

@@ -24,6 +24,7 @@ import torch
 
 from . import operators as ops
 from .errors import check_finite, check_int_range, check_sigma_y
+from .sampling import randn
 from .schedule import NoiseSchedule
 from .settings import model_device
 
@@ -31,9 +32,11 @@ Tensor = torch.Tensor
 
 
 @torch.no_grad()
-def ddrm(model, sched: NoiseSchedule, op: ops.LinearOperator, y: Tensor, sigma_y: float = 0.0, steps: int = 100,
-         eta: float = 0.85, eta_b: float = 1.0, seed: int = 0) -> Tensor:
-    """DDRM-style restoration (see the module docstring); NFE = steps."""
+def ddrm(model, sched: NoiseSchedule, op: ops.LinearOperator, y: Tensor, *, sigma_y: float = 0.0,
+         steps: int = 100, eta: float = 0.85, eta_b: float = 1.0, generator: torch.Generator | None = None,
+         seed: int = 0) -> Tensor:
+    """DDRM-style restoration (see the module docstring); NFE = steps. Noise from ``generator``
+    (default ``torch.Generator().manual_seed(seed)``): x_T, then one z per step."""
     sigma_y = check_sigma_y(sigma_y)
     steps = check_int_range(steps, "steps", 1, sched.T)
     check_finite(y, "y")
@@ -44,11 +47,11 @@ def ddrm(model, sched: NoiseSchedule, op: ops.LinearOperator, y: Tensor, sigma_y
     ys = op.y_coords(y)  # U^T y at the coordinates it measures
     seen = s > 0
     s_safe = torch.where(seen, s, torch.ones_like(s))
-    gen = torch.Generator().manual_seed(int(seed))
-    x = torch.randn(x_like.shape, generator=gen).to(x_like)
-    for t, t_prev in sched.timestep_pairs(steps):
-        z = torch.randn(x.shape, generator=gen).to(x)
-        ab_s = float(sched.alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
+    gen = torch.Generator().manual_seed(int(seed)) if generator is None else generator
+    x = randn(x_like.shape, gen, device=x_like.device).to(x_like)
+    for t, t_next in sched.timestep_pairs(steps):
+        z = randn(x.shape, gen, device=x.device).to(x)
+        ab_s = float(sched.alphas_cumprod[t_next]) if t_next >= 0 else 1.0
         eps = model(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)).to(x.dtype)
         x0_t = sched.predict_x0(x, eps, t).clamp(-1, 1)  # DDNM Algorithm 1, line 3
         sig_next = math.sqrt(1 - ab_s) / math.sqrt(ab_s)

@@ -128,7 +128,6 @@ class DiffusersEps(nn.Module):
         size = c.sample_size if isinstance(c.sample_size, int) else c.sample_size[0]
         # what the samplers and the CLI read from a model (as from the shipped UNets' config)
         self.config = SimpleNamespace(image_size=int(size), in_channels=int(c.in_channels))
-        self.memory_format = None
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         out = self.unet(x_t, t).sample

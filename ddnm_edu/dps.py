@@ -20,15 +20,17 @@ from __future__ import annotations
 import torch
 
 from .errors import check_finite, check_int_range, check_nonnegative
+from .sampling import randn
 from .schedule import NoiseSchedule
 from .settings import model_device
 
 Tensor = torch.Tensor
 
 
-def dps(model, sched: NoiseSchedule, op, y: Tensor, steps: int = 100, eta: float = 0.85, zeta: float = 10.0,
-        seed: int = 0) -> Tensor:
-    """DPS-style restoration; NFE = steps (each with a backward pass)."""
+def dps(model, sched: NoiseSchedule, op, y: Tensor, *, steps: int = 100, eta: float = 0.85,
+        zeta: float = 10.0, generator: torch.Generator | None = None, seed: int = 0) -> Tensor:
+    """DPS-style restoration; NFE = steps (each with a backward pass). Noise from ``generator``
+    (default ``torch.Generator().manual_seed(seed)``): x_T, then one z per step."""
     steps = check_int_range(steps, "steps", 1, sched.T)
     check_finite(y, "y")
     zeta = check_nonnegative(zeta, "zeta", "the DPS step size",
@@ -36,10 +38,10 @@ def dps(model, sched: NoiseSchedule, op, y: Tensor, steps: int = 100, eta: float
     device = model_device(model, y.device)
     y_device, y = y.device, y.to(device)
     shape = op.A_pinv(y).shape
-    gen = torch.Generator().manual_seed(int(seed))
-    x = torch.randn(shape, generator=gen).to(device)
-    for t, t_prev in sched.timestep_pairs(steps):
-        z = torch.randn(shape, generator=gen).to(device)
+    gen = torch.Generator().manual_seed(int(seed)) if generator is None else generator
+    x = randn(shape, gen, device=device)
+    for t, t_next in sched.timestep_pairs(steps):
+        z = randn(shape, gen, device=device)
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
             eps = model(x_in, torch.full((shape[0],), t, device=device, dtype=torch.long))
@@ -47,7 +49,7 @@ def dps(model, sched: NoiseSchedule, op, y: Tensor, steps: int = 100, eta: float
             resid = (y - op.A(x0_t)).flatten(1).norm(dim=1)  # (B,)
             (grad,) = torch.autograd.grad(resid.sum(), x_in)
         with torch.no_grad():
-            x_next = sched.step(eps.detach(), t, x_in.detach(), t_prev=t_prev, eta=eta, kind="ddim", noise=z,
+            x_next = sched.step(eps.detach(), t, x_in.detach(), t_next=t_next, eta=eta, kind="ddim", noise=z,
                                 x0=x0_t.detach().clamp(-1, 1))
             x = x_next - zeta * grad
     return x.detach().to(y_device)

@@ -9,28 +9,8 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import threading
-from contextlib import contextmanager
 
 import torch
-
-_STATE = threading.local()
-
-
-@contextmanager
-def tensor_checks_off():
-    """Inside a sampler's step loop: skip the per-call tensor checks (shape / finite values) of the operators.
-
-    The sampler validates its inputs once at the API boundary; repeating ``isfinite`` on every A and A^dagger
-    call would cost a pass over the data (and a host-device sync on CUDA) at every step.
-    """
-    old = getattr(_STATE, "off", False)
-    _STATE.off = True
-    try:
-        yield
-    finally:
-        _STATE.off = old
-
 
 def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn`` attributed to the first frame outside ddnm_edu and torch: the reader's own line.
@@ -80,8 +60,6 @@ def run_command(prog: str, main, *args) -> int:
 
 def check_image_batch(x: torch.Tensor, name: str = "x", channels: int | None = None) -> None:
     """Check that ``x`` is a finite ``(B, C, H, W)`` tensor (with ``channels`` channels)."""
-    if getattr(_STATE, "off", False):
-        return
     if not isinstance(x, torch.Tensor):
         raise DDNMInputError(f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}; "
                              f"convert it with torch.as_tensor(...).")
@@ -96,8 +74,6 @@ def check_image_batch(x: torch.Tensor, name: str = "x", channels: int | None = N
 
 def check_finite(x: torch.Tensor, name: str) -> None:
     """Reject NaN / inf values (they would spread through every later step)."""
-    if getattr(_STATE, "off", False):
-        return
     if not torch.isfinite(x).all():
         n_bad = int((~torch.isfinite(x)).sum())
         raise DDNMInputError(f"{name} contains {n_bad} NaN or infinite value(s); "

@@ -24,11 +24,13 @@ consistent with y everywhere. Nothing else changes: :func:`restore_large` calls 
 from __future__ import annotations
 
 import numbers
+from typing import Sequence
 
 import torch
 
 from .errors import DDNMInputError
 from .operators import LinearOperator
+from .rng import spawn
 from .sampling import SamplerSettings, ddnm_plus
 from .schedule import NoiseSchedule
 
@@ -98,14 +100,16 @@ class KnownPixels(LinearOperator):
         return f"KnownPixels({self.base!r})"
 
 
-def restore_large(model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, window: int,
+def restore_large(model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, *, window: int,
                   overlap: int | None = None, sigma_y: float = 0.0, steps: int = 100,
-                  settings: SamplerSettings | None = None, seed: int = 0, progress: bool = False) -> Tensor:
+                  settings: SamplerSettings | None = None, seed: int = 0,
+                  image_ids: Sequence[int] | None = None, progress: bool = False) -> Tensor:
     """DDNM on an image larger than the prior's ``window`` x ``window``, by mask-shift (module docstring).
 
     ``op`` and ``y`` describe the whole image (e.g. ``SuperResolution(4)`` and a 16 x 16 y for a 64 x 64
     result); ``overlap`` defaults to half a window, as the official code. Windows are restored in rows
-    from the top left; window k uses seed ``seed + k``. Returns x0_hat for the whole image, on y's device.
+    from the top left; window w of image i draws from ``rng.spawn(seed, "image", image_ids[i],
+    "window", w)`` (``image_ids`` default 0..B-1). Returns x0_hat for the whole image, on y's device.
     With ``sigma_y > 0`` the scalar noise rule is used (the SVD rules need an SVD of each window's
     operator, which the known pixels do not have).
     """
@@ -120,11 +124,14 @@ def restore_large(model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, wi
     if sigma_y > 0 and settings is not None and settings.noise_rule != "scalar":
         raise DDNMInputError(f"mask-shift with sigma_y > 0 needs noise_rule='scalar' (a window's known pixels "
                              f"have no SVD view); got noise_rule={settings.noise_rule!r}.")
+    ids = range(B) if image_ids is None else list(image_ids)
+    if len(ids) != B:
+        raise DDNMInputError(f"image_ids has {len(ids)} entries for {B} images; give one per image.")
     tops = window_starts(H, window, overlap, g)
     lefts = window_starts(W, window, overlap, g)
     canvas = torch.zeros(shape, dtype=y.dtype, device=y.device)
     done = torch.zeros((1, 1, H, W), dtype=y.dtype, device=y.device)
-    k = 0
+    w = 0
     for top in tops:
         for left in lefts:
             sl = (..., slice(top, top + window), slice(left, left + window))
@@ -134,8 +141,9 @@ def restore_large(model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, wi
                 op_w = KnownPixels(op_w, known)
                 y_w = op_w.measurement(y_w, canvas[sl])
             res = ddnm_plus(model, sched, op_w, y_w, sigma_y=sigma_y, steps=steps,
-                            settings=settings or SamplerSettings(), seed=seed + k, progress=progress)
+                            settings=settings or SamplerSettings(), progress=progress,
+                            generator=[spawn(seed, "image", i, "window", w) for i in ids])
             canvas[sl] = res.x0_hat.to(canvas)
             done[sl] = 1
-            k += 1
+            w += 1
     return canvas

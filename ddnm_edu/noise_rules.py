@@ -63,10 +63,6 @@ Tensor = torch.Tensor
 NOISE_RULES = ("scalar", "svd", "svd-official")
 
 
-def _f(x) -> float:
-    return float(x.reshape(-1)[0]) if isinstance(x, Tensor) else float(x)
-
-
 def check_rule(noise_rule: str, kind: str) -> None:
     """Refuse an unknown noise rule, or an SVD rule with DDPM steps (it is written for the DDIM step)."""
     if noise_rule not in NOISE_RULES:
@@ -78,7 +74,7 @@ def check_rule(noise_rule: str, kind: str) -> None:
 
 def noise_budget(c: StepCoefs, kind: str = "ddim") -> float:
     """B_t: the std of the noise x_s should hold after the step (see the module docstring)."""
-    sigma, c_eps = _f(c.sigma), _f(c.c_eps)
+    sigma, c_eps = float(c.sigma), float(c.c_eps)
     return sigma if kind == "ddpm" else math.sqrt(sigma ** 2 + c_eps ** 2)
 
 
@@ -93,74 +89,27 @@ def lambda_and_std(budget: float, a_t: float, sigma_y: float) -> tuple[float, fl
     return budget / (a_t * sigma_y), 0.0
 
 
-class PlainStep:
-    """No operator: line 4 keeps x0_t, and line 5 is the plain DDIM / DDPM step."""
-
-    def rectify(self, x0_t: Tensor, c: StepCoefs) -> tuple[Tensor, float]:
-        return x0_t, 1.0
-
-    def step(self, x0_hat: Tensor, eps: Tensor, x_t: Tensor, z: Tensor, c: StepCoefs) -> Tensor:
-        return c.apply(x0_hat, eps, x_t, z)
-
-
-class ScalarRule:
-    """Sigma_t = lambda_t I and the step's noise scaled by sqrt(gamma_t) / B_t (eq. 19); sigma_y = 0: DDNM."""
-
-    def __init__(self, op: LinearOperator, y: Tensor, sigma_y: float, kind: str):
-        self.op, self.y, self.sigma_y, self.kind = op, y, sigma_y, kind
-
-    def _lambda_and_scale(self, c: StepCoefs) -> tuple[float, float]:
-        if self.sigma_y == 0:
-            return 1.0, 1.0
-        budget = noise_budget(c, self.kind)
-        lam, std = lambda_and_std(budget, _f(c.c_x0), self.sigma_y)
-        return lam, (std / budget if budget > 0 else 0.0)
-
-    def rectify(self, x0_t: Tensor, c: StepCoefs) -> tuple[Tensor, float]:
-        lam = self._lambda_and_scale(c)[0]
-        return self.op.project(x0_t, self.y, lam), lam  # x0_t - lambda_t A^dagger (A x0_t - y)
-
-    def step(self, x0_hat: Tensor, eps: Tensor, x_t: Tensor, z: Tensor, c: StepCoefs) -> Tensor:
-        return c.apply(x0_hat, eps, x_t, z, noise_scale=self._lambda_and_scale(c)[1])
+def scalar_rule(c: StepCoefs, sigma_y: float, kind: str = "ddim") -> tuple[float, float]:
+    """One step's (lambda_t, noise scale) under the scalar rule: Sigma_t = lambda_t I (eq. 19), and the
+    step's noise (fresh z and eps alike) scaled by sqrt(gamma_t) / B_t. With sigma_y = 0: (1, 1), DDNM."""
+    if sigma_y == 0:
+        return 1.0, 1.0
+    sigma, c_eps = float(c.sigma), float(c.c_eps)
+    budget = sigma if kind == "ddpm" else math.sqrt(sigma ** 2 + c_eps ** 2)  # B_t (noise_budget)
+    lam, std = lambda_and_std(budget, float(c.c_x0), sigma_y)
+    return lam, (std / budget if budget > 0 else 0.0)
 
 
-class SVDRule:
-    """Sigma_t = V diag(lambda_{t,i}) V^T and the noise budgeted per singular direction (the paper's appendix),
-    in the coordinates of the operator's own SVD (``op.singular_values``, ``op.Vt``, ``op.V``)."""
-
-    def __init__(self, op: LinearOperator, y: Tensor, sigma_y: float, like: Tensor, noise_rule: str = "svd"):
-        self.op, self.y, self.sigma_y, self.noise_rule = op, y, sigma_y, noise_rule
-        self.s = op.singular_values(tuple(like.shape[1:])).to(like.device, like.dtype)  # 0 = null direction
-        self.seen = self.s > 0
-        self.s_safe = torch.where(self.seen, self.s, torch.ones_like(self.s))
-        self._cache: dict = {}
-
-    def coefs(self, c: StepCoefs) -> tuple[Tensor, Tensor, Tensor]:
-        """(lambda_i, fresh-noise std d1_i, eps weight d2_i) per coordinate, cached per step."""
-        key = tuple(_f(v) for v in (c.c_x0, c.c_eps, c.c_xt, c.sigma))
-        if key not in self._cache:
-            self._cache[key] = _svd_coefs(self.s, self.seen, self.s_safe, c, self.sigma_y, self.noise_rule)
-        return self._cache[key]
-
-    def rectify(self, x0_t: Tensor, c: StepCoefs) -> tuple[Tensor, float]:
-        lam = self.coefs(c)[0]
-        op = self.op
-        x0_hat = x0_t - op.V(lam * op.Vt(op.A_pinv(op.A(x0_t) - self.y)))
-        return x0_hat, float(lam[self.seen].mean()) if bool(self.seen.any()) else 1.0  # mean lambda, for the trace
-
-    def step(self, x0_hat: Tensor, eps: Tensor, x_t: Tensor, z: Tensor, c: StepCoefs) -> Tensor:
-        _, d1, d2 = self.coefs(c)
-        op = self.op
-        return c.c_x0 * x0_hat + op.V(d1 * op.Vt(z) + d2 * op.Vt(eps))  # line 5, noise split per direction
-
-
-def _svd_coefs(s: Tensor, seen: Tensor, s_safe: Tensor, c: StepCoefs, sigma_y: float,
-               noise_rule: str) -> tuple[Tensor, Tensor, Tensor]:
-    sigma, c_eps, a = _f(c.sigma), _f(c.c_eps), _f(c.c_x0)
+def svd_rule(c: StepCoefs, s: Tensor, sigma_y: float, noise_rule: str = "svd") -> tuple[Tensor, Tensor, Tensor]:
+    """One step's (lambda_i, fresh-noise std d1_i, eps weight d2_i) per coordinate of V^T x, for the
+    singular values ``s`` (0 = null direction); see the module docstring for both variants. Line 5 is
+    then x_next = c_x0 x0_hat + V (d1 V^T z + d2 V^T eps)."""
+    sigma, c_eps, a = float(c.sigma), float(c.c_eps), float(c.c_x0)
     budget = noise_budget(c, "ddim")
     eta = sigma / budget if budget > 0 else 0.0
-    thr = a * sigma_y / s_safe  # a_t x (noise std of A^dagger n) along each measured direction
+    seen = s > 0
     one = torch.ones_like(s)
+    thr = a * sigma_y / torch.where(seen, s, one)  # a_t x (std of A^dagger n) along each direction
     if noise_rule == "svd-official":
         full = seen & (budget >= thr)
         damped = s * budget * math.sqrt(max(1 - eta ** 2, 0.0)) / (a * sigma_y)
@@ -173,28 +122,16 @@ def _svd_coefs(s: Tensor, seen: Tensor, s_safe: Tensor, c: StepCoefs, sigma_y: f
     return lam, eta * rest, math.sqrt(max(1 - eta ** 2, 0.0)) * rest
 
 
-def make_rule(op: LinearOperator | None, y: Tensor | None, sigma_y: float, noise_rule: str, kind: str,
-              like: Tensor) -> PlainStep | ScalarRule | SVDRule:
-    """The object that does lines 4 and 5 of a step: plain DDIM/DDPM, DDNM / the scalar rule, or an SVD rule."""
-    if op is None:
-        return PlainStep()
-    if sigma_y == 0:  # with sigma_y = 0 every rule is DDNM
-        return ScalarRule(op, y, sigma_y, kind)
-    if noise_rule == "scalar":
-        _warn_if_scalar_fails(op, like)
-        return ScalarRule(op, y, sigma_y, kind)
-    return SVDRule(op, y, sigma_y, like, noise_rule)
-
-
 #: The scalar rule budgets A^dagger n as noise of std sigma_y; beyond this gain 1 / s_i it fails badly
 #: (chapter 8: deblurring, gain ~950, scores like plain DDNM, 14 dB or more below the SVD rules).
 SCALAR_GAIN_LIMIT = 10.0
 
 
-def _warn_if_scalar_fails(op: LinearOperator, like: Tensor) -> None:
+def warn_if_scalar_fails(op: LinearOperator, x_shape: tuple[int, int, int]) -> None:
+    """Warn when A^dagger amplifies noise so much that the scalar rule is the wrong choice."""
     if not op.has_svd:
         return
-    s = op.singular_values(tuple(like.shape[1:]))
+    s = op.singular_values(x_shape)
     gain = float(1 / s[s > 0].min()) if bool((s > 0).any()) else 1.0
     if gain > SCALAR_GAIN_LIMIT:
         from .errors import warn_user
@@ -204,7 +141,7 @@ def _warn_if_scalar_fails(op: LinearOperator, like: Tensor) -> None:
 
 
 @torch.no_grad()
-def noise_by_direction(op: LinearOperator, sched: NoiseSchedule, shape: tuple[int, int, int], t: int, t_prev: int,
+def noise_by_direction(op: LinearOperator, sched: NoiseSchedule, shape: tuple[int, int, int], t: int, t_next: int,
                        sigma_y: float, eta: float = 0.85, noise_rule: str = "scalar", n: int = 4000,
                        seed: int = 0) -> dict[str, tuple[float, float]]:
     """Monte Carlo: the noise one DDNM+ step leaves in x_s, per singular direction of A.
@@ -216,14 +153,18 @@ def noise_by_direction(op: LinearOperator, sched: NoiseSchedule, shape: tuple[in
     check_rule(noise_rule, "ddim")
     gen = torch.Generator().manual_seed(seed)
     x = torch.zeros((n, *shape), dtype=torch.float64)
-    y = op.measure(x, sigma_y, seed=gen)
+    y = op.measure(x, sigma_y, generator=gen)
     eps = torch.randn(x.shape, generator=gen, dtype=torch.float64)
     z = torch.randn(x.shape, generator=gen, dtype=torch.float64)
-    c = sched.step_coefs(t, t_prev, eta, "ddim", like=x)
-    step = make_rule(op, y, sigma_y, noise_rule, "ddim", x[:1])
-    x0_hat, _ = step.rectify(x, c)  # the model's x0_t is the truth x
-    x_s = step.step(x0_hat, eps, x, z, c)
+    c = sched.step_coefs(t, t_next, eta, "ddim")
     s = op.singular_values(shape).to(x)
+    if noise_rule == "scalar":  # the model's x0_t is the truth x; lines 4 and 5 as ddnm_plus_steps
+        lam, scale = scalar_rule(c, sigma_y, "ddim")
+        x_s = c.apply(op.project(x, y, lam), eps, x, z, scale)
+    else:
+        lam_i, d1, d2 = svd_rule(c, s, sigma_y, noise_rule)
+        x0_hat = x - op.V(lam_i * op.Vt(op.A_pinv(op.A(x) - y)))
+        x_s = c.c_x0 * x0_hat + op.V(d1 * op.Vt(z) + d2 * op.Vt(eps))
     noise = op.Vt(x_s - c.c_x0 * x)  # (n, *coordinates)
     var = noise.var(0)  # per coordinate (E|c - mean|^2 for the complex Fourier basis)
     target = noise_budget(c, "ddim") ** 2

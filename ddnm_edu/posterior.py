@@ -21,6 +21,7 @@ import torch
 
 from .errors import DDNMInputError, check_int_range
 from .operators import LinearOperator
+from .rng import spawn
 from .sampling import Model, SamplerSettings, ddnm_plus
 from .schedule import NoiseSchedule
 
@@ -104,20 +105,25 @@ def _spearman(a: Tensor, b: Tensor) -> float:
     return float((ra * rb).sum() / (ra.norm() * rb.norm()).clamp(min=1e-30))
 
 
-def posterior_samples(model: Model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, k: int = 8,
+def posterior_samples(model: Model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, *, k: int = 8,
                       sigma_y: float = 0.0, steps: int = 100, settings: SamplerSettings | None = None,
-                      seed: int = 0, progress: bool = False) -> Samples:
+                      seed: int = 0, image_ids: Sequence[int] | None = None,
+                      progress: bool = False) -> Samples:
     """K DDNM(+) restorations of each y (N, ...) drawn as one batch of N K images.
 
-    Sample j of image i uses seed ``seed + j``: it equals ``ddnm_plus(model, sched, op, y[i:i+1],
-    seed=seed + j, ...)`` run alone (per-image generators, :func:`sampling.generators`), so K samples
-    cost one batched run, not K runs.
+    Sample j of image i draws from its own stream ``rng.spawn(seed, "image", image_ids[i], "sample",
+    j)`` (``image_ids`` default 0..N-1; the command passes each file's index in a folder): it equals
+    ``ddnm_plus(model, sched, op, y[i:i+1], generator=that stream, ...)`` run alone, so K samples
+    cost one batched run, not K runs, and no two samples of any images share noise.
     """
     k = check_int_range(k, "k", 1, 4096, " Use k >= 2 for a spread.")
     if not isinstance(y, torch.Tensor) or y.ndim < 2:
         raise DDNMInputError("y must be a batch tensor (N, ...); use y[None] for one measurement.")
     n = y.shape[0]
-    seeds: Sequence[int] = [seed + j for _ in range(n) for j in range(k)]
+    ids = range(n) if image_ids is None else list(image_ids)
+    if len(ids) != n:
+        raise DDNMInputError(f"image_ids has {len(ids)} entries for {n} measurements; give one per image.")
+    gens = [spawn(seed, "image", i, "sample", j) for i in ids for j in range(k)]
     res = ddnm_plus(model, sched, op, y.repeat_interleave(k, dim=0), sigma_y=sigma_y, steps=steps,
-                    settings=settings, seed=seeds, progress=progress)
+                    settings=settings, generator=gens, progress=progress)
     return Samples(res.x0_hat.reshape(n, k, *res.x0_hat.shape[1:]), res.nfe)

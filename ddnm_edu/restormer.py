@@ -324,7 +324,8 @@ def task_operator(task: str):
 def measure(task: str, x0: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """(y, network input A^dagger y) for clean images x0 (B, C, H, W) in [-1, 1]: y = A x0 + sigma n."""
     op = task_operator(task)
-    y = op.measure(x0, TASKS[task]["sigma"], generator if generator is not None else torch.default_generator)
+    y = op.measure(x0, TASKS[task]["sigma"],
+                   generator=generator if generator is not None else torch.default_generator)
     return y, op.A_pinv(y)
 
 

@@ -1,16 +1,17 @@
-"""Samplers: plain DDIM / DDPM, DDNM (Algorithm 1) and DDNM+ (noise scaling + time travel).
+"""Samplers: DDNM (Algorithm 1) and DDNM+ (noise scaling + time travel) as one flat loop,
+and plain DDIM / DDPM sampling as another.
 
-One loop serves them all. Line numbers are those of the DDNM paper's Algorithm 1
-(1: x_T ~ N(0, I); 2: for t = T, ..., 1; 3: x_{0|t}; 4: x_hat_{0|t}; 5: x_{t-1} ~ p(.); 6: return x_0).
-Each denoising step from timestep t to s < t (code timesteps are 0-indexed: paper t = code t + 1):
+Line numbers are those of the DDNM paper's Algorithm 1 (1: x_T ~ N(0, I); 2: for t = T, ..., 1;
+3: x_{0|t}; 4: x_hat_{0|t}; 5: x_{t-1} ~ p(.); 6: return x_0). Each denoising step from timestep
+t to t_next < t (code timesteps are 0-indexed: paper t = code t + 1) in :func:`ddnm_plus_steps`:
 
-1. eps = model(x_t, t), the paper's Z_theta(x_t, t)                 (inside line 3)
-2. x0_t = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)   (line 3; clipped to [-1, 1] by default)
-3. x0_hat = x0_t - Sigma_t A^dagger (A x0_t - y)                  (line 4 with Sigma_t = I; DDNM+ eq. 17)
-4. x_s = c_x0 x0_hat + c_eps eps + c_xt x_t + sigma_t z           (line 5, see NoiseSchedule.step_coefs)
+1. eps = model(x_t, t), the paper's Z_theta(x_t, t)               (inside line 3)
+2. x0_t = sched.predict_x0(x_t, eps, t)                           (line 3; clipped to [-1, 1])
+3. x0_hat = op.project(x0_t, y, lambda_t)                         (line 4; DDNM+ eq. 17)
+4. x_next = c_x0 x0_hat + c_xt x_t + scale (c_eps eps + sigma z)  (line 5, sched.step_coefs)
 
-Without an operator step 3 is skipped and this is plain DDIM (``kind="ddim"``) or
-DDPM ancestral sampling (``kind="ddpm"``).
+The loop yields each step (smalldiffusion's ``samples``); :func:`ddnm_plus` runs it to the end.
+:func:`sample_steps` / :func:`sample` are the same loop without lines 4 and the operator.
 
 **The eta convention.** ``kind="ddim"`` (default) follows the DDNM / DDRM code:
 the fresh-noise std is sigma_t = eta * sqrt(1 - alpha_bar_s) and the model's eps keeps
@@ -30,26 +31,26 @@ jumps back ``travel_length`` steps and denoises again, ``travel_repeat`` times i
 :func:`travel_schedule` gives the visited step indices, :func:`nfe_count` the number of model
 calls; :func:`paper_travel_schedule` is the paper's Algorithm 2 as printed (travel at every step).
 ``travel_from`` chooses what a jump re-noises (the current sample, as the paper, or the latest
-x0_t, as the official samplers).
+x0_t, as the official samplers). A jump is a move with t_next > t.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
-
-import numpy as np
+from typing import Callable, Iterator
 
 import torch
+from tqdm.auto import tqdm
 
-from .errors import DDNMInputError, check_finite, check_int_range, check_sigma_y, tensor_checks_off, warn_user
+from . import noise_rules
+from .errors import DDNMInputError, check_finite, check_int_range, check_sigma_y, warn_user
+from .noise_rules import NOISE_RULES, check_rule, lambda_and_std  # noqa: F401 (re-exported)
 from .operators import LinearOperator
-from .noise_rules import NOISE_RULES, check_rule, lambda_and_std, make_rule  # noqa: F401 (re-exported)
 from .schedule import NoiseSchedule
 from .settings import model_device
 
 Tensor = torch.Tensor
 Model = Callable[[Tensor, Tensor], Tensor]
+Generator = torch.Generator | list[torch.Generator]  # one for the batch, or one per image
 TRAVEL_FROM = ("x_t", "x0_t", "x0_hat")
 
 
@@ -57,7 +58,7 @@ TRAVEL_FROM = ("x_t", "x0_t", "x0_hat")
 def travel_schedule(steps: int, travel_length: int = 1, travel_repeat: int = 1) -> list[int]:
     """Step indices visited, from ``steps - 1`` down to -1 (clean), with RePaint-style jumps back.
 
-    Index i stands for timestep ``NoiseSchedule.set_timesteps(steps)[::-1][i]``; -1 is clean data.
+    Index i stands for timestep ``NoiseSchedule.timesteps(steps)[::-1][i]``; -1 is clean data.
     A decrease i -> j is a denoising step (one model call); an increase i -> i + 1 is a forward
     (re-noising) step. Same construction as ``get_schedule_jump`` in the RePaint / DDNM code.
     """
@@ -151,14 +152,27 @@ class SamplerSettings:
 
 
 @dataclass
-class TraceStep:
-    """What one denoising step saw (CPU float32 copies, for plotting and widgets)."""
+class Step:
+    """What one denoising step t -> t_next saw, as the loop yields it (tensors on the sampling device)."""
 
     t: int  # timestep of x_t
-    t_prev: int  # timestep of the sample it produced (-1 = clean)
+    t_next: int  # timestep of the sample the step produced (-1 = clean data)
+    x_t: Tensor  # (B, C, H, W)
+    x0_t: Tensor  # the model's clean estimate (Algorithm 1, line 3)
+    x0_hat: Tensor  # the rectified estimate (line 4)
+    x_next: Tensor  # the step's result x_{t_next} (line 5)
+    lam: float  # lambda_t (1 for DDNM; the mean over measured directions for the SVD rules)
+
+
+@dataclass
+class TraceStep:
+    """One step of a trace (CPU float32 copies, for plots and the step viewer)."""
+
+    t: int  # timestep of x_t
+    t_next: int  # timestep of the sample it produced (-1 = clean)
     x_t: Tensor  # (B, C, H, W)
     x0_t: Tensor  # model's clean estimate (Algorithm 1 line 3)
-    range_part: Tensor  # A^dagger y
+    A_pinv_y: Tensor  # A^dagger y (the same at every step)
     null_part: Tensor  # (I - A^dagger A) x0_t
     x0_hat: Tensor  # rectified estimate (line 4)
     lam: float  # lambda_t (1 for DDNM)
@@ -175,218 +189,237 @@ class RestorationResult:
 
 
 # --------------------------------------------------------------------------- Algorithm 1 (and 2)
-def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator | None, y: Tensor | None,
+@torch.inference_mode()
+def ddnm_plus_steps(model: Model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, *,
+                    sigma_y: float = 0.0, steps: int = 100, settings: SamplerSettings | None = None,
+                    generator: Generator | None = None, seed: int | None = None, x_T: Tensor | None = None,
+                    progress: bool = False) -> Iterator[Step]:
+    """DDNM+ as a generator: yields a :class:`Step` after every denoising step (smalldiffusion's
+    ``samples``). The last step's ``x_next`` is the restoration; :func:`ddnm_plus` runs it to the end.
+
+    Options as in :func:`ddnm_plus`. The loop below is Algorithm 1 line by line, with DDNM+'s
+    eq. 17-19 at lines 4-5 and Algorithm 2's jumps back (time travel).
+    """
+    s = settings or SamplerSettings()
+    y, x, gen, moves, sigma_y = _prepare(model, sched, op, y, sigma_y, steps, s, generator, seed, x_T)
+    svd = s.noise_rule != "scalar" and sigma_y > 0  # Sigma_t = V diag(lambda_i) V^T (appendix)
+    if svd:
+        sv = op.singular_values(tuple(x.shape[1:])).to(x)  # s_i per coordinate of V^T x; 0 = null
+    elif sigma_y > 0:
+        noise_rules.warn_if_scalar_fails(op, tuple(x.shape[1:]))
+    x0_t = x0_hat = None  # the latest estimates (what a jump may re-noise)
+    for t, t_next in tqdm(moves, disable=not progress, desc="sampling"):  # line 2
+        z = randn(x.shape, gen, x.dtype, x.device)  # fresh noise, one draw per move
+        if t_next > t:  # time travel: x_{t+l} ~ q(x_{t+l} | x_t) (Algorithm 2, line 4)
+            if s.travel_from == "x_t":
+                x = sched.forward_jump(x, t, t_next, z)
+            else:  # re-noise the latest estimate, as the official samplers do
+                src = x0_t if s.travel_from == "x0_t" else x0_hat
+                x = sched.add_noise(src, z, t_next)
+            continue
+        t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+        eps = check_eps(model(x, t_batch), x)  # Z_theta(x_t, t)
+        x0_t = sched.predict_x0(x, eps, t)  # line 3
+        if s.clip_x0:
+            x0_t = x0_t.clamp(-1, 1)
+        c = sched.step_coefs(t, t_next, s.eta, s.kind)  # line 5's coefficients
+        if not svd:  # Sigma_t = lambda_t I (eq. 19; lambda_t = 1 and DDNM when sigma_y = 0)
+            lam, noise_scale = noise_rules.scalar_rule(c, sigma_y, s.kind)
+            x0_hat = op.project(x0_t, y, lam)  # line 4: x0_t - lambda_t A^+ (A x0_t - y)
+            x_next = c.apply(x0_hat, eps, x, z, noise_scale)  # line 5
+        else:  # one lambda_{t,i} and one noise split per singular direction
+            lam_i, d1, d2 = noise_rules.svd_rule(c, sv, sigma_y, s.noise_rule)
+            x0_hat = x0_t - op.V(lam_i * op.Vt(op.A_pinv(op.A(x0_t) - y)))  # line 4
+            x_next = c.c_x0 * x0_hat + op.V(d1 * op.Vt(z) + d2 * op.Vt(eps))  # line 5
+            lam = float(lam_i[sv > 0].mean()) if bool((sv > 0).any()) else 1.0
+        yield Step(t, t_next, x, x0_t, x0_hat, x_next, lam)
+        x = x_next
+
+
+def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, *,
               sigma_y: float = 0.0, steps: int = 100, settings: SamplerSettings | None = None,
-              seed: int | Sequence[int] = 0,
-              trace: bool = False, progress: bool = False, shape: tuple[int, ...] | None = None,
-              x_T: Tensor | None = None) -> RestorationResult:
-    """DDNM+ (noise scaling eq. 17-19, time travel) -- and DDNM, DDIM, DDPM as special cases.
+              generator: Generator | None = None, seed: int | None = None, x_T: Tensor | None = None,
+              trace: bool = False, progress: bool = False) -> RestorationResult:
+    """DDNM+ (noise scaling eq. 17-19, time travel), and DDNM when sigma_y = 0.
 
-    ``settings`` (:class:`SamplerSettings`, default ``SamplerSettings()``) says how to step: eta, the
-    step kind, clipping, the noise rule and time travel. ``op=None, y=None`` with ``shape=(B, C, H, W)``
-    (or ``x_T``) samples unconditionally. Noise is drawn on the CPU from
-    ``torch.Generator().manual_seed(seed)``: the same seed gives the same result on the same device.
-    ``seed`` may also be one seed per image: image b then gets exactly the noise, and the result, of a
-    run of that image alone with ``seed[b]`` (how :func:`posterior.posterior_samples` batches K samples).
-    Sampling runs on the model's device (CPU, CUDA or MPS); ``x0_hat`` comes back on the device of ``y``
-    (the model's device when sampling unconditionally). Nothing needs gradients: the loop runs in
-    ``torch.inference_mode()``, and the results are ordinary tensors.
+    * ``sigma_y``: the std of the noise in y = A x + sigma_y n, on the images' [-1, 1] scale.
+    * ``settings`` (:class:`SamplerSettings`, default ``SamplerSettings()``): eta, the step kind,
+      clipping, the noise rule and time travel.
+    * ``generator``: a CPU ``torch.Generator``, or one per image (image b then gets exactly the
+      noise, and the result, of a run of that image alone with ``generator[b]``); or ``seed``
+      (not both): ``torch.Generator().manual_seed(seed)``, seed 0 by default. x_T is drawn first,
+      then one z per move.
+    * ``trace``: keep every step (CPU copies, with A^dagger y, the null part and the consistency).
+
+    Sampling runs on the model's device (CPU, CUDA or MPS) in ``torch.inference_mode()``;
+    ``x0_hat`` comes back on the device of ``y`` as an ordinary tensor.
     """
-    run = _Run(model, sched, op, y, sigma_y, steps, settings or SamplerSettings(), seed, shape, x_T, trace)
-    x, x0_t, x0_hat = run.x_T, None, None  # line 1: x_T ~ N(0, I)
-    with torch.inference_mode(), tensor_checks_off():  # y and A were checked once, in _Run
-        for t, t_prev in run.visited(progress):  # line 2, with Algorithm 2's jumps back
-            z = run.noise.next()
-            if t_prev > t:  # time travel: x_{t+l} ~ q(x_{t+l} | x_t) (Algorithm 2, line 4)
-                x = run.jump(x, x0_t, x0_hat, t, t_prev, z)
-                continue
-            eps = run.eps(x, t)  # Z_theta(x_t, t)
-            a, b = sched.float_x0_coefs(t, run.dtype)
-            x0_t = (x - a * eps) / b  # line 3: x0|t = (x_t - sqrt(1 - alpha_bar_t) Z) / sqrt(alpha_bar_t)
-            if run.settings.clip_x0:
-                x0_t = x0_t.clamp(-1, 1)
-            c = sched.float_coefs(t, t_prev, run.settings.eta, run.settings.kind, run.dtype)
-            x0_hat, lam = run.rule.rectify(x0_t, c)  # line 4: x0_hat = x0|t - Sigma_t A^dagger (A x0|t - y)
-            run.record(x, x0_t, x0_hat, lam, t, t_prev)
-            x = run.rule.step(x0_hat, eps, x, z, c)  # line 5: x_{t-1} from x0_hat, eps and fresh z
-    return run.result(x)  # line 6: return x_0
+    run = ddnm_plus_steps(model, sched, op, y, sigma_y=sigma_y, steps=steps, settings=settings,
+                          generator=generator, seed=seed, x_T=x_T, progress=progress)
+    kept, nfe = [], 0
+    for st in run:  # each step once, in inference mode; a trace keeps CPU copies of what it saw
+        x, nfe = st.x_next, nfe + 1
+        if trace:
+            kept.append(_trace_step(op, y, st))
+    s = settings or SamplerSettings()
+    return RestorationResult(x0_hat=_finite(x).to(y.device).clone(), nfe=nfe,
+                             visited=travel_schedule(steps, s.travel_length, s.travel_repeat),
+                             timesteps=sched.timesteps(steps)[::-1],
+                             trace=[_clone(r) for r in kept] if trace else None)
 
 
-class NoiseStream:
-    """The fresh noise z of each step, from one CPU generator (same seed, same numbers on every device),
-    or from one generator per image (then image b's noise is that of a run of image b alone).
+def _prepare(model, sched, op, y, sigma_y, steps, settings, generator, seed, x_T):
+    """Check the inputs once; return y on the model's device, x_T there, the generator(s), the
+    (t, t_next) moves of the run (t_next < t denoises, t_next > t jumps back, -1 = clean data) and
+    sigma_y as a checked float."""
+    sigma_y = check_sigma_y(sigma_y)
+    steps = check_int_range(steps, "steps", 1, sched.T, f" Choose 1 <= steps <= T={sched.T}.")
+    if not isinstance(settings, SamplerSettings):
+        raise DDNMInputError(f"settings must be a SamplerSettings, got {type(settings).__name__}; "
+                             "e.g. settings=de.SamplerSettings(eta=0.5).")
+    if not isinstance(y, torch.Tensor):
+        raise DDNMInputError("y must be a torch.Tensor; load images with ddnm_edu.data or "
+                             "torch.as_tensor.")
+    check_finite(y, "y")
+    A_pinv_y = op.A_pinv(y)
+    err = op.consistency_probe(A_pinv_y)
+    if err > 1e-4:
+        warn_user(f"{op!r}: A A^dagger A != A on random images (relative error {err:.1e}); the result "
+                  "will not be consistent with y. Check op.check_pinv(shape).")
+    check_channels(model, A_pinv_y.shape[1])
+    device = model_device(model, y.device)
+    dtype = y.dtype if y.dtype.is_floating_point else torch.float32
+    gen = _generator(generator, seed, A_pinv_y.shape[0])
+    x = randn(A_pinv_y.shape, gen, dtype) if x_T is None else x_T.to(dtype)  # line 1
+    return y.to(device, dtype), x.to(device), gen, _moves(sched, steps, settings), sigma_y
 
-    Drawn in chunks of steps and moved to the device once per chunk (no host-to-device copy per step
-    on CUDA). One randn of k steps gives the same numbers as k calls when what one generator fills has
-    a multiple of 16 values (always for our images), so results do not depend on the chunking;
-    otherwise one step is drawn at a time.
+
+def _moves(sched: NoiseSchedule, steps: int, s: SamplerSettings) -> list[tuple[int, int]]:
+    """The (t, t_next) pairs of a run: travel_schedule's step indices turned into timesteps."""
+    ts = sched.timesteps(steps)[::-1]  # step index i -> timestep, ascending
+    idx = travel_schedule(steps, s.travel_length, s.travel_repeat)
+    return [(ts[i], ts[j] if j >= 0 else -1) for i, j in zip(idx[:-1], idx[1:])]
+
+
+def randn(shape: tuple[int, ...], generator: Generator, dtype: torch.dtype = torch.float32,
+          device: torch.device | str = "cpu") -> Tensor:
+    """N(0, I) of ``shape`` (B, ...) drawn on the CPU, then moved to ``device``.
+
+    One generator fills the whole batch; a list of B generators fills image b from generator b,
+    which is then exactly what a batch of one image with that generator would draw (diffusers'
+    ``randn_tensor`` does the same).
     """
-
-    def __init__(self, gens: torch.Generator | list[torch.Generator], shape: tuple[int, ...],
-                 dtype: torch.dtype, device, n: int):
-        numel = math.prod(shape) if isinstance(gens, torch.Generator) else math.prod(shape[1:])
-        self.chunk = max(1, min(n, (32 << 20) // max(math.prod(shape), 1))) if numel % 16 == 0 else 1
-        self.gens, self.shape, self.dtype, self.device, self.left = gens, tuple(shape), dtype, device, n
-        self.ready: list[Tensor] = []
-
-    def next(self) -> Tensor:
-        if not self.ready:
-            k = min(self.chunk, self.left)
-            z = standard_normal(self.gens, self.shape, self.dtype, steps=k).to(self.device)
-            self.ready, self.left = list(z.unbind(0))[::-1], self.left - k
-        return self.ready.pop()
+    if isinstance(generator, torch.Generator):
+        z = torch.randn(shape, generator=generator, dtype=dtype)
+    else:
+        z = torch.stack([torch.randn(shape[1:], generator=g, dtype=dtype) for g in generator])
+    return z.to(device)
 
 
-def generators(seed: int | Sequence[int], batch: int) -> torch.Generator | list[torch.Generator]:
-    """One CPU generator for the batch, or one per image when ``seed`` is a sequence of ``batch`` seeds."""
-    if isinstance(seed, (int, np.integer)) or (isinstance(seed, Tensor) and seed.ndim == 0):
-        return torch.Generator().manual_seed(int(seed))
-    seeds = [int(s) for s in seed]
-    if len(seeds) != batch:
-        raise DDNMInputError(f"seed has {len(seeds)} values for a batch of {batch} images; give one seed, "
-                             "or one per image.")
-    return [torch.Generator().manual_seed(s) for s in seeds]
+def _generator(generator, seed: int | None, batch: int) -> Generator:
+    """The generator given (one, or one per image), or ``torch.Generator().manual_seed(seed)``
+    (seed 0 when neither is given)."""
+    if generator is None:
+        return torch.Generator().manual_seed(check_int_range(seed or 0, "seed", 0))
+    if seed is not None:
+        raise DDNMInputError("give seed= or generator=, not both: the generator decides the noise.")
+    if isinstance(generator, torch.Generator):
+        return generator
+    generator = list(generator)
+    if len(generator) != batch or not all(isinstance(g, torch.Generator) for g in generator):
+        raise DDNMInputError(f"generator must be one torch.Generator or a list of {batch} (one per "
+                             f"image); got {len(generator)} items. de.rng.spawn_many makes them.")
+    return generator
 
 
-def standard_normal(gens, shape: tuple[int, ...], dtype: torch.dtype, steps: int | None = None) -> Tensor:
-    """N(0, I) of ``shape`` (B, ...) -- ``(steps, B, ...)`` if ``steps`` -- from one generator, or
-    stacked from one generator per image (each draws what a batch of one would)."""
-    if isinstance(gens, torch.Generator):
-        return torch.randn(shape if steps is None else (steps, *shape), generator=gens, dtype=dtype)
-    one = shape[1:] if steps is None else (steps, *shape[1:])
-    return torch.stack([torch.randn(one, generator=g, dtype=dtype) for g in gens], dim=0 if steps is None else 1)
+def check_eps(eps: Tensor, x: Tensor) -> Tensor:
+    """The model's noise prediction in x's dtype, refused if its shape is wrong or it is not finite."""
+    if eps.shape != x.shape:
+        raise DDNMInputError(f"the model returned shape {tuple(eps.shape)} for x_t of shape "
+                             f"{tuple(x.shape)}; is it a model for these images?")
+    if not bool(torch.isfinite(eps).all()):
+        raise DDNMInputError("the model returned NaN or infinite noise predictions: check its weights "
+                             "and that x_t is in its expected range.")
+    return eps.to(x.dtype)
 
 
-class _Run:
-    """One sampler run's preparation and bookkeeping: input checks, device, x_T, the visited steps,
-    the noise stream, the rule for lines 4-5 and the trace. The loop in :func:`ddnm_plus` does the rest."""
-
-    def __init__(self, model, sched, op, y, sigma_y, steps, settings, seed, shape, x_T, trace):
-        self.sigma_y = check_sigma_y(sigma_y)
-        steps = check_int_range(steps, "steps", 1, sched.T, f" Choose 1 <= steps <= T={sched.T}.")
-        if not isinstance(settings, SamplerSettings):
-            raise DDNMInputError(f"settings must be a SamplerSettings, got {type(settings).__name__}; "
-                                 "e.g. settings=de.SamplerSettings(eta=0.5).")
-        self.model, self.sched, self.op, self.settings = model, sched, op, settings
-        self.visited_steps = travel_schedule(steps, settings.travel_length, settings.travel_repeat)
-        self.timesteps = sched.set_timesteps(steps)[::-1]  # index i -> timestep (ascending)
-        ref = self._check_inputs(op, y, shape, x_T)
-        self.dtype = ref.dtype if ref.dtype.is_floating_point else torch.float32
-        device = model_device(model, ref.device)
-        self.out_device = y.device if y is not None else device  # results come back where y lives
-        self.y = y.to(device) if y is not None else None
-        self.range_part = ref.to(device) if op is not None else None  # A^dagger y, computed by _check_inputs
-        gens = generators(seed, ref.shape[0])
-        x = standard_normal(gens, tuple(ref.shape), self.dtype) if x_T is None else x_T.to(self.dtype)
-        self.x_T = x.to(device)
-        self.noise = NoiseStream(gens, tuple(ref.shape), self.dtype, device, len(self.visited_steps) - 1)
-        self.rule = make_rule(op, self.y, self.sigma_y, settings.noise_rule, settings.kind, self.x_T)
-        self.records: list[TraceStep] | None = [] if trace else None
-        self.first_call = True
-
-    def _check_inputs(self, op, y, shape, x_T) -> Tensor:
-        """Check y, the operator and the model's channels once; return a tensor shaped like x (A^dagger y when
-        there is an operator)."""
-        if op is None:
-            if shape is None and x_T is None:
-                raise DDNMInputError("unconditional sampling needs shape=(B, C, H, W) (or x_T).")
-            ref = x_T if x_T is not None else torch.empty(shape)
-        else:
-            if y is None:
-                raise DDNMInputError("y is required when an operator is given.")
-            if not isinstance(y, torch.Tensor):
-                raise DDNMInputError("y must be a torch.Tensor; load images with ddnm_edu.data or torch.as_tensor.")
-            check_finite(y, "y")
-            ref = op.A_pinv(y)
-            err = op.consistency_probe(ref)
-            if err > 1e-4:
-                warn_user(f"{op!r}: A A^dagger A != A on random images (relative error {err:.1e}); the result "
-                          "will not be consistent with y. Check op.check_pinv(shape).")
-        ch = getattr(getattr(self.model, "config", None), "in_channels", None)
-        if ch is not None and ref.shape[1] != ch:
-            raise DDNMInputError(f"the model works on {ch}-channel images but this task produces "
-                                 f"{ref.shape[1]}-channel images; use a {ch}-channel model or task (e.g. "
-                                 "colorization needs an RGB model).")
-        return ref
-
-    def visited(self, progress: bool):
-        """(t, t_prev) for each move of the schedule: t_prev < t denoises, t_prev > t jumps back; -1 = clean."""
-        from tqdm.auto import tqdm
-
-        ts = self.timesteps
-        pairs = [(ts[i], ts[j] if j >= 0 else -1) for i, j in zip(self.visited_steps[:-1], self.visited_steps[1:])]
-        return tqdm(pairs, disable=not progress, desc="sampling")
-
-    def eps(self, x: Tensor, t: int) -> Tensor:
-        """eps_theta(x_t, t) in the model's preferred memory format (``load_pretrained`` sets it once)."""
-        fmt = getattr(self.model, "memory_format", None)
-        if fmt is not None:
-            x = x.contiguous(memory_format=fmt)  # a no-op once x is in that format
-        eps = self.model(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
-        if self.first_call and eps.shape != x.shape:  # the first call only: the loop stays free of checks
-            raise DDNMInputError(f"the model returned shape {tuple(eps.shape)} for x_t of shape {tuple(x.shape)}; "
-                                 "is it a model for this number of channels / image size?")
-        self.first_call = False
-        return eps.to(x.dtype)
-
-    def jump(self, x: Tensor, x0_t: Tensor | None, x0_hat: Tensor | None, t: int, t_up: int, z: Tensor) -> Tensor:
-        """Time travel from t back to the noisier t_up: re-noise x_t, or the latest x0_t / x0_hat."""
-        r_sig, r_noise, a_sig, a_noise = self.sched.float_jump_coefs(t, t_up, self.dtype)
-        if self.settings.travel_from == "x_t" or x0_t is None:
-            return r_sig * x + r_noise * z  # q(x_{t_up} | x_t) (NoiseSchedule.forward_jump)
-        src = x0_t if self.settings.travel_from == "x0_t" else x0_hat
-        return a_sig * src + a_noise * z  # q(x_{t_up} | x_0) with x_0 = src (NoiseSchedule.add_noise)
-
-    def record(self, x, x0_t, x0_hat, lam, t, t_prev) -> None:
-        if self.records is None:
-            return
-        op, y = self.op, self.y
-        null = op.null_part(x0_t) if op is not None else torch.zeros_like(x0_t)
-        cons = float((op.A(x0_hat) - y).norm()) / max(float(y.norm()), 1e-30) if op is not None else 0.0
-        rng = _cpu(self.range_part) if op is not None else torch.zeros(1)
-        self.records.append(TraceStep(t, t_prev, _cpu(x), _cpu(x0_t), rng, _cpu(null), _cpu(x0_hat), lam, cons))
-
-    def result(self, x: Tensor) -> RestorationResult:
-        """The result as ordinary tensors (clones made outside inference mode: free to modify or differentiate)."""
-        if not bool(torch.isfinite(x).all()):  # one check at the end instead of one per step
-            raise DDNMInputError("sampling produced NaN or infinite values: the model returned non-finite noise "
-                                 "predictions (check its weights and that x_t is in its expected range).")
-        nfe = sum(1 for i, j in zip(self.visited_steps[:-1], self.visited_steps[1:]) if j < i)
-        records = None if self.records is None else [
-            TraceStep(**{k: (v.clone() if isinstance(v, Tensor) else v) for k, v in vars(r).items()})
-            for r in self.records]
-        return RestorationResult(x0_hat=x.to(self.out_device).clone(), nfe=nfe, visited=self.visited_steps,
-                                 timesteps=self.timesteps, trace=records)
+def check_channels(model, channels: int) -> None:
+    """Refuse a model whose config says it works on another number of channels."""
+    ch = getattr(getattr(model, "config", None), "in_channels", None)
+    if ch is not None and channels != ch:
+        raise DDNMInputError(f"the model works on {ch}-channel images but this task produces "
+                             f"{channels}-channel images; use a {ch}-channel model or task (e.g. "
+                             "colorization needs an RGB model).")
 
 
-def _cpu(x: Tensor) -> Tensor:
-    """A trace entry on the CPU in float32. No copy here: the loop never changes a tensor in place, and
-    :meth:`_Run.result` clones every entry once, outside inference mode."""
-    return x.detach().to("cpu", torch.float32)
+def _trace_step(op: LinearOperator, y: Tensor, st: Step) -> TraceStep:
+    """A step with what the viewer shows: A^dagger y, the null part, the consistency (CPU float32)."""
+    y = y.to(st.x0_hat)
+    cons = float((op.A(st.x0_hat) - y).norm()) / max(float(y.norm()), 1e-30)
+    cpu = lambda v: v.detach().to("cpu", torch.float32)  # noqa: E731
+    return TraceStep(st.t, st.t_next, cpu(st.x_t), cpu(st.x0_t), cpu(op.A_pinv(y)),
+                     cpu(op.null_part(st.x0_t)), cpu(st.x0_hat), st.lam, cons)
 
 
-# --------------------------------------------------------------------------- the simple doors
-def ddnm(model: Model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, steps: int = 100,
-         eta: float = 0.85, seed: int = 0, clip_x0: bool = True, progress: bool = False, **others) -> Tensor:
+def _clone(r):
+    """A copy made outside inference mode: the caller may modify it or use it with autograd."""
+    return type(r)(**{k: v.clone() if isinstance(v, Tensor) else v for k, v in vars(r).items()})
+
+
+def _finite(x: Tensor) -> Tensor:
+    """One check at the end instead of one per step."""
+    if not bool(torch.isfinite(x).all()):
+        raise DDNMInputError("sampling produced NaN or infinite values: the model returned non-finite "
+                             "noise predictions (check its weights and that x_t is in its range).")
+    return x
+
+
+# --------------------------------------------------------------------------- no operator
+@torch.inference_mode()
+def sample_steps(model: Model, sched: NoiseSchedule, shape: tuple[int, int, int, int], *,
+                 steps: int = 100, eta: float = 0.0, kind: str = "ddim", clip_x0: bool = True,
+                 generator: Generator | None = None, seed: int | None = None,
+                 x_T: Tensor | None = None) -> Iterator[Step]:
+    """Plain DDIM / DDPM sampling as a generator, one :class:`Step` per step (x0_hat = x0_t)."""
+    SamplerSettings(eta=eta, kind=kind)  # checks eta and kind
+    steps = check_int_range(steps, "steps", 1, sched.T, f" Choose 1 <= steps <= T={sched.T}.")
+    check_channels(model, shape[1])
+    gen = _generator(generator, seed, shape[0])
+    device = model_device(model, torch.device("cpu"))
+    x = (randn(shape, gen) if x_T is None else x_T.float()).to(device)  # x_T ~ N(0, I)
+    for t, t_next in sched.timestep_pairs(steps):
+        z = randn(x.shape, gen, x.dtype, x.device)
+        t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+        eps = check_eps(model(x, t_batch), x)
+        x0_t = sched.predict_x0(x, eps, t)
+        if clip_x0:
+            x0_t = x0_t.clamp(-1, 1)
+        x_next = sched.step_coefs(t, t_next, eta, kind).apply(x0_t, eps, x, z)
+        yield Step(t, t_next, x, x0_t, x0_t, x_next, 1.0)
+        x = x_next
+
+
+def sample(model: Model, sched: NoiseSchedule, shape: tuple[int, int, int, int], *,
+           steps: int = 100, eta: float = 0.0, kind: str = "ddim", generator: Generator | None = None,
+           seed: int | None = None, x_T: Tensor | None = None) -> Tensor:
+    """Unconditional samples (B, C, H, W): DDIM (eta = 0 is deterministic) or DDPM (``kind="ddpm"``).
+
+    No operator is involved. For every step, iterate :func:`sample_steps` instead.
+    """
+    for st in sample_steps(model, sched, shape, steps=steps, eta=eta, kind=kind,
+                           generator=generator, seed=seed, x_T=x_T):
+        x = st.x_next
+    return _finite(x).clone()
+
+
+# --------------------------------------------------------------------------- the simple door
+def ddnm(model: Model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, *, steps: int = 100,
+         eta: float = 0.85, clip_x0: bool = True, generator: Generator | None = None,
+         seed: int | None = None, progress: bool = False) -> Tensor:
     """DDNM, Algorithm 1 of Wang et al. (2023): x0_hat consistent with y (A x0_hat = y).
 
-    The loop of :func:`ddnm_plus` with sigma_y = 0 and no time travel.
+    :func:`ddnm_plus` with sigma_y = 0 and no time travel.
     """
-    if others:
-        raise DDNMInputError(f"ddnm() takes no {', '.join(others)}: DDNM+ settings (sigma_y, time travel, noise "
-                             "rules) go to ddnm_plus(..., sigma_y=..., settings=SamplerSettings(...)).")
     settings = SamplerSettings(eta=eta, clip_x0=clip_x0)
-    return ddnm_plus(model, sched, op, y, steps=steps, settings=settings, seed=seed, progress=progress).x0_hat
-
-
-def sample(model: Model, sched: NoiseSchedule, shape: tuple[int, int, int, int], steps: int = 100,
-           eta: float = 0.0, seed: int = 0, kind: str = "ddim", x_T: Tensor | None = None,
-           progress: bool = False) -> Tensor:
-    """Unconditional samples (B, C, H, W): DDIM (``kind="ddim"``, eta=0 deterministic) or DDPM (``"ddpm"``).
-
-    No operator is involved: this is plain DDIM / DDPM. For the per-step trace, call
-    ``ddnm_plus(model, sched, None, None, shape=shape, trace=True, ...)``.
-    """
-    settings = SamplerSettings(eta=eta, kind=kind)
-    return ddnm_plus(model, sched, None, None, steps=steps, settings=settings, seed=seed, shape=shape, x_T=x_T,
-                     progress=progress).x0_hat
+    return ddnm_plus(model, sched, op, y, steps=steps, settings=settings, generator=generator,
+                     seed=seed, progress=progress).x0_hat

@@ -25,8 +25,12 @@ Tensor = torch.Tensor
 TimeLike = int | Tensor
 
 
-def _as_index(t: TimeLike, T: int) -> Tensor:
-    """Timesteps as a long tensor on the CPU; -1 is allowed (clean data)."""
+def _as_index(t: TimeLike, T: int) -> int | Tensor:
+    """One timestep as an int, several as a long tensor on the CPU; -1 is allowed (clean data)."""
+    if isinstance(t, int) and not isinstance(t, bool):
+        if not -1 <= t < T:
+            raise DDNMInputError(f"timestep {t} out of range; use 0 <= t < T={T} (or -1 for clean data).")
+        return t
     idx = torch.as_tensor(t).long().cpu()
     if (idx < -1).any() or (idx >= T).any():
         raise DDNMInputError(f"timestep(s) {idx.tolist()} out of range; use 0 <= t < T={T} (or -1 for clean data).")
@@ -50,7 +54,8 @@ class NoiseSchedule:
         self.betas = b
         self.alphas = 1.0 - b  # alpha_t
         self.alphas_cumprod = torch.cumprod(self.alphas, 0)  # alpha_bar_t (DDPM eq. 4)
-        self._floats: dict = {}  # coefficients as Python floats, for the samplers' loops (see float_coefs)
+        # the same table with alpha_bar = 1 in front, for t = -1 (clean data): entry t + 1 is alpha_bar_t
+        self._alpha_bar_from_clean = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod])
 
     # ------------------------------------------------------------------ builders
     @classmethod
@@ -74,12 +79,11 @@ class NoiseSchedule:
     # ------------------------------------------------------------------ lookups
     def alpha_bar(self, t: TimeLike, like: Tensor) -> Tensor:
         """alpha_bar_t broadcast to ``(B, 1, 1, 1)`` with the dtype/device of ``like``; t=-1 gives 1."""
-        idx = _as_index(t, self.T)
-        ab = torch.where(idx >= 0, self.alphas_cumprod[idx.clamp(min=0)], torch.ones((), dtype=torch.float64))
+        ab = self._alpha_bar_from_clean[_as_index(t, len(self.betas)) + 1]
         return ab.to(device=like.device, dtype=like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
 
     def _table(self, table: Tensor, t: TimeLike, like: Tensor) -> Tensor:
-        idx = _as_index(t, self.T)
+        idx = torch.as_tensor(_as_index(t, self.T))
         if (idx < 0).any():
             raise DDNMInputError("this quantity is defined for t >= 0 only.")
         return table[idx].to(device=like.device, dtype=like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
@@ -111,8 +115,8 @@ class NoiseSchedule:
         return (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
 
     # ------------------------------------------------------------------ posterior
-    def posterior_coefs(self, t: TimeLike, like: Tensor, t_prev: TimeLike | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """Coefficients of q(x_s | x_t, x_0) = N(c0 x_0 + ct x_t, var I) for s = t_prev < t.
+    def posterior_coefs(self, t: TimeLike, like: Tensor, t_next: TimeLike | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Coefficients of q(x_s | x_t, x_0) = N(c0 x_0 + ct x_t, var I) for s = t_next < t.
 
         With s = t - 1 this is DDPM eq. 7:
         c0 = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t),
@@ -122,7 +126,7 @@ class NoiseSchedule:
         beta = 1 - alpha_bar_t / alpha_bar_s (the forward jump s -> t is Gaussian too).
         """
         idx = _as_index(t, self.T)
-        s = idx - 1 if t_prev is None else _as_index(t_prev, self.T)
+        s = idx - 1 if t_next is None else _as_index(t_next, self.T)
         ab_t, ab_s = self.alpha_bar(idx, like), self.alpha_bar(s, like)
         beta = 1 - ab_t / ab_s
         c0 = ab_s.sqrt() * beta / (1 - ab_t)
@@ -147,27 +151,27 @@ class NoiseSchedule:
         return self.posterior_coefs(t, like)[2]
 
     # ------------------------------------------------------------------ sampling
-    def set_timesteps(self, steps: int) -> list[int]:
+    def timesteps(self, steps: int) -> list[int]:
         """The skipped ("leading") timestep sequence, largest first, as DDIM / DDNM use.
 
         ``steps`` timesteps ``0, k, 2k, ...`` with ``k = T // steps``, reversed.
-        Same as diffusers' ``DDIMScheduler.set_timesteps`` (timestep_spacing="leading")
-        and the DDNM code's ``range(0, T, skip)``.
+        The timesteps diffusers' ``DDIMScheduler.set_timesteps(steps)`` stores in
+        ``scheduler.timesteps`` (timestep_spacing="leading"), and the DDNM code's
+        ``range(0, T, skip)``; this method only returns them.
         """
         steps = check_int_range(steps, "steps", 1, self.T, f" Choose 1 <= steps <= T={self.T}.")
         k = self.T // steps
         return [i * k for i in range(steps)][::-1]
 
     def timestep_pairs(self, steps: int) -> list[tuple[int, int]]:
-        """Consecutive (t, t_prev) pairs of :meth:`set_timesteps`, the last one ending at -1 (clean data)."""
-        ts = self.set_timesteps(steps)
+        """Consecutive (t, t_next) pairs of :meth:`timesteps`, the last one ending at -1 (clean data)."""
+        ts = self.timesteps(steps)
         return list(zip(ts, ts[1:] + [-1]))
 
-    def step_coefs(self, t: int, t_prev: int, eta: float, kind: str = "ddim",
-                   like: Tensor | None = None) -> "StepCoefs":
-        """Coefficients of one reverse step t -> t_prev, written as
+    def step_coefs(self, t: int, t_next: int, eta: float, kind: str = "ddim") -> "StepCoefs":
+        """Coefficients of one reverse step t -> t_next (numbers, computed in float64), written as
 
-            x_{t_prev} = c_x0 * x0_t + c_eps * eps + c_xt * x_t + sigma * z,   z ~ N(0, I).
+            x_{t_next} = c_x0 * x0_t + c_eps * eps + c_xt * x_t + sigma * z,   z ~ N(0, I).
 
         ``kind="ddim"`` (the eps form used by the DDNM code):
             c_x0 = sqrt(alpha_bar_s), c_eps = sqrt(1 - alpha_bar_s - sigma^2), c_xt = 0,
@@ -179,66 +183,33 @@ class NoiseSchedule:
         ``kind="ddpm"``: ancestral sampling from the posterior q(x_s | x_t, x0_t) (DDPM eq. 6-7),
             c_x0, c_xt, sigma^2 from :meth:`posterior_coefs`; ``eta`` scales sigma.
         """
-        like = torch.zeros(1, dtype=torch.float64) if like is None else like
-        ab_t, ab_s = self.alpha_bar(t, like), self.alpha_bar(t_prev, like)
-        zero = torch.zeros_like(ab_t)
         if kind == "ddpm":
-            c0, ct, var = self.posterior_coefs(t, like, t_prev)
-            return StepCoefs(c_x0=c0, c_eps=zero, c_xt=ct, sigma=eta * var.sqrt())
+            c0, ct, var = (float(v) for v in self.posterior_coefs(t, torch.ones((), dtype=torch.float64), t_next))
+            return StepCoefs(c_x0=c0, c_eps=0.0, c_xt=ct, sigma=eta * math.sqrt(var))
+        T = len(self.betas)
+        ab_t = float(self._alpha_bar_from_clean[_as_index(t, T) + 1])  # alpha_bar_t
+        ab_s = float(self._alpha_bar_from_clean[_as_index(t_next, T) + 1])  # 1 at t_next = -1
         if kind == "ddim":
-            sigma = eta * (1 - ab_s).sqrt()
+            sigma = eta * math.sqrt(1 - ab_s)
         elif kind == "ddim-paper":
-            sigma = eta * ((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)).sqrt()
+            sigma = eta * math.sqrt((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s))
         else:
             raise DDNMInputError(f"unknown step kind {kind!r}; use 'ddim', 'ddim-paper' or 'ddpm'.")
-        c_eps = (1 - ab_s - sigma ** 2).clamp(min=0).sqrt()
-        return StepCoefs(c_x0=ab_s.sqrt(), c_eps=c_eps, c_xt=zero, sigma=sigma)
+        c_eps = math.sqrt(max(1 - ab_s - sigma ** 2, 0.0))
+        return StepCoefs(c_x0=math.sqrt(ab_s), c_eps=c_eps, c_xt=0.0, sigma=sigma)
 
-    def step(self, eps: Tensor, t: int, x_t: Tensor, t_prev: int | None = None, eta: float = 0.0,
+    def step(self, eps: Tensor, t: int, x_t: Tensor, t_next: int | None = None, eta: float = 0.0,
              kind: str = "ddim", noise: Tensor | None = None, x0: Tensor | None = None) -> Tensor:
-        """One reverse step x_t -> x_{t_prev} (default ``t_prev = t - 1``), see :meth:`step_coefs`.
+        """One reverse step x_t -> x_{t_next} (default ``t_next = t - 1``), see :meth:`step_coefs`.
 
         ``x0`` overrides the model's estimate x0_t (DDNM passes the rectified x0_hat here).
         """
-        t_prev = t - 1 if t_prev is None else t_prev
-        c = self.step_coefs(t, t_prev, eta, kind, like=x_t)
+        t_next = t - 1 if t_next is None else t_next
+        c = self.step_coefs(t, t_next, eta, kind)
         x0 = self.predict_x0(x_t, eps, t) if x0 is None else x0
         if noise is None:
-            noise = torch.randn_like(x_t) if float(c.sigma.max()) > 0 else torch.zeros_like(x_t)
+            noise = torch.randn_like(x_t) if c.sigma > 0 else torch.zeros_like(x_t)
         return c.apply(x0, eps, x_t, noise)
-
-    # ------------------------------------------------------------------ the samplers' precomputed floats
-    def float_coefs(self, t: int, t_prev: int, eta: float = 0.0, kind: str = "ddim",
-                    dtype: torch.dtype = torch.float32) -> "StepCoefs":
-        """:meth:`step_coefs` as Python floats, computed in ``dtype`` and cached per (t, t_prev, eta, kind).
-
-        A sampler's loop multiplies by these: no tensor work or device sync per step, and the products
-        are bit for bit those of :meth:`step` on a ``dtype`` sample.
-        """
-        key = ("step", t, t_prev, float(eta), kind, dtype)
-        if key not in self._floats:
-            c = self.step_coefs(t, t_prev, eta, kind, like=torch.zeros(1, dtype=dtype))
-            self._floats[key] = StepCoefs(*(float(v.reshape(-1)[0]) for v in (c.c_x0, c.c_eps, c.c_xt, c.sigma)))
-        return self._floats[key]
-
-    def float_x0_coefs(self, t: int, dtype: torch.dtype = torch.float32) -> tuple[float, float]:
-        """(sqrt(1 - alpha_bar_t), sqrt(alpha_bar_t)) as floats computed in ``dtype``: x0_t = (x_t - a eps) / b."""
-        key = ("x0", t, dtype)
-        if key not in self._floats:
-            ab = self.alphas_cumprod[t].to(dtype)
-            self._floats[key] = (float((1 - ab).sqrt()), float(ab.sqrt()))
-        return self._floats[key]
-
-    def float_jump_coefs(self, s: int, t: int, dtype: torch.dtype = torch.float32) -> tuple[float, float, float, float]:
-        """Floats for a jump back from s to the noisier t (time travel), computed in ``dtype``:
-        (sqrt(r), sqrt(1 - r)) with r = alpha_bar_t / alpha_bar_s (:meth:`forward_jump`), and
-        (sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t)) (:meth:`add_noise`, to re-noise an x0 estimate)."""
-        key = ("jump", s, t, dtype)
-        if key not in self._floats:
-            ab_t, ab_s = self.alphas_cumprod[t].to(dtype), self.alphas_cumprod[s].to(dtype)
-            r = ab_t / ab_s
-            self._floats[key] = tuple(float(v) for v in (r.sqrt(), (1 - r).sqrt(), ab_t.sqrt(), (1 - ab_t).sqrt()))
-        return self._floats[key]
 
     def forward_jump(self, x_s: Tensor, s: int, t: int, noise: Tensor) -> Tensor:
         """q(x_t | x_s) for s < t: x_t = sqrt(alpha_bar_t/alpha_bar_s) x_s + sqrt(1 - alpha_bar_t/alpha_bar_s) z.
@@ -251,27 +222,18 @@ class NoiseSchedule:
 
 @dataclass
 class StepCoefs:
-    """x_prev = c_x0 * x0 + c_eps * eps + c_xt * x_t + sigma * z: tensors shaped (1, 1, 1, 1)
-    (:meth:`NoiseSchedule.step_coefs`) or Python floats (:meth:`NoiseSchedule.float_coefs`)."""
+    """x_next = c_x0 * x0 + c_xt * x_t + c_eps * eps + sigma * z (:meth:`NoiseSchedule.step_coefs`)."""
 
-    c_x0: Tensor | float
-    c_eps: Tensor | float
-    c_xt: Tensor | float
-    sigma: Tensor | float
+    c_x0: float
+    c_eps: float
+    c_xt: float  # 0 except for DDPM steps
+    sigma: float  # std of the fresh noise z
 
     def apply(self, x0: Tensor, eps: Tensor, x_t: Tensor, z: Tensor, noise_scale: float = 1.0) -> Tensor:
         """The one reverse-step formula of the library: DDIM (eq. 12 of Song et al.), DDPM's posterior
         (eq. 6-7) and DDNM's line 5 (x0 = x0_hat). ``noise_scale`` scales the noise part, eps and z
         together (DDNM+'s scalar rule: sqrt(gamma_t) / B_t)."""
-        x_s = self.c_x0 * x0
-        if _nonzero(self.c_xt):  # DDPM steps only
-            x_s = x_s + self.c_xt * x_t
-        if noise_scale == 1.0:
-            return x_s + self.c_eps * eps + self.sigma * z
-        if noise_scale > 0:
-            return x_s + noise_scale * (self.c_eps * eps + self.sigma * z)
-        return x_s
-
-
-def _nonzero(v: Tensor | float) -> bool:
-    return bool((v != 0).any()) if isinstance(v, Tensor) else v != 0
+        x_next = self.c_x0 * x0 + noise_scale * (self.c_eps * eps + self.sigma * z)
+        if self.c_xt:  # DDPM steps: the posterior mean also weighs x_t
+            x_next = x_next + self.c_xt * x_t
+        return x_next

@@ -83,10 +83,10 @@ def show_decomposition(op, x: Tensor, title: str | None = None):
 
 
 # --------------------------------------------------------------------------- the per-step DDNM viewer
-PANELS = ("x_t", "x0_t", "range_part", "null_part", "x0_hat")
+PANELS = ("x_t", "x0_t", "A_pinv_y", "null_part", "x0_hat")
 #: the optional sixth panel: the per-pixel std of x̂0|t over the K samples of a run (its batch)
 SPREAD = "spread"
-PANEL_TITLES = {"x_t": "x_t", "x0_t": "x0|t (model)", "range_part": "A†y (range)",
+PANEL_TITLES = {"x_t": "x_t", "x0_t": "x0|t (model)", "A_pinv_y": "A†y (range)",
                 "null_part": "(I − A†A) x0|t (null)", "x0_hat": "x̂0|t = A†y + null",
                 SPREAD: "std over K samples"}
 #: the std that the uncertainty colour map (``colour_map``) shows as its top colour, here and in
@@ -201,7 +201,7 @@ def _strip_width(zoom: int, spread: bool, gap: int = 4) -> int:
 
 
 def _caption(step) -> str:
-    return (f"t = {step.t} → {step.t_prev}   λ_t = {step.lam:.3f}   "
+    return (f"t = {step.t} → {step.t_next}   λ_t = {step.lam:.3f}   "
             f"consistency ‖A x̂0|t − y‖/‖y‖ = {step.consistency:.1e}")
 
 
@@ -266,8 +266,8 @@ class TraceExplorer:
     A run is computed once per (task, sigma_y, seed) and cached; moving the step slider only swaps
     precomputed images, so it is instant. Steps are numbered 1..n, as in :func:`trace_html`.
 
-    ``samples=K`` (K >= 2) runs K samples of the same y at once (sample j uses seed ``seed + j``, as
-    ``posterior_samples`` does), shows the first, and adds a sixth panel: the per-pixel std of x̂0|t
+    ``samples=K`` (K >= 2) runs K samples of the same y at once (sample j from the stream
+    ``rng.spawn(seed, "sample", j)``), shows the first, and adds a sixth panel: the per-pixel std of x̂0|t
     over the K samples -- where the samples still disagree at each step.
     """
 
@@ -283,16 +283,18 @@ class TraceExplorer:
 
     def run(self, task: str, sigma_y: float, seed: int):
         """The trace for one setting (cached): (result, PNG frames)."""
+        from .rng import spawn_many
         from .sampling import SamplerSettings, ddnm_plus
 
         key = (task, round(float(sigma_y), 4), int(seed))
         if key not in self._cache:
             op = self.tasks[task]
-            y = op.measure(self.x, sigma_y, seed=1000 + int(seed))  # one measurement
+            y = op.measure(self.x, sigma_y, seed=int(seed))  # one measurement
             k = self.samples
-            seeds = int(seed) if k == 1 else [int(seed) + j for j in range(k)]
+            gens = spawn_many(int(seed), k, "sample")
             res = ddnm_plus(self.model, self.sched, op, y.repeat(k, *[1] * (y.ndim - 1)), sigma_y=sigma_y,
-                            steps=self.steps, settings=SamplerSettings(eta=self.eta), seed=seeds, trace=True)
+                            steps=self.steps, settings=SamplerSettings(eta=self.eta), generator=gens,
+                            trace=True)
             self._cache[key] = (res, trace_frames(res, 0, self.zoom, spread=k > 1))
         return self._cache[key]
 

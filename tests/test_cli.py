@@ -38,7 +38,8 @@ def test_restore_sr4_file_end_to_end(tmp_path):
     assert strip.size == (3 * 32 * 4, 32 * 4)
     # the same restoration through the importable function is consistent with the file's y
     y_file = cli.read_image(inp, 1)
-    x_hat, _, op, _ = cli.restore(y_file, "sr4", "fashion-mnist-32", steps=5)
+    got = cli.restore(y_file, "sr4", "fashion-mnist-32", steps=5)
+    x_hat, op = got.x0_hat, got.op
     assert (op.A(x_hat) - y_file).abs().max() < 1e-5
     np.testing.assert_array_equal(out, data.to_uint8(x_hat)[0, 0])  # and it is what the command wrote
 
@@ -46,13 +47,14 @@ def test_restore_sr4_file_end_to_end(tmp_path):
 def test_restore_function_inpaint_and_colorize():
     x = data.load("emoji", "test", n=1)
     mask = ops.Inpainting.box_mask(32, 12)
-    x_hat, pinv, op, std = cli.restore(x * mask, "inpaint", "emoji-32", mask=mask, steps=3)
-    assert x_hat.shape == (1, 3, 32, 32)
-    assert std is None  # one sample: no spread
-    assert (op.A(x_hat) - op.A(x)).abs().max() < 1e-5
+    got = cli.restore(x * mask, "inpaint", "emoji-32", mask=mask, steps=3)
+    assert got.x0_hat.shape == (1, 3, 32, 32)
+    assert got.std is None  # one sample: no spread
+    assert (got.op.A(got.x0_hat) - got.op.A(x)).abs().max() < 1e-5
+    torch.testing.assert_close(got.A_pinv_y, got.op.A_pinv(got.op.A(x)))
     gray = ops.Colorization().A(x)
-    x_hat, _, op, _ = cli.restore(gray, "colorize", "emoji-32", steps=3)
-    assert (op.A(x_hat) - gray).abs().max() < 1e-5
+    got = cli.restore(gray, "colorize", "emoji-32", steps=3)
+    assert (got.op.A(got.x0_hat) - gray).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize("args,match", [
@@ -61,6 +63,8 @@ def test_restore_function_inpaint_and_colorize():
     (["--task", "inpaint"], "needs --mask"),
     (["--task", "colorize"], "colorize needs an RGB model"),
     (["--task", "denoise", "--sigma-y", "-1"], "sigma_y must be a finite number >= 0"),
+    (["--task", "denoise", "--sigma-y", "nan"], "sigma_y must be a finite number >= 0"),
+    (["--task", "denoise", "--seed", "-1"], "--seed must be >= 0"),
 ])
 def test_restore_errors_are_clear(tmp_path, args, match):
     inp = save(data.load("fashion-mnist", "test", n=1), tmp_path / "in.png")
@@ -234,10 +238,15 @@ def test_restore_a_folder_in_one_batched_run(tmp_path):
     assert [p.name for p in outs] == [f"g{i}.png" for i in range(5)]
     # each result is consistent with its own file, and the API gives the same batch result
     ys = torch.cat([cli.read_image(src / f"g{i}.png", 1) for i in range(5)])
-    x_hat, _, _, _ = cli.restore(ys[:2], "sr4", "fashion-mnist-32", steps=3, seed=0)  # the first chunk of 2
-    assert (op.A(x_hat) - ys[:2]).abs().max() < 1e-5  # consistent with each file's y
-    for i in range(2):
-        np.testing.assert_array_equal(np.asarray(Image.open(outs[i])), data.to_uint8(x_hat[i:i + 1])[0, 0])
+    x_hat = cli.restore(ys, "sr4", "fashion-mnist-32", steps=3, seed=0).x0_hat  # all five in one batch
+    assert (op.A(x_hat) - ys).abs().max() < 1e-5  # consistent with each file's y
+    for i in range(5):  # image i has its own stream: the same result in batches of 2 as in one of 5
+        wrote = np.asarray(Image.open(outs[i])).astype(int)  # (up to the batch size's float rounding)
+        assert np.abs(wrote - np.asarray(data.to_uint8(x_hat[i:i + 1])[0, 0]).astype(int)).max() <= 1
+    alone = cli.restore(ys[3:4], "sr4", "fashion-mnist-32", steps=3, seed=0, image_ids=[3]).x0_hat
+    torch.testing.assert_close(alone, x_hat[3:4], atol=1e-5, rtol=0)
+    other = cli.restore(ys[3:4], "sr4", "fashion-mnist-32", steps=3, seed=0).x0_hat  # as image 0
+    assert (other - x_hat[3:4]).abs().max() > 1e-3
     # several files given one by one work too; mixed sizes and --strip are refused clearly
     r = run("restore", src / "g0.png", src / "g1.png", "--task", "sr4", "--model", "fashion-mnist-32",
             "--out", tmp_path / "out2", "--steps", "2")
@@ -278,7 +287,8 @@ def test_samples_and_uncertainty_through_the_console_script(tmp_path):
                        text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     y_file = cli.read_image(inp, 1)
-    mean, _, op, std = cli.restore(y_file, "sr4", "fashion-mnist-32", steps=5, samples=4)
+    got = cli.restore(y_file, "sr4", "fashion-mnist-32", steps=5, samples=4)
+    mean, op, std = got.x0_hat, got.op, got.std
     assert (op.A(mean) - y_file).abs().max() < 1e-5  # the mean of consistent samples is consistent
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "mean.png")), data.to_uint8(mean)[0, 0])
     shown = np.asarray(Image.open(tmp_path / "std.png"))

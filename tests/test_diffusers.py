@@ -43,9 +43,9 @@ def test_ddim_step_matches(sched, inputs, eta):
     ref = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=False,
                                   set_alpha_to_one=True, steps_offset=0, timestep_spacing="leading")
     ref.set_timesteps(20)
-    assert list(ref.timesteps.tolist()) == sched.set_timesteps(20)
-    for t, t_prev in sched.timestep_pairs(20)[::6]:
+    assert list(ref.timesteps.tolist()) == sched.timesteps(20)
+    for t, t_next in sched.timestep_pairs(20)[::6]:
         x_t = sched.add_noise(x0, noise, t)
         want = ref.step(eps, t, x_t, eta=eta, variance_noise=noise).prev_sample
-        got = sched.step(eps, t, x_t, t_prev=t_prev, eta=eta, kind="ddim-paper", noise=noise)
+        got = sched.step(eps, t, x_t, t_next=t_next, eta=eta, kind="ddim-paper", noise=noise)
         torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)

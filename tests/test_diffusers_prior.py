@@ -172,7 +172,7 @@ def test_restore_command_with_a_diffusers_folder(tmp_path):
                  "--out", str(tmp_path / "big.png")]) == 0
     assert read_image(tmp_path / "big.png", 3, 0.0).shape == (1, 3, 32, 32)
     y = read_image(tmp_path / "bigger.png", 3, 0.0)  # the same route before the file clips to [-1, 1]:
-    big = restore(y, "sr4", str(folder), steps=3)[0]  # a random UNet's x0_hat leaves that range
+    big = restore(y, "sr4", str(folder), steps=3).x0_hat  # a random UNet's x0_hat leaves that range
     assert big.shape == (1, 3, 32, 32) and (ops.SuperResolution(4).A(big) - y).abs().max() < 1e-5
     write_image(torch.rand(3, 2, 2) * 2 - 1, tmp_path / "tiny.png")
     assert main(["restore", str(tmp_path / "tiny.png"), "--task", "sr4", "--model", str(folder),

@@ -8,6 +8,7 @@ import ddnm_edu as de
 from ddnm_edu import operators as ops
 from ddnm_edu.errors import DDNMInputError
 from ddnm_edu.mask_shift import KnownPixels, restore_large, window_starts
+from ddnm_edu.rng import spawn
 from ddnm_edu.toy import StationaryGaussianPrior
 from test_sampling import random_unet  # noqa: F401 (fixture)
 
@@ -44,7 +45,8 @@ def test_known_pixels_is_an_orthogonal_projector_when_the_mask_holds_whole_block
 def test_one_window_is_plain_ddnm(sched, random_unet):
     op = ops.SuperResolution(4)
     y = op.A(torch.rand(2, 3, 32, 32) * 2 - 1)
-    once = de.ddnm_plus(random_unet, sched, op, y, steps=5, seed=2).x0_hat
+    gens = [spawn(2, "image", i, "window", 0) for i in range(2)]  # window 0 of images 0 and 1
+    once = de.ddnm_plus(random_unet, sched, op, y, steps=5, generator=gens).x0_hat
     torch.testing.assert_close(restore_large(random_unet, sched, op, y, window=32, steps=5, seed=2), once)
 
 
@@ -142,9 +144,11 @@ def test_mask_shift_inpainting_keeps_every_observed_pixel(sched, field):
     err, spread = (r - x[:4])[holes].pow(2).mean(), x[:4][holes].pow(2).mean()
     assert 0 < err < 0.5 * spread  # the holes are filled (not copied) with a plausible continuation
     # what a window restored is kept: later windows treat it as observed, so the first window's region is
-    # exactly the first window restored alone (window k draws seed k)
+    # exactly the first window restored alone (window w of image i draws from spawn(0, "image", i,
+    # "window", w))
     op_0, y_0 = op.window(y, 0, 0, 32)
-    first = de.ddnm_plus(prior, sched, op_0, y_0, steps=20, seed=0).x0_hat
+    gens = [spawn(0, "image", i, "window", 0) for i in range(4)]
+    first = de.ddnm_plus(prior, sched, op_0, y_0, steps=20, generator=gens).x0_hat
     torch.testing.assert_close(r[..., :32, :32], first, atol=0, rtol=0)
 
 

@@ -245,14 +245,19 @@ def test_every_named_task_builds_its_operator():
 
 
 def test_measure_is_y_equals_A_x_plus_sigma_n():
-    """op.measure(x, sigma_y, seed): y = A x + sigma_y n with n from the CPU generator of that seed."""
+    """op.measure(x, sigma_y, seed=...): y = A x + sigma_y n with n from the stream spawn(seed, "measure")
+    (or from the generator given)."""
+    from ddnm_edu.rng import spawn
+
     op = ops.SuperResolution(2)
     x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
-    n = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(7))
+    n = torch.randn(2, 1, 4, 4, generator=spawn(7, "measure"))
     torch.testing.assert_close(op.measure(x, 0.3, seed=7), op.A(x) + 0.3 * n, rtol=0, atol=0)
     assert torch.equal(op.measure(x, 0.0, seed=7), op.A(x))
-    g = torch.Generator().manual_seed(7)  # a generator continues where it is
-    assert torch.equal(op.measure(x, 0.3, seed=g), op.measure(x, 0.3, seed=7))
-    assert not torch.equal(op.measure(x, 0.3, seed=g), op.measure(x, 0.3, seed=7))
+    g = spawn(7, "measure")  # a generator continues where it is
+    assert torch.equal(op.measure(x, 0.3, generator=g), op.measure(x, 0.3, seed=7))
+    assert not torch.equal(op.measure(x, 0.3, generator=g), op.measure(x, 0.3, seed=7))
+    with pytest.raises(TypeError):
+        op.measure(x, 0.3, 7)  # the seed is a keyword
     y64 = op.measure(x.double(), 0.3, seed=7)
     assert y64.dtype == torch.float64

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import ddnm_edu as de
+from ddnm_edu.rng import spawn
 from ddnm_edu import operators as ops
 from ddnm_edu.posterior import _spearman, calibrated_coverage
 
@@ -28,9 +29,13 @@ def test_k_samples_are_k_seeded_runs_oracle():
     assert s.samples.shape == (3, 4, 1, 8, 8) and s.nfe == 20
     for i in range(3):
         for j in range(4):
-            alone = de.ddnm_plus(prior, SCHED, op, y[i:i + 1], steps=20, seed=7 + j, settings=EXACT).x0_hat
+            gen = spawn(7, "image", i, "sample", j)  # sample j of image i has its own stream
+            alone = de.ddnm_plus(prior, SCHED, op, y[i:i + 1], steps=20, generator=gen, settings=EXACT).x0_hat
             assert torch.equal(s.samples[i, j], alone[0])
-    assert not torch.equal(s.samples[0, 0], s.samples[0, 1])  # different seeds, different samples
+    assert not torch.equal(s.samples[0, 0], s.samples[0, 1])  # different streams, different samples
+    # the streams are keyed by the image's index in a larger set: image 2 alone, as image 2
+    again = de.posterior_samples(prior, SCHED, op, y[2:], k=4, steps=20, seed=7, settings=EXACT, image_ids=[2])
+    assert torch.equal(again.samples[0], s.samples[2])
 
 
 def test_k_samples_are_k_seeded_runs_unet_and_spread_is_null():
@@ -39,7 +44,7 @@ def test_k_samples_are_k_seeded_runs_unet_and_spread_is_null():
     x = de.data.load("fashion-mnist", "test", n=2)
     y = op.A(x)
     s = de.posterior_samples(model, SCHED, op, y, k=3, steps=5)
-    alone = de.ddnm(model, SCHED, op, y[1:2], steps=5, seed=2)
+    alone = de.ddnm(model, SCHED, op, y[1:2], steps=5, generator=spawn(0, "image", 1, "sample", 2))
     assert torch.allclose(s.samples[1, 2], alone[0], atol=1e-5)
     rng, null = s.spread_parts(op)
     assert rng.abs().max() < 1e-5  # every sample has A x = y: no spread in the range part
@@ -88,7 +93,9 @@ def test_spearman_and_bad_input():
     with pytest.raises(de.DDNMInputError, match="k must be"):
         de.posterior_samples(prior, SCHED, op, y, k=0, steps=2)
     with pytest.raises(de.DDNMInputError, match="one per image"):
-        de.ddnm_plus(prior, SCHED, op, y, steps=2, seed=[1, 2, 3])
+        de.ddnm_plus(prior, SCHED, op, y, steps=2, generator=[torch.Generator() for _ in range(3)])
+    with pytest.raises(de.DDNMInputError, match="one per image"):
+        de.posterior_samples(prior, SCHED, op, y, k=2, steps=2, image_ids=[0])
     one = de.posterior_samples(prior, SCHED, op, y, k=1, steps=2)
     with pytest.raises(de.DDNMInputError, match="k >= 2"):
         one.std

@@ -112,11 +112,11 @@ def test_forward_jump_matches_closed_form(sched, gen):
     assert x_t.var().item() == pytest.approx(1 - ab, rel=0.02)
 
 
-def test_set_timesteps_leading_spacing(sched):
-    ts = sched.set_timesteps(10)
+def test_timesteps_leading_spacing(sched):
+    ts = sched.timesteps(10)
     assert ts == [900, 800, 700, 600, 500, 400, 300, 200, 100, 0]
     assert sched.timestep_pairs(4)[-1] == (0, -1)
-    assert sched.set_timesteps(1000) == list(range(999, -1, -1))
+    assert sched.timesteps(1000) == list(range(999, -1, -1))
 
 
 def test_ddpm_step_variance_is_posterior_variance(sched, gen):
@@ -132,7 +132,7 @@ def test_ddpm_step_variance_is_posterior_variance(sched, gen):
 
 def test_bad_schedule_inputs():
     with pytest.raises(DDNMInputError, match="between 1 and"):
-        NoiseSchedule.linear(100).set_timesteps(0)
+        NoiseSchedule.linear(100).timesteps(0)
     with pytest.raises(DDNMInputError, match="out of range"):
         NoiseSchedule.linear(100).add_noise(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), 100)
     with pytest.raises(DDNMInputError, match="unknown step kind"):

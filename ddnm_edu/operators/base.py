@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import DDNMInputError, warn_user
+from ..rng import spawn
 
 Tensor = torch.Tensor
 
@@ -83,16 +84,18 @@ class LinearOperator:
     def __call__(self, x: Tensor) -> Tensor:
         return self.A(x)
 
-    def measure(self, x: Tensor, sigma_y: float = 0.0, seed: int | torch.Generator = 0) -> Tensor:
+    def measure(self, x: Tensor, sigma_y: float = 0.0, *, generator: torch.Generator | None = None,
+                seed: int = 0) -> Tensor:
         """y = A x + sigma_y n, n ~ N(0, I): the measurement (DDNM eq. 16; sigma_y on the images' [-1, 1] scale).
 
-        n is drawn on the CPU from ``torch.Generator().manual_seed(seed)`` (or from the generator given), in
-        y's dtype, so the same seed gives the same y on every device.
+        n is drawn on the CPU in y's dtype from ``generator``, by default from the stream
+        ``rng.spawn(seed, "measure")``: the same seed gives the same y on every device, and the
+        measurement noise never equals the noise a sampler draws from the same seed.
         """
         y = self.A(x)
         if sigma_y == 0:
             return y
-        g = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
+        g = spawn(seed, "measure") if generator is None else generator
         return y + sigma_y * torch.randn(y.shape, generator=g, dtype=y.dtype).to(y.device)
 
     # --- one window of a larger image (mask-shift restoration, ddnm_edu/mask_shift.py) ----------

@@ -26,7 +26,7 @@ Input conventions:
   * --sigma-y: on the [-1, 1] scale of the models; the DDNM paper and its code give sigma_y on
     [0, 1] (the code doubles it), so paper 0.1 = 0.2 here.
   * --out / --strip / --uncertainty: the folder must exist; checked before sampling starts.
-  * --samples K: K restorations drawn as one batch (seeds --seed ... --seed + K - 1); --out gets
+  * --samples K: K restorations drawn as one batch (each from its own random stream); --out gets
     their mean and --uncertainty their per-pixel std as a colour map (0 black to 0.5 or more pale
     yellow, on the images' [-1, 1] scale). Every noise-free sample is consistent with y, so the
     spread lies in what y does not determine.
@@ -41,12 +41,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
 from .. import operators as ops
-from ..errors import CommandParser, DDNMInputError, run_command
+from ..errors import CommandParser, DDNMInputError, check_int_range, check_sigma_y, run_command
+from ..rng import spawn
 from ..viz import UNCERTAINTY_VMAX, colour_map  # the std that --uncertainty maps to the top of its scale
 from .images import check_output_folder, check_output_path, expand_inputs, read_image, read_mask, write_image
 
@@ -92,20 +95,31 @@ def load_prior(model: str, device: str = "cpu"):
     return load_pretrained(model, device), NoiseSchedule.linear(1000)
 
 
-def restore(y: torch.Tensor, task: str, model_name: str, mask: torch.Tensor | None = None,
+@dataclass
+class Restoration:
+    """What :func:`restore` returns (CPU tensors)."""
+
+    x0_hat: torch.Tensor  # (B, C, H, W): the restoration, or the mean of K samples
+    A_pinv_y: torch.Tensor  # A^dagger y, the range part every restoration shares
+    op: ops.LinearOperator  # the task's operator
+    std: torch.Tensor | None  # per-pixel std of K samples; None for one sample
+
+
+def restore(y: torch.Tensor, task: str, model_name: str, *, mask: torch.Tensor | None = None,
             sigma_y: float = 0.0, steps: int = 100, eta: float = 0.85, seed: int = 0,
-            blur_sigma: float = 1.0, device: str = "cpu", progress: bool = False, samples: int = 1,
-            overlap: int | None = None, prior=None):
-    """Restore y (B, C, h, w) in [-1, 1] -- one image or a batch, in one sampling run; returns
-    (x0_hat, A_pinv(y), op, std).
+            image_ids: Sequence[int] | None = None, blur_sigma: float = 1.0, device: str = "cpu",
+            progress: bool = False, samples: int = 1, overlap: int | None = None,
+            prior=None) -> Restoration:
+    """Restore y (B, C, h, w) in [-1, 1] -- one image or a batch, in one sampling run.
 
     ``model_name``: a shipped prior or a diffusers folder (:func:`load_prior`). When the restored image
     is larger than the prior, it is restored window by window (mask-shift, ``ddnm_edu.mask_shift``;
     ``overlap`` pixels between windows, half a window by default). ``prior``: the (model, sched) of
     ``model_name`` already loaded (the command loads a checkpoint once for all its batches).
-    The same y, seed and batch give the same result; an image restored inside a batch draws different
-    noise than the same image restored alone (the noise of a batch is drawn together). With
-    ``samples=K > 1``, x0_hat is the mean of K samples (seeds seed, ..., seed + K - 1, drawn as one
+    Image i draws its noise from its own stream, ``rng.spawn(seed, "image", image_ids[i])`` (and
+    children of it for samples and windows; ``image_ids`` default 0..B-1, the command passes each
+    file's index): an image gives the same result in any batch, and no two images, samples or
+    windows share noise. With ``samples=K > 1``, x0_hat is the mean of K samples (drawn as one
     batch) and std their per-pixel std (B, C, H, W); with one sample std is None."""
     from ..mask_shift import restore_large
     from ..posterior import posterior_samples
@@ -142,18 +156,21 @@ def restore(y: torch.Tensor, task: str, model_name: str, mask: torch.Tensor | No
                              "one is exactly its size: drop --overlap.")
     if task == "inpaint":  # whatever the file holds in the holes is not a measurement: y = A y_file
         y = op.A(y)
-    settings = SamplerSettings(eta=eta)
+    ids = list(range(len(y))) if image_ids is None else list(image_ids)
+    if len(ids) != len(y):
+        raise DDNMInputError(f"image_ids has {len(ids)} entries for {len(y)} images; give one per image.")
+    run = dict(sigma_y=sigma_y, steps=steps, settings=SamplerSettings(eta=eta), progress=progress)
     if large:
-        out = restore_large(model, sched, op, y.to(device), window=size, overlap=overlap, sigma_y=sigma_y,
-                            steps=steps, settings=settings, seed=seed, progress=progress)
-        return out.cpu(), op.A_pinv(y), op, None
+        out = restore_large(model, sched, op, y.to(device), window=size, overlap=overlap, seed=seed,
+                            image_ids=ids, **run)
+        return Restoration(out.cpu(), op.A_pinv(y), op, None)
     if samples > 1:
-        drawn = posterior_samples(model, sched, op, y.to(device), k=samples, sigma_y=sigma_y, steps=steps,
-                                  settings=settings, seed=seed, progress=progress)
-        return drawn.mean.cpu(), op.A_pinv(y), op, drawn.std.cpu()
-    res = ddnm_plus(model, sched, op, y.to(device), sigma_y=sigma_y, steps=steps, settings=settings,
-                    seed=seed, progress=progress)
-    return res.x0_hat.cpu(), op.A_pinv(y), op, None
+        drawn = posterior_samples(model, sched, op, y.to(device), k=samples, seed=seed, image_ids=ids,
+                                  **run)
+        return Restoration(drawn.mean.cpu(), op.A_pinv(y), op, drawn.std.cpu())
+    gens = [spawn(seed, "image", i) for i in ids]
+    res = ddnm_plus(model, sched, op, y.to(device), generator=gens, **run)
+    return Restoration(res.x0_hat.cpu(), op.A_pinv(y), op, None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,6 +221,8 @@ def _restore_command(args: argparse.Namespace) -> int:
     """``ddnm-edu restore``: read y, restore it, write the result (bad input raises DDNMInputError)."""
     from ..pretrained import _record, arch_key, available
 
+    check_sigma_y(args.sigma_y)  # the numbers first: before a model is loaded or an image read
+    check_int_range(args.seed, "--seed", 0, hint=" Use a whole number >= 0.")
     if not is_folder(args.model):  # a shipped model: a diffusion prior, not the specialist
         check_model_name(args.model)
         if arch_key(_record(args.model)) != "unet":
@@ -238,13 +257,13 @@ def _restore_command(args: argparse.Namespace) -> int:
         y_all = torch.cat(ys)
         chunks = range(0, len(y_all), max(1, args.batch))
         for k in tqdm(chunks, desc=f"restoring {len(y_all)} images", disable=not sys.stderr.isatty()):
-            got = restore(y_all[k:k + args.batch], args.task, args.model, mask, args.sigma_y, args.steps,
-                          args.eta, args.seed + k, args.blur_sigma, args.device,
-                          progress=sys.stderr.isatty(), samples=args.samples, overlap=args.overlap, prior=prior)
+            batch = y_all[k:k + args.batch]
+            got = restore(batch, args.task, args.model, image_ids=range(k, k + len(batch)),
+                          **_options(args, mask), prior=prior)
             for i, out in enumerate(outs[k:k + args.batch]):
-                _write(got[0][i], out)
+                _write(got.x0_hat[i], out)
                 if stds:
-                    _write(colour_map(got[3][i], UNCERTAINTY_VMAX), stds[k + i])
+                    _write(colour_map(got.std[i], UNCERTAINTY_VMAX), stds[k + i])
         print(f"wrote {len(outs)} images to {args.out}" + (f" and {args.uncertainty}" if stds else ""))
         return 0
     check_output_path(args.out, "--out")
@@ -252,18 +271,23 @@ def _restore_command(args: argparse.Namespace) -> int:
         if path:
             check_output_path(path, what)
     y = read_image(inputs[0], want, background)
-    got = restore(y, args.task, args.model, mask, args.sigma_y, args.steps, args.eta, args.seed,
-                  args.blur_sigma, args.device, progress=sys.stderr.isatty(), samples=args.samples,
-                  overlap=args.overlap, prior=prior)
+    got = restore(y, args.task, args.model, **_options(args, mask), prior=prior)
     try:
-        _write_outputs(got[0], y, got[1], args.out, args.strip)
+        _write_outputs(got.x0_hat, y, got.A_pinv_y, args.out, args.strip)
     except OSError as e:
         raise DDNMInputError(f"could not write the result ({e}); check the --out / --strip paths.") from None
     if args.uncertainty:
-        _write(colour_map(got[3][0], UNCERTAINTY_VMAX), args.uncertainty)
+        _write(colour_map(got.std[0], UNCERTAINTY_VMAX), args.uncertainty)
     wrote = [p for p in (args.out, args.strip, args.uncertainty) if p]
     print("wrote " + " and ".join(str(p) for p in wrote))
     return 0
+
+
+def _options(args: argparse.Namespace, mask: torch.Tensor | None) -> dict:
+    """The command's options as :func:`restore`'s keywords."""
+    return dict(mask=mask, sigma_y=args.sigma_y, steps=args.steps, eta=args.eta, seed=args.seed,
+                blur_sigma=args.blur_sigma, device=args.device, progress=sys.stderr.isatty(),
+                samples=args.samples, overlap=args.overlap)
 
 
 def _write(image: torch.Tensor, out: Path) -> None:

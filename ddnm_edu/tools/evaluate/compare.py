@@ -27,7 +27,7 @@ def compare_tasks() -> dict:
 
 def noisy_measurement(op, x: torch.Tensor, sigma_y: float, seed: int = 0) -> torch.Tensor:
     """y = A x + sigma_y n, with n drawn from the seed every comparison table uses (10,000 + seed)."""
-    return op.measure(x, sigma_y, seed=10_000 + seed)
+    return op.measure(x, sigma_y, generator=torch.Generator().manual_seed(10_000 + seed))
 
 
 def run_compare(quick: bool = True, n: int | None = None, steps: int | None = None, seed: int = 0,

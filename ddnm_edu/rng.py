@@ -1,0 +1,38 @@
+"""Random streams: one seed, many independent generators, and the draw every sampler uses.
+
+A restoration draws noise for several purposes -- the measurement noise n of y = A x + sigma_y n,
+the sampler's x_T and fresh z, one stream per image of a folder, per sample of a posterior, per
+window of a large image. They must never share numbers. Adding integers to a seed does not ensure
+that (seed + 1 for "the next image" is also seed + 1 for "the next sample"), so every child stream
+comes from :func:`spawn`: NumPy's ``SeedSequence(seed, spawn_key=key)``, the standard derivation of
+independent streams from one seed (keys are hashed, so ``(0, "window", 1)`` and ``(1, "window",
+0)`` are unrelated). Generators are CPU ``torch.Generator`` s, as diffusers' pipelines take them:
+the same seed gives the same numbers on every device. The samplers draw from them with
+:func:`ddnm_edu.sampling.randn`.
+"""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import torch
+
+from .errors import check_int_range
+
+
+
+def spawn(seed: int, *key: int | str) -> torch.Generator:
+    """The child stream ``key`` of ``seed``, e.g. ``spawn(0, "measure")``, ``spawn(0, "image", 3)``.
+
+    Different keys give independent streams; the same (seed, key) always gives the same numbers.
+    Strings in the key are hashed to integers (CRC-32).
+    """
+    seed = check_int_range(seed, "seed", 0, hint=" Use a whole number >= 0.")
+    words = tuple(zlib.crc32(k.encode()) if isinstance(k, str) else int(k) for k in key)
+    state = np.random.SeedSequence(seed, spawn_key=words).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def spawn_many(seed: int, n: int, *key: int | str) -> list[torch.Generator]:
+    """``n`` independent streams ``spawn(seed, *key, i)`` for i = 0..n-1 (one per image or sample)."""
+    return [spawn(seed, *key, i) for i in range(n)]

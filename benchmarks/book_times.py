@@ -7,6 +7,7 @@ with the working directory set to ``book/`` as in the build. Nothing is written 
 notebooks. The numbers are wall-clock seconds on whatever machine runs the script; the Markdown
 states which. The kernel start-up (~1-2 s) is included, as a reader would feel it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,17 +56,28 @@ def main(argv=None) -> None:
     total = round(sum(times.values()), 1)
     import torch
 
-    machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
-               "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-               "scale": os.environ.get("DDNM_EDU_SCALE", "cpu")}
-    (args.out / "book-times.json").write_text(json.dumps({"seconds": times, "total": total, "machine": machine},
-                                                         indent=2) + "\n")
-    lines = ["# Book execution time", "",
-             "`python benchmarks/book_times.py` — each chapter executed top to bottom in a fresh kernel "
-             f"(nbclient), on {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, "
-             f"Python {machine['python']}, DDNM_EDU_SCALE={machine['scale']}.", "",
-             *markdown_table(["chapter", "seconds"],
-                             [[k, f"{v:.1f}"] for k, v in times.items()] + [["**total**", f"**{total:.1f}**"]])]
+    machine = {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "scale": os.environ.get("DDNM_EDU_SCALE", "cpu"),
+    }
+    (args.out / "book-times.json").write_text(
+        json.dumps({"seconds": times, "total": total, "machine": machine}, indent=2) + "\n"
+    )
+    lines = [
+        "# Book execution time",
+        "",
+        "`python benchmarks/book_times.py` — each chapter executed top to bottom in a fresh kernel "
+        f"(nbclient), on {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, "
+        f"Python {machine['python']}, DDNM_EDU_SCALE={machine['scale']}.",
+        "",
+        *markdown_table(
+            ["chapter", "seconds"], [[k, f"{v:.1f}"] for k, v in times.items()] + [["**total**", f"**{total:.1f}**"]]
+        ),
+    ]
     (args.out / "book-times.md").write_text("\n".join(lines) + "\n")
     print(f"total {total:.1f} s")
 

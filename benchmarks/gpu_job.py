@@ -20,6 +20,7 @@ called it checks them and commits what improved. Stages, each given what is left
 ``OUT/job.json`` records the device, every stage's status and seconds, and what was skipped and why.
 ``--quick`` shrinks every stage to seconds so that the whole job can be tested on a CPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,9 +62,13 @@ def main(argv=None) -> int:
 
     import torch
 
-    job: dict = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-                 "torch": torch.__version__, "quick": args.quick, "budget_minutes": args.budget_minutes,
-                 "stages": {}}
+    job: dict = {
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "torch": torch.__version__,
+        "quick": args.quick,
+        "budget_minutes": args.budget_minutes,
+        "stages": {},
+    }
 
     def left() -> float:
         return budget - (time.time() - t0)
@@ -80,13 +85,17 @@ def main(argv=None) -> int:
             job["stages"][name] = {"status": f"failed: {type(e).__name__}: {e}"}
         job["stages"][name]["seconds"] = round(time.time() - s0, 1)
         (out / "job.json").write_text(json.dumps(job, indent=2) + "\n")
-        print(f"[gpu_job] {name}: {job['stages'][name]['status']} ({job['stages'][name]['seconds']} s, "
-              f"{left() / 60:.1f} min left)", flush=True)
+        print(
+            f"[gpu_job] {name}: {job['stages'][name]['status']} ({job['stages'][name]['seconds']} s, "
+            f"{left() / 60:.1f} min left)",
+            flush=True,
+        )
 
     def run(cmd: list[str], log: Path, timeout: float) -> None:
         with open(log, "a") as f:
-            subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, check=True,
-                           timeout=max(timeout, 30))
+            subprocess.run(
+                cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, check=True, timeout=max(timeout, 30)
+            )
 
     trained: list[str] = []
 
@@ -94,14 +103,38 @@ def main(argv=None) -> int:
         per_model = (0.15 if args.quick else args.train_share * args.budget_minutes) / len(MODELS)
         info = {}
         for name in MODELS:
-            if name.startswith("fashion") and "DDNM_EDU_FASHION_DIR" not in env and not Path(
-                    "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists():
+            if (
+                name.startswith("fashion")
+                and "DDNM_EDU_FASHION_DIR" not in env
+                and not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists()
+            ):
                 info[name] = "skipped: no Fashion-MNIST training images (see --fashion-dir)"
                 continue
-            cmd = [sys.executable, "-m", "ddnm_edu.tools.train", "--config", name, "--out", str(out / "runs" / name),
-                   "--init-from", str(ROOT / "ddnm_edu" / "assets" / "weights" / f"{name}.pt"), "--max-minutes", str(per_model),
-                   "--batch", str(16 if args.quick else args.batch), "--lr", str(args.lr), "--warmup", "100",
-                   "--sample-every", "0", "--ckpt-minutes", "1", "--log-every", "5" if args.quick else "50"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "ddnm_edu.tools.train",
+                "--config",
+                name,
+                "--out",
+                str(out / "runs" / name),
+                "--init-from",
+                str(ROOT / "ddnm_edu" / "assets" / "weights" / f"{name}.pt"),
+                "--max-minutes",
+                str(per_model),
+                "--batch",
+                str(16 if args.quick else args.batch),
+                "--lr",
+                str(args.lr),
+                "--warmup",
+                "100",
+                "--sample-every",
+                "0",
+                "--ckpt-minutes",
+                "1",
+                "--log-every",
+                "5" if args.quick else "50",
+            ]
             if args.quick:
                 cmd += ["--n-train", "256", "--threads", "2"]
             if args.loss:
@@ -114,33 +147,62 @@ def main(argv=None) -> int:
 
     def export() -> dict:
         for name in trained:
-            run([sys.executable, "-m", "ddnm_edu.tools.weights", "export", "--run", str(out / "runs" / name),
-                 "--name", name], out / "export.log", 120)
+            run(
+                [
+                    sys.executable,
+                    "-m",
+                    "ddnm_edu.tools.weights",
+                    "export",
+                    "--run",
+                    str(out / "runs" / name),
+                    "--name",
+                    name,
+                ],
+                out / "export.log",
+                120,
+            )
         return {"exported": trained}
 
     def cards() -> dict:
-        code = ("import sys; from pathlib import Path; from ddnm_edu.tools.evaluate import evaluate_model; "
-                "n, steps, ns, nl = (4, 2, 4, 8) if sys.argv[2] == '1' else (None, 100, 64, None); "
-                "evaluate_model(sys.argv[1], n, steps, 0, Path(sys.argv[3]), n_samples=ns, sample_steps=steps, "
-                "n_loss=nl)")
+        code = (
+            "import sys; from pathlib import Path; from ddnm_edu.tools.evaluate import evaluate_model; "
+            "n, steps, ns, nl = (4, 2, 4, 8) if sys.argv[2] == '1' else (None, 100, 64, None); "
+            "evaluate_model(sys.argv[1], n, steps, 0, Path(sys.argv[3]), n_samples=ns, sample_steps=steps, "
+            "n_loss=nl)"
+        )
         for name in trained:
-            run([sys.executable, "-c", code, name, "1" if args.quick else "0", str(weights)], out / "cards.log",
-                left())
+            run(
+                [sys.executable, "-c", code, name, "1" if args.quick else "0", str(weights)], out / "cards.log", left()
+            )
         return {"cards": trained}
 
     def compare() -> dict:
-        code = ("import sys, time; from pathlib import Path; from ddnm_edu.tools import evaluate; t = time.time(); "
-                "quick = sys.argv[1] == '1'; "
-                "rows = (evaluate.run_compare(quick=False, n=2, steps=2, tasks=['sr4', 'inpaint-box12'], n_mean=2) "
-                "if quick else evaluate.run_compare(quick=False)); "
-                "evaluate.write_compare(rows, Path(sys.argv[2]), 'dryrun' if quick else 'full', time.time() - t)")
-        run([sys.executable, "-c", code, "1" if args.quick else "0", str(out / "benchmarks")], out / "compare.log",
-            left())
+        code = (
+            "import sys, time; from pathlib import Path; from ddnm_edu.tools import evaluate; t = time.time(); "
+            "quick = sys.argv[1] == '1'; "
+            "rows = (evaluate.run_compare(quick=False, n=2, steps=2, tasks=['sr4', 'inpaint-box12'], n_mean=2) "
+            "if quick else evaluate.run_compare(quick=False)); "
+            "evaluate.write_compare(rows, Path(sys.argv[2]), 'dryrun' if quick else 'full', time.time() - t)"
+        )
+        run(
+            [sys.executable, "-c", code, "1" if args.quick else "0", str(out / "benchmarks")],
+            out / "compare.log",
+            left(),
+        )
         return {}
 
     def tests() -> dict:
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-               "tests/test_device.py"] + ([] if args.quick else ["tests/test_sampling.py"])
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "addopts=",
+            "tests/test_device.py",
+        ] + ([] if args.quick else ["tests/test_sampling.py"])
         with open(out / "tests.log", "w") as f:
             r = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=max(left(), 60))
         if r.returncode != 0:

@@ -10,6 +10,7 @@ official code's SVD rule (``ddnm_edu/noise_rules.py`` explains all three). Repor
 (capped at the 8-bit limit, as everywhere in the book) and the per-image standard error of the
 SVD - scalar difference. Chapter 8 reads the CSV back.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,11 +28,13 @@ SIGMAS = (0.05, 0.1, 0.2, 0.4)
 def tasks():
     from ddnm_edu import operators as ops
 
-    return {"sr4": ("fashion-mnist", ops.SuperResolution(4)),
-            "cs25": ("fashion-mnist", ops.CompressedSensing(0.25, seed=0)),
-            "colorize": ("emoji", ops.Colorization()),
-            # its SVD is the Fourier basis; frequencies below rcond x the largest |K| count as null directions
-            "deblur": ("fashion-mnist", ops.Deblur(ops.gaussian_kernel(1.0), rcond=1e-3))}
+    return {
+        "sr4": ("fashion-mnist", ops.SuperResolution(4)),
+        "cs25": ("fashion-mnist", ops.CompressedSensing(0.25, seed=0)),
+        "colorize": ("emoji", ops.Colorization()),
+        # its SVD is the Fourier basis; frequencies below rcond x the largest |K| count as null directions
+        "deblur": ("fashion-mnist", ops.Deblur(ops.gaussian_kernel(1.0), rcond=1e-3)),
+    }
 
 
 def run(n: int, steps: int, seed: int = 0, eta: float = 0.85) -> list[dict]:
@@ -47,15 +50,30 @@ def run(n: int, steps: int, seed: int = 0, eta: float = 0.85) -> list[dict]:
             y = op.measure(x, sy, generator=torch.Generator().manual_seed(seed + 1))
             out = {"DDNM": de.ddnm(model, sched, op, y, steps=steps, eta=eta, seed=seed)}
             for rule in ("scalar", "svd", "svd-official"):
-                out[f"DDNM+ {rule}"] = de.ddnm_plus(model, sched, op, y, sigma_y=sy, steps=steps, seed=seed,
-                                                    settings=de.SamplerSettings(eta=eta, noise_rule=rule)).x0_hat
+                out[f"DDNM+ {rule}"] = de.ddnm_plus(
+                    model,
+                    sched,
+                    op,
+                    y,
+                    sigma_y=sy,
+                    steps=steps,
+                    seed=seed,
+                    settings=de.SamplerSettings(eta=eta, noise_rule=rule),
+                ).x0_hat
             p = {k: _psnr(v.clamp(-1, 1), x) for k, v in out.items()}
             diff = p["DDNM+ svd"] - p["DDNM+ scalar"]
-            rows.append({"task": task, "sigma_y": sy, "n": n, "steps": steps,
-                         **{k: round(float(v.mean()), 3) for k, v in p.items()},
-                         "svd_minus_scalar": round(float(diff.mean()), 3),
-                         "se": round(float(diff.std() / len(diff) ** 0.5), 3),
-                         "svd_wins": int((diff > 0).sum())})
+            rows.append(
+                {
+                    "task": task,
+                    "sigma_y": sy,
+                    "n": n,
+                    "steps": steps,
+                    **{k: round(float(v.mean()), 3) for k, v in p.items()},
+                    "svd_minus_scalar": round(float(diff.mean()), 3),
+                    "se": round(float(diff.std() / len(diff) ** 0.5), 3),
+                    "svd_wins": int((diff > 0).sum()),
+                }
+            )
             print(rows[-1], flush=True)
     return rows
 
@@ -70,17 +88,37 @@ def write(rows: list[dict], seconds: float, out: Path = HERE) -> None:
 
     from ddnm_edu.tools.evaluate import markdown_table
 
-    lines = ["# DDNM+ noise rules: scalar lambda_t vs per-singular-direction (SVD)", "",
-             f"`python benchmarks/noise_rules.py` — {rows[0]['n']} held-out images per task, {rows[0]['steps']} steps, "
-             f"eta 0.85, seed 0; {platform.processor() or platform.machine()}, torch {_t.__version__}, "
-             f"{seconds / 60:.1f} min. PSNR in dB (mean; per image capped at 58.9 dB). sigma_y on the book's "
-             "[-1, 1] scale (the DDNM paper's and official code's sigma_y is half of it).", "",
-             *markdown_table(
-                 ["task", "σ_y", "DDNM", "DDNM+ scalar", "DDNM+ SVD", "DDNM+ SVD (official)", "SVD − scalar (± s.e.)",
-                  "SVD better on"],
-                 [[r["task"], r["sigma_y"], *(f"{r[k]:.2f}" for k in ("DDNM", "DDNM+ scalar", "DDNM+ svd",
-                                                                      "DDNM+ svd-official")),
-                   f"{r['svd_minus_scalar']:+.2f} ± {r['se']:.2f}", f"{r['svd_wins']}/{r['n']}"] for r in rows])]
+    lines = [
+        "# DDNM+ noise rules: scalar lambda_t vs per-singular-direction (SVD)",
+        "",
+        f"`python benchmarks/noise_rules.py` — {rows[0]['n']} held-out images per task, {rows[0]['steps']} steps, "
+        f"eta 0.85, seed 0; {platform.processor() or platform.machine()}, torch {_t.__version__}, "
+        f"{seconds / 60:.1f} min. PSNR in dB (mean; per image capped at 58.9 dB). sigma_y on the book's "
+        "[-1, 1] scale (the DDNM paper's and official code's sigma_y is half of it).",
+        "",
+        *markdown_table(
+            [
+                "task",
+                "σ_y",
+                "DDNM",
+                "DDNM+ scalar",
+                "DDNM+ SVD",
+                "DDNM+ SVD (official)",
+                "SVD − scalar (± s.e.)",
+                "SVD better on",
+            ],
+            [
+                [
+                    r["task"],
+                    r["sigma_y"],
+                    *(f"{r[k]:.2f}" for k in ("DDNM", "DDNM+ scalar", "DDNM+ svd", "DDNM+ svd-official")),
+                    f"{r['svd_minus_scalar']:+.2f} ± {r['se']:.2f}",
+                    f"{r['svd_wins']}/{r['n']}",
+                ]
+                for r in rows
+            ],
+        ),
+    ]
     (out / "noise-rules.md").write_text("\n".join(lines) + "\n")
 
 

@@ -9,6 +9,7 @@ every objective: a weighted training loss is not comparable across weightings) a
 and a centred 12x12 box (capped PSNR, as everywhere in the book). The shipped weights the runs started
 from are scored as step 0. Writes ``benchmarks/training.md``, ``.csv`` and ``.png``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -104,22 +105,40 @@ def main(argv=None) -> None:
         rs = [r for r in rows if r["run"] == label]
         for ax, key in zip(axs, ("heldout_eps_mse", "psnr_sr4", "psnr_box12")):
             ax.plot([r["step"] for r in rs], [r[key] for r in rs], "o-", label=label)
-            ax.set_title(key); ax.set_xlabel("fine-tuning step")
-    axs[0].legend(); fig.tight_layout(); fig.savefig(HERE / "training.png", dpi=100)
+            ax.set_title(key)
+            ax.set_xlabel("fine-tuning step")
+    axs[0].legend()
+    fig.tight_layout()
+    fig.savefig(HERE / "training.png", dpi=100)
     m0 = next(iter(meta.values()))
-    lines = ["# Training objectives compared on held-out data", "",
-             f"`python benchmarks/training_compare.py {' '.join('--run ' + s for s in args.run)}` — "
-             f"{args.n} held-out Fashion-MNIST test images for DDNM (4x SR, 12x12 box; {args.steps} steps, seed 0, "
-             f"capped PSNR), 256 for the held-out eps-MSE (unweighted, 10 timestep buckets). Scoring took "
-             f"{(time.time() - t0) / 60:.1f} min on {platform.processor() or platform.machine()}.", "",
-             f"Runs: each continues the shipped `fashion-mnist-32` weights ({args.base}) with a fresh optimiser, "
-             f"batch {m0.get('batch')}, lr {m0.get('lr')}, EMA {m0.get('ema')}, amp {m0.get('amp')}, "
-             f"{m0.get('hardware')}; they ran side by side, one thread each, so their wall times are comparable.", "",
-             *markdown_table(["run", "loss", "step", "wall (min)", "held-out eps-MSE", "DDNM 4x SR (dB)",
-                              "DDNM box (dB)"],
-                             [[r["run"], meta[r["run"]].get("loss"), r["step"], r["wall_min"],
-                               f"{r['heldout_eps_mse']:.5f}", f"{r['psnr_sr4']:.2f}", f"{r['psnr_box12']:.2f}"]
-                              for r in rows])]
+    lines = [
+        "# Training objectives compared on held-out data",
+        "",
+        f"`python benchmarks/training_compare.py {' '.join('--run ' + s for s in args.run)}` — "
+        f"{args.n} held-out Fashion-MNIST test images for DDNM (4x SR, 12x12 box; {args.steps} steps, seed 0, "
+        f"capped PSNR), 256 for the held-out eps-MSE (unweighted, 10 timestep buckets). Scoring took "
+        f"{(time.time() - t0) / 60:.1f} min on {platform.processor() or platform.machine()}.",
+        "",
+        f"Runs: each continues the shipped `fashion-mnist-32` weights ({args.base}) with a fresh optimiser, "
+        f"batch {m0.get('batch')}, lr {m0.get('lr')}, EMA {m0.get('ema')}, amp {m0.get('amp')}, "
+        f"{m0.get('hardware')}; they ran side by side, one thread each, so their wall times are comparable.",
+        "",
+        *markdown_table(
+            ["run", "loss", "step", "wall (min)", "held-out eps-MSE", "DDNM 4x SR (dB)", "DDNM box (dB)"],
+            [
+                [
+                    r["run"],
+                    meta[r["run"]].get("loss"),
+                    r["step"],
+                    r["wall_min"],
+                    f"{r['heldout_eps_mse']:.5f}",
+                    f"{r['psnr_sr4']:.2f}",
+                    f"{r['psnr_box12']:.2f}",
+                ]
+                for r in rows
+            ],
+        ),
+    ]
     lines += ["", "![held-out curves](training.png)", ""]
     (HERE / "training.md").write_text("\n".join(lines) + "\n")
 

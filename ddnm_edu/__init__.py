@@ -20,12 +20,40 @@ examples of chapters 3-5, and an oracle Gaussian prior); ``errors`` and ``settin
 ``ddnm_edu.tools`` is the tooling: the ``ddnm-edu`` command, training, model cards and benchmarks,
 shipping weights, rebuilding the datasets, and the classroom edition.
 """
-from . import (baselines, check, data, diffusers_prior, linalg, losses, mask_shift, metrics, noise_rules, operators,
-               posterior, rng, toy, viz)
+
+from . import (
+    baselines,
+    check,
+    data,
+    diffusers_prior,
+    linalg,
+    losses,
+    mask_shift,
+    metrics,
+    noise_rules,
+    operators,
+    posterior,
+    rng,
+    toy,
+    viz,
+)
 from .errors import DDNMInputError
 from .operators import LinearOperator
-from .sampling import (RestorationResult, SamplerSettings, Step, TraceStep, ddnm, ddnm_plus, ddnm_plus_steps,
-                       lambda_and_std, nfe_count, paper_travel_schedule, sample, sample_steps, travel_schedule)
+from .sampling import (
+    RestorationResult,
+    SamplerSettings,
+    Step,
+    TraceStep,
+    ddnm,
+    ddnm_plus,
+    ddnm_plus_steps,
+    lambda_and_std,
+    nfe_count,
+    paper_travel_schedule,
+    sample,
+    sample_steps,
+    travel_schedule,
+)
 from .posterior import posterior_samples
 from .schedule import NoiseSchedule
 from .settings import settings
@@ -35,6 +63,39 @@ from .diffusers_prior import load_diffusers
 __version__ = "0.1.0"
 
 __all__ = [
-    "DDNMInputError", "LinearOperator", "load_pretrained", "NoiseSchedule", "RestorationResult", "SamplerSettings", "Step", "TraceStep", "ddnm", "ddnm_plus", "ddnm_plus_steps", "sample_steps", "rng",
-    "baselines", "check", "data", "diffusers_prior", "load_diffusers", "lambda_and_std", "linalg", "losses", "mask_shift", "metrics", "viz", "nfe_count", "noise_rules", "operators", "paper_travel_schedule", "posterior", "posterior_samples", "sample", "settings", "toy", "travel_schedule", "__version__",
+    "DDNMInputError",
+    "LinearOperator",
+    "load_pretrained",
+    "NoiseSchedule",
+    "RestorationResult",
+    "SamplerSettings",
+    "Step",
+    "TraceStep",
+    "ddnm",
+    "ddnm_plus",
+    "ddnm_plus_steps",
+    "sample_steps",
+    "rng",
+    "baselines",
+    "check",
+    "data",
+    "diffusers_prior",
+    "load_diffusers",
+    "lambda_and_std",
+    "linalg",
+    "losses",
+    "mask_shift",
+    "metrics",
+    "viz",
+    "nfe_count",
+    "noise_rules",
+    "operators",
+    "paper_travel_schedule",
+    "posterior",
+    "posterior_samples",
+    "sample",
+    "settings",
+    "toy",
+    "travel_schedule",
+    "__version__",
 ]

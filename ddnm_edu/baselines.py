@@ -5,6 +5,7 @@
 * ``wiener_deconvolve`` -- deblurring with a Wiener filter.
 The range-only answer A^dagger y is ``op.A_pinv(y)``; :func:`classical` picks the method for a task.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -10,6 +10,7 @@ functions, so a reader and a grader get the same verdict::
     de.check.pinv(my_pinv, A)            # the four Penrose conditions, one by one
     de.check.posterior(mu, var, sched, x0, x_t, t)
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -38,8 +39,9 @@ def _ok(msg: str, quiet: bool) -> bool:
     return True
 
 
-def close(value: Any, expected: Any, name: str = "your value", atol: float = 1e-6, rtol: float = 1e-6,
-          quiet: bool = False) -> bool:
+def close(
+    value: Any, expected: Any, name: str = "your value", atol: float = 1e-6, rtol: float = 1e-6, quiet: bool = False
+) -> bool:
     """``value`` equals ``expected`` (numbers, arrays or tensors) within atol + rtol * |expected|."""
     if value is None:
         raise CheckFailed(f"{name} is None: assign your answer to it first.")
@@ -52,9 +54,11 @@ def close(value: Any, expected: Any, name: str = "your value", atol: float = 1e-
     bad = err > atol + rtol * e.abs()
     if bad.any():
         i = int(err.flatten().argmax())
-        raise CheckFailed(f"{name} is off at {int(bad.sum())} of {bad.numel()} entries; the largest error is "
-                          f"{float(err.flatten()[i]):.3g} (you have {float(v.flatten()[i]):.6g}, expected "
-                          f"{float(e.flatten()[i]):.6g}).")
+        raise CheckFailed(
+            f"{name} is off at {int(bad.sum())} of {bad.numel()} entries; the largest error is "
+            f"{float(err.flatten()[i]):.3g} (you have {float(v.flatten()[i]):.6g}, expected "
+            f"{float(e.flatten()[i]):.6g})."
+        )
     return _ok(f"{name} is right.", quiet)
 
 
@@ -80,18 +84,31 @@ def pinv(X: Any, A: Any, shape: tuple[int, ...] | None = None, atol: float = 1e-
     M = _matrix(A, shape)
     Xt = _t(X, "your pseudo-inverse")
     if Xt.ndim != 2 or Xt.shape != (M.shape[1], M.shape[0]):
-        raise CheckFailed(f"your pseudo-inverse has shape {tuple(Xt.shape)}; for A of shape {tuple(M.shape)} it "
-                          f"must be {M.shape[1]} x {M.shape[0]} (columns of A become rows).")
+        raise CheckFailed(
+            f"your pseudo-inverse has shape {tuple(Xt.shape)}; for A of shape {tuple(M.shape)} it "
+            f"must be {M.shape[1]} x {M.shape[0]} (columns of A become rows)."
+        )
     AX, XA = M @ Xt, Xt @ M
-    errs = dict(zip(PENROSE, (float((AX @ M - M).abs().max()), float((XA @ Xt - Xt).abs().max()),
-                              float((AX.T - AX).abs().max()), float((XA.T - XA).abs().max()))))
+    errs = dict(
+        zip(
+            PENROSE,
+            (
+                float((AX @ M - M).abs().max()),
+                float((XA @ Xt - Xt).abs().max()),
+                float((AX.T - AX).abs().max()),
+                float((XA.T - XA).abs().max()),
+            ),
+        )
+    )
     scale = max(1.0, float(M.abs().max()), float(Xt.abs().max()))
     failing = {k: v for k, v in errs.items() if v > atol * scale}
     if failing:
         lines = [f"  condition {PENROSE.index(k) + 1}, {k}: fails, largest error {v:.3g}" for k, v in failing.items()]
-        hint = ("It is not even a generalised inverse (condition 1), so A x_hat = y would not hold."
-                if PENROSE[0] in failing else
-                "Condition 1 holds: it is a generalised inverse (enough for consistency) but not the Moore-Penrose one.")
+        hint = (
+            "It is not even a generalised inverse (condition 1), so A x_hat = y would not hold."
+            if PENROSE[0] in failing
+            else "Condition 1 holds: it is a generalised inverse (enough for consistency) but not the Moore-Penrose one."
+        )
         raise CheckFailed("not the Moore-Penrose inverse:\n" + "\n".join(lines) + "\n" + hint)
     return _ok("all four Penrose conditions hold: this is the Moore-Penrose inverse.", quiet)
 
@@ -100,8 +117,9 @@ def null_basis(basis: Any, A: Any, atol: float = 1e-8, quiet: bool = False) -> b
     """The columns of ``basis`` form a basis of the null space of the matrix ``A``."""
     M, B = _t(A, "A"), _t(basis, "your basis")
     if B.ndim != 2 or B.shape[0] != M.shape[1]:
-        raise CheckFailed(f"put the basis vectors in the columns of a {M.shape[1]} x k matrix; yours has shape "
-                          f"{tuple(B.shape)}.")
+        raise CheckFailed(
+            f"put the basis vectors in the columns of a {M.shape[1]} x k matrix; yours has shape {tuple(B.shape)}."
+        )
     dim = M.shape[1] - int(torch.linalg.matrix_rank(M))
     resid = float((M @ B).abs().max())
     if resid > atol:
@@ -114,8 +132,9 @@ def null_basis(basis: Any, A: Any, atol: float = 1e-8, quiet: bool = False) -> b
     return _ok(f"a basis of the {dim}-dimensional null space.", quiet)
 
 
-def decomposition(op, x: Tensor, range_part: Tensor, null_part: Tensor, atol: float = 1e-6,
-                  quiet: bool = False) -> bool:
+def decomposition(
+    op, x: Tensor, range_part: Tensor, null_part: Tensor, atol: float = 1e-6, quiet: bool = False
+) -> bool:
     """``range_part`` = A^dagger A x and ``null_part`` = (I - A^dagger A) x for the operator ``op``."""
     close(range_part, op.range_part(x), "your range part", atol=atol, quiet=True)
     if float(op.A(_t(null_part, "your null part").to(x.dtype)).abs().max()) > atol * 10:
@@ -143,13 +162,16 @@ def consistent(op, x_hat: Tensor, y: Tensor, tol: float = 1e-5, quiet: bool = Fa
 
     err = float(consistency(op, _t(x_hat, "x_hat").to(y.dtype), y).max())
     if err > tol:
-        raise CheckFailed(f"A x_hat differs from y: relative error {err:.3g} > {tol:g}. Did you project every step "
-                          "(x0_hat = x0_t - A_pinv(A x0_t - y)), and with the same operator that made y?")
+        raise CheckFailed(
+            f"A x_hat differs from y: relative error {err:.3g} > {tol:g}. Did you project every step "
+            "(x0_hat = x0_t - A_pinv(A x0_t - y)), and with the same operator that made y?"
+        )
     return _ok(f"consistent with y (relative error {err:.1e}).", quiet)
 
 
-def posterior(mean: Any, var: Any, sched, x0: Tensor, x_t: Tensor, t: int, atol: float = 1e-6,
-              quiet: bool = False) -> bool:
+def posterior(
+    mean: Any, var: Any, sched, x0: Tensor, x_t: Tensor, t: int, atol: float = 1e-6, quiet: bool = False
+) -> bool:
     """The mean and variance of q(x_{t-1} | x_t, x_0) (DDPM eq. 7), checked separately."""
     want_mean = sched.posterior_mean(x0.double(), x_t.double(), t)
     want_var = float(sched.posterior_variance(t))
@@ -161,8 +183,10 @@ def posterior(mean: Any, var: Any, sched, x0: Tensor, x_t: Tensor, t: int, atol:
     try:
         close(var, want_var, "your variance", atol=atol, rtol=1e-4, quiet=True)
     except CheckFailed as e:
-        problems.append(f"the variance is off: {e} (it is beta_tilde_t = (1 - alpha_bar_(t-1)) / "
-                        "(1 - alpha_bar_t) * beta_t, a number, not a tensor of images)")
+        problems.append(
+            f"the variance is off: {e} (it is beta_tilde_t = (1 - alpha_bar_(t-1)) / "
+            "(1 - alpha_bar_t) * beta_t, a number, not a tensor of images)"
+        )
     if problems:
         raise CheckFailed("\n".join(problems))
     return _ok("mean and variance of q(x_{t-1} | x_t, x_0) are right.", quiet)

@@ -13,6 +13,7 @@ Rebuild the shipped arrays from the package managers (Debian, PyPI, npm) with ``
 
 ``load(name, split)`` returns a float32 tensor (N, C, 32, 32) in [-1, 1].
 """
+
 from __future__ import annotations
 
 import gzip
@@ -35,8 +36,18 @@ EMOJI_STYLES = ("noto", "openmoji", "fluent-flat")
 EMOJI_TEST_FILES = {"noto": "test.npz", "openmoji": "test-openmoji.npz", "fluent-flat": "test-fluent-flat.npz"}
 NPM_CACHE = Path(os.environ.get("DDNM_EDU_NPM_CACHE", Path.home() / ".cache" / "ddnm-edu" / "npm"))
 FASHION_TEST_SHIPPED = 1000
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -62,7 +73,7 @@ def _read_idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         raw = f.read()
     ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -75,7 +86,8 @@ def fashion_mnist_raw(split: str, src: Path = FASHION_DIR) -> tuple[np.ndarray, 
         raise DDNMInputError(
             f"Fashion-MNIST {split} images not found at {img_path}. Install them with "
             "`apt-get update && apt-get install -y dataset-fashion-mnist` (Debian), or use split='test', "
-            "whose first 1,000 images ship in data/.")
+            "whose first 1,000 images ship in data/."
+        )
     imgs = _read_idx(img_path)
     labels = _read_idx(src / f"{prefix}-labels-idx1-ubyte.gz")
     imgs = np.pad(imgs, ((0, 0), (2, 2), (2, 2)))[:, None]  # (N, 1, 32, 32), background 0 = black
@@ -85,14 +97,15 @@ def fashion_mnist_raw(split: str, src: Path = FASHION_DIR) -> tuple[np.ndarray, 
 # --------------------------------------------------------------------------- load
 def _shipped(path: Path, name: str, split: str) -> np.lib.npyio.NpzFile:
     if not path.exists():
-        raise DDNMInputError(f"{name}/{split} is not in {path.parent}; rebuild the shipped arrays with "
-                             "`python -m ddnm_edu.tools.datasets build` (needs the Debian packages "
-                             "dataset-fashion-mnist and fonts-noto-color-emoji).")
+        raise DDNMInputError(
+            f"{name}/{split} is not in {path.parent}; rebuild the shipped arrays with "
+            "`python -m ddnm_edu.tools.datasets build` (needs the Debian packages "
+            "dataset-fashion-mnist and fonts-noto-color-emoji)."
+        )
     return np.load(path)
 
 
-def load(name: str, split: str = "test", n: int | None = None, with_labels: bool = False,
-         style: str | None = None):
+def load(name: str, split: str = "test", n: int | None = None, with_labels: bool = False, style: str | None = None):
     """Images of dataset ``name`` ('fashion-mnist' or 'emoji') and ``split`` ('train' or 'test').
 
     Returns a float32 tensor (N, C, 32, 32) in [-1, 1] (and labels / texts with ``with_labels``).
@@ -105,8 +118,10 @@ def load(name: str, split: str = "test", n: int | None = None, with_labels: bool
     if split not in ("train", "test"):
         raise DDNMInputError(f"unknown split {split!r}; use 'train' or 'test'.")
     if style is not None and (name != "emoji" or style not in (*EMOJI_STYLES, "all")):
-        raise DDNMInputError(f"unknown style {style!r} for {name!r}; emoji styles: "
-                             f"{', '.join(EMOJI_STYLES)} or 'all' (fashion-mnist has none).")
+        raise DDNMInputError(
+            f"unknown style {style!r} for {name!r}; emoji styles: "
+            f"{', '.join(EMOJI_STYLES)} or 'all' (fashion-mnist has none)."
+        )
     if name == "fashion-mnist":
         if split == "train":
             imgs, labels = fashion_mnist_raw("train")

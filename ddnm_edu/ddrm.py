@@ -16,6 +16,7 @@ Denoising, Inpainting, Colorization, SuperResolution (average pooling), Compress
 (the Fourier basis, complex coordinates); not Composite. Simplification: x_T ~ N(0, I) instead of DDRM's y-conditioned start
 (for T = 1000 the difference is of order sqrt(alpha_bar_T) ~ 0.006).
 """
+
 from __future__ import annotations
 
 import math
@@ -32,9 +33,19 @@ Tensor = torch.Tensor
 
 
 @torch.no_grad()
-def ddrm(model, sched: NoiseSchedule, op: ops.LinearOperator, y: Tensor, *, sigma_y: float = 0.0,
-         steps: int = 100, eta: float = 0.85, eta_b: float = 1.0, generator: torch.Generator | None = None,
-         seed: int = 0) -> Tensor:
+def ddrm(
+    model,
+    sched: NoiseSchedule,
+    op: ops.LinearOperator,
+    y: Tensor,
+    *,
+    sigma_y: float = 0.0,
+    steps: int = 100,
+    eta: float = 0.85,
+    eta_b: float = 1.0,
+    generator: torch.Generator | None = None,
+    seed: int = 0,
+) -> Tensor:
     """DDRM-style restoration (see the module docstring); NFE = steps. Noise from ``generator``
     (default ``torch.Generator().manual_seed(seed)``): x_T, then one z per step."""
     sigma_y = check_sigma_y(sigma_y)
@@ -59,15 +70,15 @@ def ddrm(model, sched: NoiseSchedule, op: ops.LinearOperator, y: Tensor, *, sigm
         # white noise in the coordinates: a real orthonormal V^T takes z's values as they are (any layout
         # of white noise is white noise); a complex Fourier basis needs V^H z (conjugate-symmetric)
         z = op.Vt(z) if c0.is_complex() else z.reshape(c0.shape)
-        out = c0 + math.sqrt(1 - eta ** 2) * sig_next * ce + eta * sig_next * z  # unseen directions
+        out = c0 + math.sqrt(1 - eta**2) * sig_next * ce + eta * sig_next * z  # unseen directions
         before = seen & (s * sig_next > sigma_y)
         after = seen & (s * sig_next < sigma_y)
         if before.any():
-            var = (sig_next ** 2 - (eta_b * sigma_y / s_safe) ** 2).clamp(min=0)
+            var = (sig_next**2 - (eta_b * sigma_y / s_safe) ** 2).clamp(min=0)
             c_before = eta_b * ys / s_safe + (1 - eta_b) * c0 + var.sqrt() * z
             out = torch.where(before, c_before, out)
         if after.any():
-            c_after = c0 + math.sqrt(1 - eta ** 2) * sig_next * (ys - s * c0) / sigma_y + eta * sig_next * z
+            c_after = c0 + math.sqrt(1 - eta**2) * sig_next * (ys - s * c0) / sigma_y + eta * sig_next * z
             out = torch.where(after, c_after, out)
         x = math.sqrt(ab_s) * op.V(out)
     return x.to(y_device)

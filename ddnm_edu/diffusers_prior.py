@@ -27,6 +27,7 @@ is a separate step on a machine with internet (the appendix "From this book to r
 diffusers is optional (the project's ``[diffusers]`` extra, or ``pip install diffusers``); the rest of
 the library never imports it.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,10 +47,21 @@ PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 
 #: scheduler classes whose config describes x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps with
 #: the betas below (all of diffusers' discrete DDPM-family schedulers share these fields)
-VP_SCHEDULERS = ("DDPMScheduler", "DDIMScheduler", "PNDMScheduler", "DPMSolverMultistepScheduler",
-                 "DPMSolverSinglestepScheduler", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler",
-                 "HeunDiscreteScheduler", "LMSDiscreteScheduler", "DEISMultistepScheduler",
-                 "UniPCMultistepScheduler", "DDPMParallelScheduler", "DDIMParallelScheduler")
+VP_SCHEDULERS = (
+    "DDPMScheduler",
+    "DDIMScheduler",
+    "PNDMScheduler",
+    "DPMSolverMultistepScheduler",
+    "DPMSolverSinglestepScheduler",
+    "EulerDiscreteScheduler",
+    "EulerAncestralDiscreteScheduler",
+    "HeunDiscreteScheduler",
+    "LMSDiscreteScheduler",
+    "DEISMultistepScheduler",
+    "UniPCMultistepScheduler",
+    "DDPMParallelScheduler",
+    "DDIMParallelScheduler",
+)
 
 
 def _number(cfg: dict, key: str, default, kind=float):
@@ -59,20 +71,25 @@ def _number(cfg: dict, key: str, default, kind=float):
             raise TypeError
         return kind(value)
     except (TypeError, ValueError):
-        raise DDNMInputError(f"{key} in the scheduler config must be a number, got {value!r}; fix or re-download the "
-                             "file.") from None
+        raise DDNMInputError(
+            f"{key} in the scheduler config must be a number, got {value!r}; fix or re-download the file."
+        ) from None
 
 
 def schedule_from_config(cfg: dict) -> NoiseSchedule:
     """The :class:`NoiseSchedule` of a diffusers scheduler config (a dict read from its JSON)."""
     cls = cfg.get("_class_name", "DDPMScheduler")
     if cls not in VP_SCHEDULERS:
-        raise DDNMInputError(f"the scheduler config is for {cls}, not a DDPM-type (variance-preserving) "
-                             f"scheduler; DDNM here needs one of {', '.join(VP_SCHEDULERS[:3])}, ...")
+        raise DDNMInputError(
+            f"the scheduler config is for {cls}, not a DDPM-type (variance-preserving) "
+            f"scheduler; DDNM here needs one of {', '.join(VP_SCHEDULERS[:3])}, ..."
+        )
     if cfg.get("rescale_betas_zero_snr"):
-        raise DDNMInputError("the scheduler config rescales the betas to zero terminal SNR "
-                             "(rescale_betas_zero_snr), which is not supported here; use a DDPM checkpoint "
-                             "without it.")
+        raise DDNMInputError(
+            "the scheduler config rescales the betas to zero terminal SNR "
+            "(rescale_betas_zero_snr), which is not supported here; use a DDPM checkpoint "
+            "without it."
+        )
     T = _number(cfg, "num_train_timesteps", 1000, int)
     if cfg.get("trained_betas") is not None:  # as diffusers: the listed betas, whatever T says
         try:
@@ -89,19 +106,23 @@ def schedule_from_config(cfg: dict) -> NoiseSchedule:
     if kind == "linear":
         return NoiseSchedule.linear(T, b0, b1)
     if kind == "scaled_linear":  # linear in sqrt(beta) (latent diffusion)
-        return NoiseSchedule(torch.linspace(b0 ** 0.5, b1 ** 0.5, T, dtype=torch.float64) ** 2)
+        return NoiseSchedule(torch.linspace(b0**0.5, b1**0.5, T, dtype=torch.float64) ** 2)
     if kind == "squaredcos_cap_v2":  # Nichol & Dhariwal's cosine, beta capped at 0.999 (as diffusers)
         return NoiseSchedule.cosine(T, s=0.008, max_beta=0.999)
-    raise DDNMInputError(f"unsupported beta_schedule {kind!r} in the scheduler config; supported: "
-                         f"{', '.join(BETA_SCHEDULES)} (or trained_betas).")
+    raise DDNMInputError(
+        f"unsupported beta_schedule {kind!r} in the scheduler config; supported: "
+        f"{', '.join(BETA_SCHEDULES)} (or trained_betas)."
+    )
 
 
 def check_unet_config(c: dict, where: str = "config.json") -> None:
     """Refuse, in one line, the UNet2DModels that are not an unconditional eps/x0/v network of x_t."""
     if c.get("time_embedding_type", "positional") != "positional":
-        raise DDNMInputError(f"{where}: time_embedding_type {c['time_embedding_type']!r} is a score-SDE "
-                             "(continuous-time) model, not a DDPM; use a DDPM checkpoint such as "
-                             "google/ddpm-ema-celebahq-256.")
+        raise DDNMInputError(
+            f"{where}: time_embedding_type {c['time_embedding_type']!r} is a score-SDE "
+            "(continuous-time) model, not a DDPM; use a DDPM checkpoint such as "
+            "google/ddpm-ema-celebahq-256."
+        )
     if c.get("num_class_embeds") is not None or c.get("class_embed_type") is not None:
         raise DDNMInputError(f"{where}: the UNet is class-conditional; the prior here must be unconditional.")
     size = c.get("sample_size")
@@ -110,8 +131,10 @@ def check_unet_config(c: dict, where: str = "config.json") -> None:
         raise DDNMInputError(f"{where}: sample_size must be one side (square images), got {size!r}.")
     cin, cout = c.get("in_channels", 3), c.get("out_channels", 3)
     if cout not in (cin, 2 * cin):
-        raise DDNMInputError(f"{where}: out_channels {cout} is neither in_channels {cin} (the prediction) nor "
-                             f"{2 * cin} (prediction and learned variance).")
+        raise DDNMInputError(
+            f"{where}: out_channels {cout} is neither in_channels {cin} (the prediction) nor "
+            f"{2 * cin} (prediction and learned variance)."
+        )
 
 
 class DiffusersEps(nn.Module):
@@ -120,8 +143,9 @@ class DiffusersEps(nn.Module):
     def __init__(self, unet: nn.Module, sched: NoiseSchedule, prediction_type: str = "epsilon"):
         super().__init__()
         if prediction_type not in PREDICTION_TYPES:
-            raise DDNMInputError(f"unsupported prediction_type {prediction_type!r}; supported: "
-                                 f"{', '.join(PREDICTION_TYPES)}.")
+            raise DDNMInputError(
+                f"unsupported prediction_type {prediction_type!r}; supported: {', '.join(PREDICTION_TYPES)}."
+            )
         self.unet, self.sched, self.prediction_type = unet, sched, prediction_type
         c = unet.config
         check_unet_config(dict(c) if hasattr(c, "keys") else vars(c), type(unet).__name__)
@@ -142,18 +166,23 @@ class DiffusersEps(nn.Module):
 
 def _from_objects(unet: nn.Module, scheduler, device) -> tuple[DiffusersEps, NoiseSchedule]:
     if type(unet).__name__ != "UNet2DModel":
-        raise DDNMInputError(f"the model is a {type(unet).__name__}, not a diffusers UNet2DModel; only "
-                             "unconditional pixel-space DDPM UNets can be the prior here.")
+        raise DDNMInputError(
+            f"the model is a {type(unet).__name__}, not a diffusers UNet2DModel; only "
+            "unconditional pixel-space DDPM UNets can be the prior here."
+        )
     if scheduler is None:
-        raise DDNMInputError("a UNet2DModel given directly needs its scheduler: load_diffusers(unet, "
-                             "scheduler=DDPMScheduler(...)) (or the scheduler's config dict).")
+        raise DDNMInputError(
+            "a UNet2DModel given directly needs its scheduler: load_diffusers(unet, "
+            "scheduler=DDPMScheduler(...)) (or the scheduler's config dict)."
+        )
     if hasattr(scheduler, "config"):  # a scheduler object: its config, and its class for the check
         cfg = {**dict(scheduler.config), "_class_name": type(scheduler).__name__}
     elif isinstance(scheduler, dict):
         cfg = scheduler
     else:
-        raise DDNMInputError(f"scheduler must be a diffusers scheduler or its config dict, got "
-                             f"{type(scheduler).__name__}.")
+        raise DDNMInputError(
+            f"scheduler must be a diffusers scheduler or its config dict, got {type(scheduler).__name__}."
+        )
     return _wrap(unet, schedule_from_config(cfg), cfg, device)
 
 
@@ -168,8 +197,9 @@ def _read_json(path: Path) -> dict:
     try:
         cfg = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DDNMInputError(f"could not read {path} as JSON ({type(e).__name__}); fix or re-download the "
-                             "file.") from None
+        raise DDNMInputError(
+            f"could not read {path} as JSON ({type(e).__name__}); fix or re-download the file."
+        ) from None
     if not isinstance(cfg, dict):
         raise DDNMInputError(f"{path} must hold a JSON object (a diffusers config).")
     return cfg
@@ -182,8 +212,7 @@ def _find(folder: Path, name: str, sub: str) -> Path | None:
     return None
 
 
-def load_diffusers(source, device: str | torch.device = "cpu",
-                   scheduler=None) -> tuple[DiffusersEps, NoiseSchedule]:
+def load_diffusers(source, device: str | torch.device = "cpu", scheduler=None) -> tuple[DiffusersEps, NoiseSchedule]:
     """(model, sched) from a diffusers DDPM: a local folder holding a ``UNet2DModel`` and its scheduler
     config, or a ``UNet2DModel`` already in memory with its ``scheduler`` (a diffusers scheduler or its
     config dict).
@@ -194,38 +223,50 @@ def load_diffusers(source, device: str | torch.device = "cpu",
     if isinstance(source, nn.Module):
         return _from_objects(source, scheduler, device)
     if scheduler is not None:
-        raise DDNMInputError("scheduler= goes with a UNet2DModel given directly; a folder brings its own "
-                             "scheduler_config.json.")
+        raise DDNMInputError(
+            "scheduler= goes with a UNet2DModel given directly; a folder brings its own scheduler_config.json."
+        )
     folder = Path(source)
     if not folder.is_dir():
-        raise DDNMInputError(f"model folder {folder} not found; give a folder with a diffusers UNet2DModel "
-                             "(config.json and weights) and its scheduler_config.json.")
+        raise DDNMInputError(
+            f"model folder {folder} not found; give a folder with a diffusers UNet2DModel "
+            "(config.json and weights) and its scheduler_config.json."
+        )
     unet_cfg = _find(folder, "config.json", "unet")
     sched_cfg = _find(folder, "scheduler_config.json", "scheduler")
     if unet_cfg is None or sched_cfg is None:
-        missing = " and ".join(n for n, p in (("config.json", unet_cfg), ("scheduler_config.json", sched_cfg))
-                               if p is None)
-        raise DDNMInputError(f"{folder} is not a diffusers model folder: no {missing} (at the top or in "
-                             "unet/ and scheduler/).")
+        missing = " and ".join(
+            n for n, p in (("config.json", unet_cfg), ("scheduler_config.json", sched_cfg)) if p is None
+        )
+        raise DDNMInputError(
+            f"{folder} is not a diffusers model folder: no {missing} (at the top or in unet/ and scheduler/)."
+        )
     ucfg = _read_json(unet_cfg)
     cls = ucfg.get("_class_name")
     if cls != "UNet2DModel":
-        raise DDNMInputError(f"{unet_cfg} describes a {cls}, not a UNet2DModel; only unconditional pixel-space "
-                             "DDPM UNets can be the prior here.")
+        raise DDNMInputError(
+            f"{unet_cfg} describes a {cls}, not a UNet2DModel; only unconditional pixel-space "
+            "DDPM UNets can be the prior here."
+        )
     check_unet_config(ucfg, str(unet_cfg))
     cfg = _read_json(sched_cfg)
     sched = schedule_from_config(cfg)
     if cfg.get("prediction_type", "epsilon") not in PREDICTION_TYPES:
-        raise DDNMInputError(f"{sched_cfg}: unsupported prediction_type {cfg['prediction_type']!r}; supported: "
-                             f"{', '.join(PREDICTION_TYPES)}.")
+        raise DDNMInputError(
+            f"{sched_cfg}: unsupported prediction_type {cfg['prediction_type']!r}; supported: "
+            f"{', '.join(PREDICTION_TYPES)}."
+        )
     try:
         from diffusers import UNet2DModel
     except ImportError:
-        raise DDNMInputError("loading a diffusers model needs the diffusers package: "
-                             "pip install 'diffusers>=0.25' (the project's [diffusers] extra).") from None
+        raise DDNMInputError(
+            "loading a diffusers model needs the diffusers package: "
+            "pip install 'diffusers>=0.25' (the project's [diffusers] extra)."
+        ) from None
     try:
-        unet = UNet2DModel.from_pretrained(unet_cfg.parent, local_files_only=True,
-                                           low_cpu_mem_usage=False)  # no accelerate needed
+        unet = UNet2DModel.from_pretrained(
+            unet_cfg.parent, local_files_only=True, low_cpu_mem_usage=False
+        )  # no accelerate needed
     except (OSError, ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DDNMInputError(f"could not load the UNet in {unet_cfg.parent} ({first}).") from None

@@ -15,6 +15,7 @@ were not used.
 It needs no A^dagger (any differentiable A works), but every step back-propagates through the UNet
 (about three times the cost of a forward pass) and the result is only approximately consistent.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,14 +28,23 @@ from .settings import model_device
 Tensor = torch.Tensor
 
 
-def dps(model, sched: NoiseSchedule, op, y: Tensor, *, steps: int = 100, eta: float = 0.85,
-        zeta: float = 10.0, generator: torch.Generator | None = None, seed: int = 0) -> Tensor:
+def dps(
+    model,
+    sched: NoiseSchedule,
+    op,
+    y: Tensor,
+    *,
+    steps: int = 100,
+    eta: float = 0.85,
+    zeta: float = 10.0,
+    generator: torch.Generator | None = None,
+    seed: int = 0,
+) -> Tensor:
     """DPS-style restoration; NFE = steps (each with a backward pass). Noise from ``generator``
     (default ``torch.Generator().manual_seed(seed)``): x_T, then one z per step."""
     steps = check_int_range(steps, "steps", 1, sched.T)
     check_finite(y, "y")
-    zeta = check_nonnegative(zeta, "zeta", "the DPS step size",
-                             "10 is the tuned default, 0 turns the guidance off")
+    zeta = check_nonnegative(zeta, "zeta", "the DPS step size", "10 is the tuned default, 0 turns the guidance off")
     device = model_device(model, y.device)
     y_device, y = y.device, y.to(device)
     shape = op.A_pinv(y).shape
@@ -49,7 +59,15 @@ def dps(model, sched: NoiseSchedule, op, y: Tensor, *, steps: int = 100, eta: fl
             resid = (y - op.A(x0_t)).flatten(1).norm(dim=1)  # (B,)
             (grad,) = torch.autograd.grad(resid.sum(), x_in)
         with torch.no_grad():
-            x_next = sched.step(eps.detach(), t, x_in.detach(), t_next=t_next, eta=eta, kind="ddim", noise=z,
-                                x0=x0_t.detach().clamp(-1, 1))
+            x_next = sched.step(
+                eps.detach(),
+                t,
+                x_in.detach(),
+                t_next=t_next,
+                eta=eta,
+                kind="ddim",
+                noise=z,
+                x0=x0_t.detach().clamp(-1, 1),
+            )
             x = x_next - zeta * grad
     return x.detach().to(y_device)

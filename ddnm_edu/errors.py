@@ -4,6 +4,7 @@ Every message names the problem *and* the fix, so a reader who passes a wrong
 shape, a NaN or a negative noise level is told what to change instead of
 getting a silently wrong image.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,6 +12,7 @@ import math
 import sys
 
 import torch
+
 
 def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn`` attributed to the first frame outside ddnm_edu and torch: the reader's own line.
@@ -61,14 +63,20 @@ def run_command(prog: str, main, *args) -> int:
 def check_image_batch(x: torch.Tensor, name: str = "x", channels: int | None = None) -> None:
     """Check that ``x`` is a finite ``(B, C, H, W)`` tensor (with ``channels`` channels)."""
     if not isinstance(x, torch.Tensor):
-        raise DDNMInputError(f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}; "
-                             f"convert it with torch.as_tensor(...).")
+        raise DDNMInputError(
+            f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}; "
+            f"convert it with torch.as_tensor(...)."
+        )
     if x.ndim != 4:
-        raise DDNMInputError(f"{name} must have shape (B, C, H, W), got shape {tuple(x.shape)}; "
-                             f"add a batch dimension with {name}[None] or reshape it.")
+        raise DDNMInputError(
+            f"{name} must have shape (B, C, H, W), got shape {tuple(x.shape)}; "
+            f"add a batch dimension with {name}[None] or reshape it."
+        )
     if channels is not None and x.shape[1] != channels:
-        raise DDNMInputError(f"{name} has {x.shape[1]} channel(s) but {channels} are needed here; "
-                             f"pass a {channels}-channel image (B, {channels}, H, W).")
+        raise DDNMInputError(
+            f"{name} has {x.shape[1]} channel(s) but {channels} are needed here; "
+            f"pass a {channels}-channel image (B, {channels}, H, W)."
+        )
     check_finite(x, name)
 
 
@@ -76,8 +84,10 @@ def check_finite(x: torch.Tensor, name: str) -> None:
     """Reject NaN / inf values (they would spread through every later step)."""
     if not torch.isfinite(x).all():
         n_bad = int((~torch.isfinite(x)).sum())
-        raise DDNMInputError(f"{name} contains {n_bad} NaN or infinite value(s); "
-                             f"clean the input (e.g. torch.nan_to_num) before restoring it.")
+        raise DDNMInputError(
+            f"{name} contains {n_bad} NaN or infinite value(s); "
+            f"clean the input (e.g. torch.nan_to_num) before restoring it."
+        )
 
 
 def check_nonnegative(value: float, name: str, meaning: str, fix: str) -> float:
@@ -96,14 +106,18 @@ def check_nonnegative(value: float, name: str, meaning: str, fix: str) -> float:
 
 def check_sigma_y(sigma_y: float) -> float:
     """A noise standard deviation must be a finite number >= 0."""
-    return check_nonnegative(sigma_y, "sigma_y", "the std of the noise in y",
-                             "use sigma_y=0 for noise-free measurements")
+    return check_nonnegative(
+        sigma_y, "sigma_y", "the std of the noise in y", "use sigma_y=0 for noise-free measurements"
+    )
 
 
 def check_int_range(value: int, name: str, low: int, high: int | None = None, hint: str = "") -> int:
     """Check ``low <= value (<= high)`` for an integer setting."""
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-            isinstance(value, float) and float(value).is_integer()):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int,))
+        and not (isinstance(value, float) and float(value).is_integer())
+    ):
         raise DDNMInputError(f"{name} must be an integer, got {value!r}.{hint}")
     v = int(value)
     if v < low or (high is not None and v > high):

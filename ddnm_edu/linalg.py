@@ -5,6 +5,7 @@
 * ``penrose_errors``: how far a candidate X is from each of the four Penrose conditions.
 * ``min_norm_solution``: x = A^+ y, the least-squares solution of smallest norm.
 """
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ eps ~ N(0, I), and minimise || eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - 
 ``python -m ddnm_edu.tools.train`` runs it on the book's datasets; the supervised specialists' L1 loss
 is ``restormer.supervised_loss``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,8 +30,15 @@ def loss_weights(sched: NoiseSchedule, t: torch.Tensor, rule: str = "mse", gamma
     return snr.clamp(max=gamma) / snr
 
 
-def diffusion_loss(model, sched: NoiseSchedule, x0: torch.Tensor, generator: torch.Generator | None = None,
-                   amp_dtype=None, rule: str = "mse", gamma: float = 5.0) -> torch.Tensor:
+def diffusion_loss(
+    model,
+    sched: NoiseSchedule,
+    x0: torch.Tensor,
+    generator: torch.Generator | None = None,
+    amp_dtype=None,
+    rule: str = "mse",
+    gamma: float = 5.0,
+) -> torch.Tensor:
     """DDPM's simplified objective (Ho et al. 2020, Algorithm 1 / eq. 14):
     E_{t, eps} w_t || eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t) ||^2,
     w_t = 1 by default (see :func:`loss_weights` for Min-SNR-gamma)."""

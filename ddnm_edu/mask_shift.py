@@ -21,6 +21,7 @@ its own pseudo-inverse. Line 4 with (A_w, y_w) is then exactly the official "pro
 consistent with y everywhere. Nothing else changes: :func:`restore_large` calls the same
 :func:`~ddnm_edu.sampling.ddnm_plus` once per window.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -42,18 +43,24 @@ def window_starts(length: int, window: int, overlap: int, grid: int = 1) -> list
     to end at the border (as the official code does for sizes that are not a multiple of the stride).
     Every start is a multiple of ``grid`` (an operator's block side), so each window holds whole blocks."""
     if window % grid:
-        raise DDNMInputError(f"the window {window} is not a multiple of the operator's block side {grid}, so a "
-                             "window cannot hold whole blocks; use a model whose size the scale divides.")
+        raise DDNMInputError(
+            f"the window {window} is not a multiple of the operator's block side {grid}, so a "
+            "window cannot hold whole blocks; use a model whose size the scale divides."
+        )
     if length % grid:
         raise DDNMInputError(f"the image side {length} is not a multiple of the operator's block side {grid}.")
     if window > length:
-        raise DDNMInputError(f"the image side {length} is smaller than the window {window}; resize the image to "
-                             f"at least {window} pixels.")
+        raise DDNMInputError(
+            f"the image side {length} is smaller than the window {window}; resize the image to "
+            f"at least {window} pixels."
+        )
     whole = isinstance(overlap, numbers.Integral) and not isinstance(overlap, bool)
     if not whole or not 0 <= overlap < window or (window - overlap) % grid:
-        raise DDNMInputError(f"the overlap must be a whole number of pixels in [0, {window}) with window - overlap "
-                             f"a multiple of {grid} (whole blocks of the operator), e.g. "
-                             f"{_default_overlap(window, grid)}; got {overlap!r}.")
+        raise DDNMInputError(
+            f"the overlap must be a whole number of pixels in [0, {window}) with window - overlap "
+            f"a multiple of {grid} (whole blocks of the operator), e.g. "
+            f"{_default_overlap(window, grid)}; got {overlap!r}."
+        )
     starts = list(range(0, length - window + 1, window - overlap))
     if starts[-1] != length - window:
         starts.append(length - window)
@@ -100,10 +107,21 @@ class KnownPixels(LinearOperator):
         return f"KnownPixels({self.base!r})"
 
 
-def restore_large(model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, *, window: int,
-                  overlap: int | None = None, sigma_y: float = 0.0, steps: int = 100,
-                  settings: SamplerSettings | None = None, seed: int = 0,
-                  image_ids: Sequence[int] | None = None, progress: bool = False) -> Tensor:
+def restore_large(
+    model,
+    sched: NoiseSchedule,
+    op: LinearOperator,
+    y: Tensor,
+    *,
+    window: int,
+    overlap: int | None = None,
+    sigma_y: float = 0.0,
+    steps: int = 100,
+    settings: SamplerSettings | None = None,
+    seed: int = 0,
+    image_ids: Sequence[int] | None = None,
+    progress: bool = False,
+) -> Tensor:
     """DDNM on an image larger than the prior's ``window`` x ``window``, by mask-shift (module docstring).
 
     ``op`` and ``y`` describe the whole image (e.g. ``SuperResolution(4)`` and a 16 x 16 y for a 64 x 64
@@ -119,11 +137,15 @@ def restore_large(model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, *,
     B, C, H, W = shape
     if H < window or W < window:
         h, w = y.shape[-2:]
-        raise DDNMInputError(f"y is {w}x{h}, which restores a {W}x{H} image, smaller than the window {window}; "
-                             f"y must be at least {window // g}x{window // g} (resize it).")
+        raise DDNMInputError(
+            f"y is {w}x{h}, which restores a {W}x{H} image, smaller than the window {window}; "
+            f"y must be at least {window // g}x{window // g} (resize it)."
+        )
     if sigma_y > 0 and settings is not None and settings.noise_rule != "scalar":
-        raise DDNMInputError(f"mask-shift with sigma_y > 0 needs noise_rule='scalar' (a window's known pixels "
-                             f"have no SVD view); got noise_rule={settings.noise_rule!r}.")
+        raise DDNMInputError(
+            f"mask-shift with sigma_y > 0 needs noise_rule='scalar' (a window's known pixels "
+            f"have no SVD view); got noise_rule={settings.noise_rule!r}."
+        )
     ids = range(B) if image_ids is None else list(image_ids)
     if len(ids) != B:
         raise DDNMInputError(f"image_ids has {len(ids)} entries for {B} images; give one per image.")
@@ -140,9 +162,17 @@ def restore_large(model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, *,
             if known.any():
                 op_w = KnownPixels(op_w, known)
                 y_w = op_w.measurement(y_w, canvas[sl])
-            res = ddnm_plus(model, sched, op_w, y_w, sigma_y=sigma_y, steps=steps,
-                            settings=settings or SamplerSettings(), progress=progress,
-                            generator=[spawn(seed, "image", i, "window", w) for i in ids])
+            res = ddnm_plus(
+                model,
+                sched,
+                op_w,
+                y_w,
+                sigma_y=sigma_y,
+                steps=steps,
+                settings=settings or SamplerSettings(),
+                progress=progress,
+                generator=[spawn(seed, "image", i, "window", w) for i in ids],
+            )
             canvas[sl] = res.x0_hat.to(canvas)
             done[sl] = 1
             w += 1

@@ -13,6 +13,7 @@
 
 Images are clipped to [-1, 1] first (``clip=True``), as they are when shown or saved.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,7 +41,7 @@ def mse(a: Tensor, b: Tensor, clip: bool = True) -> Tensor:
     return ((a - b) ** 2).flatten(1).mean(1)
 
 
-PSNR_CAP_DB: float = 10 * math.log10(12 * 255 ** 2)  # 58.92 dB: MSE of 8-bit rounding, (L/255)^2 / 12
+PSNR_CAP_DB: float = 10 * math.log10(12 * 255**2)  # 58.92 dB: MSE of 8-bit rounding, (L/255)^2 / 12
 
 
 def psnr(a: Tensor, b: Tensor, data_range: float = 2.0, clip: bool = True, max_db: float | None = None) -> Tensor:
@@ -56,14 +57,14 @@ def psnr_from_mse(m: Tensor, data_range: float = 2.0, max_db: float | None = Non
     """PSNR = 10 log10(L^2 / MSE) in dB for given mean squared errors (e.g. predicted ones); as ``psnr``."""
     if max_db is not None and not max_db > 0:
         raise DDNMInputError(f"max_db must be a positive number of dB, got {max_db}.")
-    p = 10 * torch.log10(data_range ** 2 / m.clamp_min(1e-20))
+    p = 10 * torch.log10(data_range**2 / m.clamp_min(1e-20))
     return p if max_db is None else p.clamp_max(max_db)
 
 
 def _gauss(sigma: float, truncate: float = 3.5) -> Tensor:
     r = int(truncate * sigma + 0.5)
     x = torch.arange(-r, r + 1, dtype=torch.float64)
-    k = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    k = torch.exp(-(x**2) / (2 * sigma**2))
     return k / k.sum()
 
 
@@ -82,11 +83,11 @@ def ssim(a: Tensor, b: Tensor, data_range: float = 2.0, sigma: float = 1.5, clip
         return F.conv2d(F.conv2d(z, kx, groups=C), ky, groups=C)
 
     mu_a, mu_b = filt(a), filt(b)
-    s_aa = filt(a * a) - mu_a ** 2
-    s_bb = filt(b * b) - mu_b ** 2
+    s_aa = filt(a * a) - mu_a**2
+    s_bb = filt(b * b) - mu_b**2
     s_ab = filt(a * b) - mu_a * mu_b
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    s = ((2 * mu_a * mu_b + c1) * (2 * s_ab + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (s_aa + s_bb + c2))
+    s = ((2 * mu_a * mu_b + c1) * (2 * s_ab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (s_aa + s_bb + c2))
     return s.flatten(1).mean(1)
 
 

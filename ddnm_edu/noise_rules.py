@@ -49,6 +49,7 @@ Carlo). Here eta = sigma_t / B_t. Chapter 8 and ``benchmarks/noise-rules.md`` co
 
 With sigma_y = 0 both rules reduce to DDNM (lambda = 1, the step's own noise).
 """
+
 from __future__ import annotations
 
 import math
@@ -68,14 +69,16 @@ def check_rule(noise_rule: str, kind: str) -> None:
     if noise_rule not in NOISE_RULES:
         raise DDNMInputError(f"unknown noise_rule {noise_rule!r}; use one of {', '.join(NOISE_RULES)}.")
     if noise_rule != "scalar" and kind == "ddpm":
-        raise DDNMInputError(f"noise_rule={noise_rule!r} is written for the DDIM step (kind='ddim' or 'ddim-paper'); "
-                             "use noise_rule='scalar' with kind='ddpm'.")
+        raise DDNMInputError(
+            f"noise_rule={noise_rule!r} is written for the DDIM step (kind='ddim' or 'ddim-paper'); "
+            "use noise_rule='scalar' with kind='ddpm'."
+        )
 
 
 def noise_budget(c: StepCoefs, kind: str = "ddim") -> float:
     """B_t: the std of the noise x_s should hold after the step (see the module docstring)."""
     sigma, c_eps = float(c.sigma), float(c.c_eps)
-    return sigma if kind == "ddpm" else math.sqrt(sigma ** 2 + c_eps ** 2)
+    return sigma if kind == "ddpm" else math.sqrt(sigma**2 + c_eps**2)
 
 
 def lambda_and_std(budget: float, a_t: float, sigma_y: float) -> tuple[float, float]:
@@ -84,7 +87,7 @@ def lambda_and_std(budget: float, a_t: float, sigma_y: float) -> tuple[float, fl
     sqrt(gamma_t) is the std of the noise the step still adds; (a_t lambda_t sigma_y)^2 + gamma_t = B_t^2.
     """
     if budget >= a_t * sigma_y:
-        return 1.0, max(budget ** 2 - (a_t * sigma_y) ** 2, 0.0) ** 0.5
+        return 1.0, max(budget**2 - (a_t * sigma_y) ** 2, 0.0) ** 0.5
     # lambda_t = B_t / (a_t sigma_y): the range noise a_t lambda_t sigma_y = B_t uses the whole budget
     return budget / (a_t * sigma_y), 0.0
 
@@ -95,7 +98,7 @@ def scalar_rule(c: StepCoefs, sigma_y: float, kind: str = "ddim") -> tuple[float
     if sigma_y == 0:
         return 1.0, 1.0
     sigma, c_eps = float(c.sigma), float(c.c_eps)
-    budget = sigma if kind == "ddpm" else math.sqrt(sigma ** 2 + c_eps ** 2)  # B_t (noise_budget)
+    budget = sigma if kind == "ddpm" else math.sqrt(sigma**2 + c_eps**2)  # B_t (noise_budget)
     lam, std = lambda_and_std(budget, float(c.c_x0), sigma_y)
     return lam, (std / budget if budget > 0 else 0.0)
 
@@ -112,14 +115,14 @@ def svd_rule(c: StepCoefs, s: Tensor, sigma_y: float, noise_rule: str = "svd") -
     thr = a * sigma_y / torch.where(seen, s, one)  # a_t x (std of A^dagger n) along each direction
     if noise_rule == "svd-official":
         full = seen & (budget >= thr)
-        damped = s * budget * math.sqrt(max(1 - eta ** 2, 0.0)) / (a * sigma_y)
+        damped = s * budget * math.sqrt(max(1 - eta**2, 0.0)) / (a * sigma_y)
         lam = torch.where(full, one, torch.where(seen, damped, one))
-        d1 = torch.where(full, (budget ** 2 - thr ** 2).clamp(min=0).sqrt(), sigma * one)
+        d1 = torch.where(full, (budget**2 - thr**2).clamp(min=0).sqrt(), sigma * one)
         d2 = torch.where(seen, torch.zeros_like(s), c_eps * one)
         return lam, d1, d2
     lam = torch.where(seen, (budget / thr).clamp(max=1.0), one)
-    rest = torch.where(seen, (budget ** 2 - (lam * thr) ** 2).clamp(min=0).sqrt(), budget * one)
-    return lam, eta * rest, math.sqrt(max(1 - eta ** 2, 0.0)) * rest
+    rest = torch.where(seen, (budget**2 - (lam * thr) ** 2).clamp(min=0).sqrt(), budget * one)
+    return lam, eta * rest, math.sqrt(max(1 - eta**2, 0.0)) * rest
 
 
 #: The scalar rule budgets A^dagger n as noise of std sigma_y; beyond this gain 1 / s_i it fails badly
@@ -136,14 +139,25 @@ def warn_if_scalar_fails(op: LinearOperator, x_shape: tuple[int, int, int]) -> N
     if gain > SCALAR_GAIN_LIMIT:
         from .errors import warn_user
 
-        warn_user(f"{op!r}: A^dagger amplifies noise up to {gain:.0f}x in some directions, and the scalar "
-                  "noise rule budgets it as if it were 1x; use noise_rule='svd' (chapter 8).")
+        warn_user(
+            f"{op!r}: A^dagger amplifies noise up to {gain:.0f}x in some directions, and the scalar "
+            "noise rule budgets it as if it were 1x; use noise_rule='svd' (chapter 8)."
+        )
 
 
 @torch.no_grad()
-def noise_by_direction(op: LinearOperator, sched: NoiseSchedule, shape: tuple[int, int, int], t: int, t_next: int,
-                       sigma_y: float, eta: float = 0.85, noise_rule: str = "scalar", n: int = 4000,
-                       seed: int = 0) -> dict[str, tuple[float, float]]:
+def noise_by_direction(
+    op: LinearOperator,
+    sched: NoiseSchedule,
+    shape: tuple[int, int, int],
+    t: int,
+    t_next: int,
+    sigma_y: float,
+    eta: float = 0.85,
+    noise_rule: str = "scalar",
+    n: int = 4000,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
     """Monte Carlo: the noise one DDNM+ step leaves in x_s, per singular direction of A.
 
     A perfect model (x0_t = x, eps independent N(0, I)) and y = A x + sigma_y n; the noise is

@@ -11,6 +11,7 @@ If the samples were exact posterior samples, one sample would have twice the exp
 of the posterior mean (E||x_s - x||^2 = 2 E||E[x|y] - x||^2: about 3.01 dB below it in PSNR), and the
 mean of K samples (1 + 1/K) times it.
 """
+
 from __future__ import annotations
 
 import math
@@ -76,8 +77,12 @@ class Samples:
         covered = (err <= width * std)[where].float().mean().item() if bool(where.any()) else float("nan")
         expected = calibrated_coverage(width, self.k)
         ranks = [_spearman(s[w], e[w]) for s, e, w in zip(std, err, where) if int(w.sum()) > 2]
-        return {"coverage": covered, "expected": expected, "uncertain": where.float().mean().item(),
-                "spearman": sum(ranks) / len(ranks) if ranks else float("nan")}
+        return {
+            "coverage": covered,
+            "expected": expected,
+            "uncertain": where.float().mean().item(),
+            "spearman": sum(ranks) / len(ranks) if ranks else float("nan"),
+        }
 
 
 def calibrated_coverage(width: float, k: int) -> float:
@@ -88,7 +93,7 @@ def calibrated_coverage(width: float, k: int) -> float:
     K - 1 degrees of freedom: the value is P(|T_{K-1}| <= width / sqrt(1 + 1/K)). For width 2 it is
     0.899 at K = 8, 0.929 at K = 16 and 0.948 at K = 64, approaching the Gaussian 0.954 as K grows.
     """
-    k = check_int_range(k, "k", 2, 10 ** 9, " The spread needs k >= 2 samples.")
+    k = check_int_range(k, "k", 2, 10**9, " The spread needs k >= 2 samples.")
     nu, z = k - 1, width / (1 + 1 / k) ** 0.5
     t = torch.linspace(0.0, z, 4001, dtype=torch.float64)  # Simpson's rule on the t density
     log_c = math.lgamma((nu + 1) / 2) - math.lgamma(nu / 2) - 0.5 * math.log(nu * math.pi)
@@ -105,10 +110,20 @@ def _spearman(a: Tensor, b: Tensor) -> float:
     return float((ra * rb).sum() / (ra.norm() * rb.norm()).clamp(min=1e-30))
 
 
-def posterior_samples(model: Model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, *, k: int = 8,
-                      sigma_y: float = 0.0, steps: int = 100, settings: SamplerSettings | None = None,
-                      seed: int = 0, image_ids: Sequence[int] | None = None,
-                      progress: bool = False) -> Samples:
+def posterior_samples(
+    model: Model,
+    sched: NoiseSchedule,
+    op: LinearOperator,
+    y: Tensor,
+    *,
+    k: int = 8,
+    sigma_y: float = 0.0,
+    steps: int = 100,
+    settings: SamplerSettings | None = None,
+    seed: int = 0,
+    image_ids: Sequence[int] | None = None,
+    progress: bool = False,
+) -> Samples:
     """K DDNM(+) restorations of each y (N, ...) drawn as one batch of N K images.
 
     Sample j of image i draws from its own stream ``rng.spawn(seed, "image", image_ids[i], "sample",
@@ -124,6 +139,15 @@ def posterior_samples(model: Model, sched: NoiseSchedule, op: LinearOperator, y:
     if len(ids) != n:
         raise DDNMInputError(f"image_ids has {len(ids)} entries for {n} measurements; give one per image.")
     gens = [spawn(seed, "image", i, "sample", j) for i in ids for j in range(k)]
-    res = ddnm_plus(model, sched, op, y.repeat_interleave(k, dim=0), sigma_y=sigma_y, steps=steps,
-                    settings=settings, generator=gens, progress=progress)
+    res = ddnm_plus(
+        model,
+        sched,
+        op,
+        y.repeat_interleave(k, dim=0),
+        sigma_y=sigma_y,
+        steps=steps,
+        settings=settings,
+        generator=gens,
+        progress=progress,
+    )
     return Samples(res.x0_hat.reshape(n, k, *res.x0_hat.shape[1:]), res.nfe)

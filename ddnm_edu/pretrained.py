@@ -8,6 +8,7 @@ Export a training run's EMA weights into the repository with ``ddnm_edu.tools.we
 
     python -m ddnm_edu.tools.weights export --run runs/fashion-mnist-32 --name fashion-mnist-32
 """
+
 from __future__ import annotations
 
 import json
@@ -34,6 +35,7 @@ def build(rec: dict) -> torch.nn.Module:
     if arch_key(rec) == "restormer":
         return Restormer(RestormerConfig.from_dict(rec["restormer"]))
     return UNet(UNetConfig.from_dict(rec["unet"]))
+
 
 # DDNM_EDU_WEIGHTS: another folder laid out like ddnm_edu/assets/weights (the GPU job writes new weights there)
 WEIGHTS_DIR = Path(os.environ["DDNM_EDU_WEIGHTS"]) if os.environ.get("DDNM_EDU_WEIGHTS") else ASSETS / "weights"
@@ -81,8 +83,10 @@ def load_state_dict_checked(path: Path, expected_sha256: str | None = None) -> d
     """torch.load(weights_only=True) after checking the file's sha256 (when one is recorded)."""
     path = Path(path)
     if not path.exists():
-        raise DDNMInputError(f"weights file {path} not found; restore it with `git checkout -- {path}` "
-                             "or re-export it from a training run (python -m ddnm_edu.tools.weights export).")
+        raise DDNMInputError(
+            f"weights file {path} not found; restore it with `git checkout -- {path}` "
+            "or re-export it from a training run (python -m ddnm_edu.tools.weights export)."
+        )
     if expected_sha256 is None:
         for rec in registry().values():
             if (WEIGHTS_DIR / rec["file"]).resolve() == path.resolve():
@@ -90,14 +94,17 @@ def load_state_dict_checked(path: Path, expected_sha256: str | None = None) -> d
     if expected_sha256 is not None:
         got = sha256(path)
         if got != expected_sha256:
-            raise DDNMInputError(f"weights file {path} is corrupt or was changed: sha256 {got[:12]}... but "
-                                 f"{expected_sha256[:12]}... is recorded in {REGISTRY.name}. Restore it with "
-                                 f"`git checkout -- {path}` (or re-export and re-record it).")
+            raise DDNMInputError(
+                f"weights file {path} is corrupt or was changed: sha256 {got[:12]}... but "
+                f"{expected_sha256[:12]}... is recorded in {REGISTRY.name}. Restore it with "
+                f"`git checkout -- {path}` (or re-export and re-record it)."
+            )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise DDNMInputError(f"could not read weights file {path} ({type(e).__name__}); restore it with "
-                             f"`git checkout -- {path}`.") from e
+        raise DDNMInputError(
+            f"could not read weights file {path} ({type(e).__name__}); restore it with `git checkout -- {path}`."
+        ) from e
 
 
 def load_pretrained(name: str, device: str | torch.device = "cpu", weights: Path | None = None) -> torch.nn.Module:
@@ -108,14 +115,19 @@ def load_pretrained(name: str, device: str | torch.device = "cpu", weights: Path
     to measure a checkpoint before it is exported; no sha256 is recorded for it.
     """
     rec = _record(name)
-    sd = (load_state_dict_checked(WEIGHTS_DIR / rec["file"], rec["sha256"]) if weights is None
-          else load_state_dict_checked(Path(weights)))
+    sd = (
+        load_state_dict_checked(WEIGHTS_DIR / rec["file"], rec["sha256"])
+        if weights is None
+        else load_state_dict_checked(Path(weights))
+    )
     model = build(rec)
     try:
         model.load_state_dict(sd)
     except RuntimeError as e:
-        raise DDNMInputError(f"weights for {name!r} do not fit its recorded architecture ({e.args[0].splitlines()[0]}); "
-                             "re-export them from the run that trained them.") from None
+        raise DDNMInputError(
+            f"weights for {name!r} do not fit its recorded architecture ({e.args[0].splitlines()[0]}); "
+            "re-export them from the run that trained them."
+        ) from None
     model = model.to(device).eval().requires_grad_(False)
     # On the CPU the weights are stored channels_last: ~25 % faster per call (benchmarks/speed.md), and
     # the first convolution converts x_t itself (feeding x_t already converted measured no faster).

@@ -20,6 +20,7 @@ Here the input is A^dagger y (for average-pool super-resolution: y upsampled by 
 size as x, and the output an estimate of x. ``SpatialSelfAttention`` is the ordinary ViT-style
 attention over pixels, kept only to *measure* the cost difference (``attention_cost``).
 """
+
 from __future__ import annotations
 
 import math
@@ -128,8 +129,10 @@ class SpatialSelfAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W)
         b, c, h, w = x.shape
-        q, k, v = (t.reshape(b, self.heads, c // self.heads, h * w).transpose(-2, -1)  # (B, h, HW, C/h)
-                   for t in self.qkv(x).chunk(3, dim=1))
+        q, k, v = (
+            t.reshape(b, self.heads, c // self.heads, h * w).transpose(-2, -1)  # (B, h, HW, C/h)
+            for t in self.qkv(x).chunk(3, dim=1)
+        )
         attn = (q @ k.transpose(-2, -1) / math.sqrt(c // self.heads)).softmax(dim=-1)  # (B, h, HW, HW)
         out = (attn @ v).transpose(-2, -1).reshape(b, c, h, w)
         return self.project_out(out)
@@ -203,8 +206,10 @@ class Restormer(nn.Module):
 
     def forward(self, x_in: Tensor) -> Tensor:  # (B, C_in, H, W)
         if x_in.ndim != 4 or x_in.shape[1] != self.config.in_channels or x_in.shape[-1] % 8 or x_in.shape[-2] % 8:
-            raise ValueError(f"Restormer expects (B, {self.config.in_channels}, H, W) with H and W divisible by 8, "
-                             f"got {tuple(x_in.shape)}")
+            raise ValueError(
+                f"Restormer expects (B, {self.config.in_channels}, H, W) with H and W divisible by 8, "
+                f"got {tuple(x_in.shape)}"
+            )
         e1 = self.enc1(self.embed(x_in))  # (B, d, H, W)
         e2 = self.enc2(self.down12(e1))  # (B, 2d, H/2, W/2)
         e3 = self.enc3(self.down23(e2))  # (B, 4d, H/4, W/4)
@@ -218,8 +223,9 @@ class Restormer(nn.Module):
         return out
 
 
-def receptive_field(module: nn.Module, shape: tuple[int, int, int, int], pixel: tuple[int, int] | None = None,
-                    seed: int = 0) -> Tensor:
+def receptive_field(
+    module: nn.Module, shape: tuple[int, int, int, int], pixel: tuple[int, int] | None = None, seed: int = 0
+) -> Tensor:
     """Bool (H, W): the input pixels that output pixel ``pixel`` (default: the centre) depends on, found as
     the nonzero entries of the gradient of that output pixel with respect to a random input."""
     g = torch.Generator().manual_seed(seed)
@@ -260,8 +266,9 @@ def _peak_bytes(fn) -> float:
 
     with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
-                    if e.name() == "[memory]")
+    events = sorted(
+        (e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
+    )
     live = peak = 0
     for _, nbytes in events:
         live += nbytes
@@ -269,8 +276,7 @@ def _peak_bytes(fn) -> float:
     return float(peak)
 
 
-def attention_cost(sizes: list[int], dim: int = 32, heads: int = 1, repeats: int = 5,
-                   seed: int = 0) -> list[CostRow]:
+def attention_cost(sizes: list[int], dim: int = 32, heads: int = 1, repeats: int = 5, seed: int = 0) -> list[CostRow]:
     """Measure one forward pass of MDTA and of spatial self-attention on a (1, dim, s, s) input for each
     side s in ``sizes``: wall time (ms, on one CPU thread, the fastest of ``repeats`` runs -- the one least
     disturbed by other work on the machine) and peak tensor memory (MB, from the profiler's allocation events)."""
@@ -324,13 +330,13 @@ def task_operator(task: str):
 def measure(task: str, x0: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """(y, network input A^dagger y) for clean images x0 (B, C, H, W) in [-1, 1]: y = A x0 + sigma n."""
     op = task_operator(task)
-    y = op.measure(x0, TASKS[task]["sigma"],
-                   generator=generator if generator is not None else torch.default_generator)
+    y = op.measure(x0, TASKS[task]["sigma"], generator=generator if generator is not None else torch.default_generator)
     return y, op.A_pinv(y)
 
 
-def supervised_loss(model: nn.Module, task: str, x0: Tensor, generator: torch.Generator | None = None,
-                    amp_dtype=None) -> Tensor:
+def supervised_loss(
+    model: nn.Module, task: str, x0: Tensor, generator: torch.Generator | None = None, amp_dtype=None
+) -> Tensor:
     """The paper's training loss: L1 between the restored image f(A^dagger y) and the clean x0."""
     _, x_in = measure(task, x0, generator)
     with torch.autocast(x0.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):

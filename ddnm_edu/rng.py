@@ -10,6 +10,7 @@ independent streams from one seed (keys are hashed, so ``(0, "window", 1)`` and 
 the same seed gives the same numbers on every device. The samplers draw from them with
 :func:`ddnm_edu.sampling.randn`.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -18,7 +19,6 @@ import numpy as np
 import torch
 
 from .errors import check_int_range
-
 
 
 def spawn(seed: int, *key: int | str) -> torch.Generator:

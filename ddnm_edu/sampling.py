@@ -33,6 +33,7 @@ calls; :func:`paper_travel_schedule` is the paper's Algorithm 2 as printed (trav
 ``travel_from`` chooses what a jump re-noises (the current sample, as the paper, or the latest
 x0_t, as the official samplers). A jump is a move with t_next > t.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -65,8 +66,9 @@ def travel_schedule(steps: int, travel_length: int = 1, travel_repeat: int = 1) 
     steps = check_int_range(steps, "steps", 1)
     travel_repeat = check_int_range(travel_repeat, "travel_repeat", 1, hint=" Use 1 for no time travel.")
     if travel_repeat > 1:
-        travel_length = check_int_range(travel_length, "travel_length", 1, max(1, steps - 1),
-                                        f" It must be smaller than steps={steps}.")
+        travel_length = check_int_range(
+            travel_length, "travel_length", 1, max(1, steps - 1), f" It must be smaller than steps={steps}."
+        )
         if steps < 2:
             raise DDNMInputError("time travel needs steps >= 2.")
     jumps = {j: travel_repeat - 1 for j in range(0, steps - travel_length, travel_length)} if travel_repeat > 1 else {}
@@ -190,10 +192,20 @@ class RestorationResult:
 
 # --------------------------------------------------------------------------- Algorithm 1 (and 2)
 @torch.inference_mode()
-def ddnm_plus_steps(model: Model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, *,
-                    sigma_y: float = 0.0, steps: int = 100, settings: SamplerSettings | None = None,
-                    generator: Generator | None = None, seed: int | None = None, x_T: Tensor | None = None,
-                    progress: bool = False) -> Iterator[Step]:
+def ddnm_plus_steps(
+    model: Model,
+    sched: NoiseSchedule,
+    op: LinearOperator,
+    y: Tensor,
+    *,
+    sigma_y: float = 0.0,
+    steps: int = 100,
+    settings: SamplerSettings | None = None,
+    generator: Generator | None = None,
+    seed: int | None = None,
+    x_T: Tensor | None = None,
+    progress: bool = False,
+) -> Iterator[Step]:
     """DDNM+ as a generator: yields a :class:`Step` after every denoising step (smalldiffusion's
     ``samples``). The last step's ``x_next`` is the restoration; :func:`ddnm_plus` runs it to the end.
 
@@ -236,10 +248,21 @@ def ddnm_plus_steps(model: Model, sched: NoiseSchedule, op: LinearOperator, y: T
         x = x_next
 
 
-def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, *,
-              sigma_y: float = 0.0, steps: int = 100, settings: SamplerSettings | None = None,
-              generator: Generator | None = None, seed: int | None = None, x_T: Tensor | None = None,
-              trace: bool = False, progress: bool = False) -> RestorationResult:
+def ddnm_plus(
+    model: Model,
+    sched: NoiseSchedule,
+    op: LinearOperator,
+    y: Tensor,
+    *,
+    sigma_y: float = 0.0,
+    steps: int = 100,
+    settings: SamplerSettings | None = None,
+    generator: Generator | None = None,
+    seed: int | None = None,
+    x_T: Tensor | None = None,
+    trace: bool = False,
+    progress: bool = False,
+) -> RestorationResult:
     """DDNM+ (noise scaling eq. 17-19, time travel), and DDNM when sigma_y = 0.
 
     * ``sigma_y``: the std of the noise in y = A x + sigma_y n, on the images' [-1, 1] scale.
@@ -254,18 +277,32 @@ def ddnm_plus(model: Model, sched: NoiseSchedule, op: LinearOperator, y: Tensor,
     Sampling runs on the model's device (CPU, CUDA or MPS) in ``torch.inference_mode()``;
     ``x0_hat`` comes back on the device of ``y`` as an ordinary tensor.
     """
-    run = ddnm_plus_steps(model, sched, op, y, sigma_y=sigma_y, steps=steps, settings=settings,
-                          generator=generator, seed=seed, x_T=x_T, progress=progress)
+    run = ddnm_plus_steps(
+        model,
+        sched,
+        op,
+        y,
+        sigma_y=sigma_y,
+        steps=steps,
+        settings=settings,
+        generator=generator,
+        seed=seed,
+        x_T=x_T,
+        progress=progress,
+    )
     kept, nfe = [], 0
     for st in run:  # each step once, in inference mode; a trace keeps CPU copies of what it saw
         x, nfe = st.x_next, nfe + 1
         if trace:
             kept.append(_trace_step(op, y, st))
     s = settings or SamplerSettings()
-    return RestorationResult(x0_hat=_finite(x).to(y.device).clone(), nfe=nfe,
-                             visited=travel_schedule(steps, s.travel_length, s.travel_repeat),
-                             timesteps=sched.timesteps(steps)[::-1],
-                             trace=[_clone(r) for r in kept] if trace else None)
+    return RestorationResult(
+        x0_hat=_finite(x).to(y.device).clone(),
+        nfe=nfe,
+        visited=travel_schedule(steps, s.travel_length, s.travel_repeat),
+        timesteps=sched.timesteps(steps)[::-1],
+        trace=[_clone(r) for r in kept] if trace else None,
+    )
 
 
 def _prepare(model, sched, op, y, sigma_y, steps, settings, generator, seed, x_T):
@@ -275,17 +312,20 @@ def _prepare(model, sched, op, y, sigma_y, steps, settings, generator, seed, x_T
     sigma_y = check_sigma_y(sigma_y)
     steps = check_int_range(steps, "steps", 1, sched.T, f" Choose 1 <= steps <= T={sched.T}.")
     if not isinstance(settings, SamplerSettings):
-        raise DDNMInputError(f"settings must be a SamplerSettings, got {type(settings).__name__}; "
-                             "e.g. settings=de.SamplerSettings(eta=0.5).")
+        raise DDNMInputError(
+            f"settings must be a SamplerSettings, got {type(settings).__name__}; "
+            "e.g. settings=de.SamplerSettings(eta=0.5)."
+        )
     if not isinstance(y, torch.Tensor):
-        raise DDNMInputError("y must be a torch.Tensor; load images with ddnm_edu.data or "
-                             "torch.as_tensor.")
+        raise DDNMInputError("y must be a torch.Tensor; load images with ddnm_edu.data or torch.as_tensor.")
     check_finite(y, "y")
     A_pinv_y = op.A_pinv(y)
     err = op.consistency_probe(A_pinv_y)
     if err > 1e-4:
-        warn_user(f"{op!r}: A A^dagger A != A on random images (relative error {err:.1e}); the result "
-                  "will not be consistent with y. Check op.check_pinv(shape).")
+        warn_user(
+            f"{op!r}: A A^dagger A != A on random images (relative error {err:.1e}); the result "
+            "will not be consistent with y. Check op.check_pinv(shape)."
+        )
     check_channels(model, A_pinv_y.shape[1])
     device = model_device(model, y.device)
     dtype = y.dtype if y.dtype.is_floating_point else torch.float32
@@ -301,8 +341,12 @@ def _moves(sched: NoiseSchedule, steps: int, s: SamplerSettings) -> list[tuple[i
     return [(ts[i], ts[j] if j >= 0 else -1) for i, j in zip(idx[:-1], idx[1:])]
 
 
-def randn(shape: tuple[int, ...], generator: Generator, dtype: torch.dtype = torch.float32,
-          device: torch.device | str = "cpu") -> Tensor:
+def randn(
+    shape: tuple[int, ...],
+    generator: Generator,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> Tensor:
     """N(0, I) of ``shape`` (B, ...) drawn on the CPU, then moved to ``device``.
 
     One generator fills the whole batch; a list of B generators fills image b from generator b,
@@ -327,19 +371,25 @@ def _generator(generator, seed: int | None, batch: int) -> Generator:
         return generator
     generator = list(generator)
     if len(generator) != batch or not all(isinstance(g, torch.Generator) for g in generator):
-        raise DDNMInputError(f"generator must be one torch.Generator or a list of {batch} (one per "
-                             f"image); got {len(generator)} items. de.rng.spawn_many makes them.")
+        raise DDNMInputError(
+            f"generator must be one torch.Generator or a list of {batch} (one per "
+            f"image); got {len(generator)} items. de.rng.spawn_many makes them."
+        )
     return generator
 
 
 def check_eps(eps: Tensor, x: Tensor) -> Tensor:
     """The model's noise prediction in x's dtype, refused if its shape is wrong or it is not finite."""
     if eps.shape != x.shape:
-        raise DDNMInputError(f"the model returned shape {tuple(eps.shape)} for x_t of shape "
-                             f"{tuple(x.shape)}; is it a model for these images?")
+        raise DDNMInputError(
+            f"the model returned shape {tuple(eps.shape)} for x_t of shape "
+            f"{tuple(x.shape)}; is it a model for these images?"
+        )
     if not bool(torch.isfinite(eps).all()):
-        raise DDNMInputError("the model returned NaN or infinite noise predictions: check its weights "
-                             "and that x_t is in its expected range.")
+        raise DDNMInputError(
+            "the model returned NaN or infinite noise predictions: check its weights "
+            "and that x_t is in its expected range."
+        )
     return eps.to(x.dtype)
 
 
@@ -347,9 +397,11 @@ def check_channels(model, channels: int) -> None:
     """Refuse a model whose config says it works on another number of channels."""
     ch = getattr(getattr(model, "config", None), "in_channels", None)
     if ch is not None and channels != ch:
-        raise DDNMInputError(f"the model works on {ch}-channel images but this task produces "
-                             f"{channels}-channel images; use a {ch}-channel model or task (e.g. "
-                             "colorization needs an RGB model).")
+        raise DDNMInputError(
+            f"the model works on {ch}-channel images but this task produces "
+            f"{channels}-channel images; use a {ch}-channel model or task (e.g. "
+            "colorization needs an RGB model)."
+        )
 
 
 def _trace_step(op: LinearOperator, y: Tensor, st: Step) -> TraceStep:
@@ -357,8 +409,17 @@ def _trace_step(op: LinearOperator, y: Tensor, st: Step) -> TraceStep:
     y = y.to(st.x0_hat)
     cons = float((op.A(st.x0_hat) - y).norm()) / max(float(y.norm()), 1e-30)
     cpu = lambda v: v.detach().to("cpu", torch.float32)  # noqa: E731
-    return TraceStep(st.t, st.t_next, cpu(st.x_t), cpu(st.x0_t), cpu(op.A_pinv(y)),
-                     cpu(op.null_part(st.x0_t)), cpu(st.x0_hat), st.lam, cons)
+    return TraceStep(
+        st.t,
+        st.t_next,
+        cpu(st.x_t),
+        cpu(st.x0_t),
+        cpu(op.A_pinv(y)),
+        cpu(op.null_part(st.x0_t)),
+        cpu(st.x0_hat),
+        st.lam,
+        cons,
+    )
 
 
 def _clone(r):
@@ -369,17 +430,28 @@ def _clone(r):
 def _finite(x: Tensor) -> Tensor:
     """One check at the end instead of one per step."""
     if not bool(torch.isfinite(x).all()):
-        raise DDNMInputError("sampling produced NaN or infinite values: the model returned non-finite "
-                             "noise predictions (check its weights and that x_t is in its range).")
+        raise DDNMInputError(
+            "sampling produced NaN or infinite values: the model returned non-finite "
+            "noise predictions (check its weights and that x_t is in its range)."
+        )
     return x
 
 
 # --------------------------------------------------------------------------- no operator
 @torch.inference_mode()
-def sample_steps(model: Model, sched: NoiseSchedule, shape: tuple[int, int, int, int], *,
-                 steps: int = 100, eta: float = 0.0, kind: str = "ddim", clip_x0: bool = True,
-                 generator: Generator | None = None, seed: int | None = None,
-                 x_T: Tensor | None = None) -> Iterator[Step]:
+def sample_steps(
+    model: Model,
+    sched: NoiseSchedule,
+    shape: tuple[int, int, int, int],
+    *,
+    steps: int = 100,
+    eta: float = 0.0,
+    kind: str = "ddim",
+    clip_x0: bool = True,
+    generator: Generator | None = None,
+    seed: int | None = None,
+    x_T: Tensor | None = None,
+) -> Iterator[Step]:
     """Plain DDIM / DDPM sampling as a generator, one :class:`Step` per step (x0_hat = x0_t)."""
     SamplerSettings(eta=eta, kind=kind)  # checks eta and kind
     steps = check_int_range(steps, "steps", 1, sched.T, f" Choose 1 <= steps <= T={sched.T}.")
@@ -399,27 +471,48 @@ def sample_steps(model: Model, sched: NoiseSchedule, shape: tuple[int, int, int,
         x = x_next
 
 
-def sample(model: Model, sched: NoiseSchedule, shape: tuple[int, int, int, int], *,
-           steps: int = 100, eta: float = 0.0, kind: str = "ddim", generator: Generator | None = None,
-           seed: int | None = None, x_T: Tensor | None = None) -> Tensor:
+def sample(
+    model: Model,
+    sched: NoiseSchedule,
+    shape: tuple[int, int, int, int],
+    *,
+    steps: int = 100,
+    eta: float = 0.0,
+    kind: str = "ddim",
+    generator: Generator | None = None,
+    seed: int | None = None,
+    x_T: Tensor | None = None,
+) -> Tensor:
     """Unconditional samples (B, C, H, W): DDIM (eta = 0 is deterministic) or DDPM (``kind="ddpm"``).
 
     No operator is involved. For every step, iterate :func:`sample_steps` instead.
     """
-    for st in sample_steps(model, sched, shape, steps=steps, eta=eta, kind=kind,
-                           generator=generator, seed=seed, x_T=x_T):
+    for st in sample_steps(
+        model, sched, shape, steps=steps, eta=eta, kind=kind, generator=generator, seed=seed, x_T=x_T
+    ):
         x = st.x_next
     return _finite(x).clone()
 
 
 # --------------------------------------------------------------------------- the simple door
-def ddnm(model: Model, sched: NoiseSchedule, op: LinearOperator, y: Tensor, *, steps: int = 100,
-         eta: float = 0.85, clip_x0: bool = True, generator: Generator | None = None,
-         seed: int | None = None, progress: bool = False) -> Tensor:
+def ddnm(
+    model: Model,
+    sched: NoiseSchedule,
+    op: LinearOperator,
+    y: Tensor,
+    *,
+    steps: int = 100,
+    eta: float = 0.85,
+    clip_x0: bool = True,
+    generator: Generator | None = None,
+    seed: int | None = None,
+    progress: bool = False,
+) -> Tensor:
     """DDNM, Algorithm 1 of Wang et al. (2023): x0_hat consistent with y (A x0_hat = y).
 
     :func:`ddnm_plus` with sigma_y = 0 and no time travel.
     """
     settings = SamplerSettings(eta=eta, clip_x0=clip_x0)
-    return ddnm_plus(model, sched, op, y, steps=steps, settings=settings, generator=generator,
-                     seed=seed, progress=progress).x0_hat
+    return ddnm_plus(
+        model, sched, op, y, steps=steps, settings=settings, generator=generator, seed=seed, progress=progress
+    ).x0_hat

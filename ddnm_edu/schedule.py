@@ -12,6 +12,7 @@ All tables are float64 on the CPU; every method casts the entries it needs to
 the dtype and device of its input, so the schedule works unchanged on CPU,
 CUDA and MPS.
 """
+
 from __future__ import annotations
 
 import math
@@ -115,7 +116,9 @@ class NoiseSchedule:
         return (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
 
     # ------------------------------------------------------------------ posterior
-    def posterior_coefs(self, t: TimeLike, like: Tensor, t_next: TimeLike | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def posterior_coefs(
+        self, t: TimeLike, like: Tensor, t_next: TimeLike | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Coefficients of q(x_s | x_t, x_0) = N(c0 x_0 + ct x_t, var I) for s = t_next < t.
 
         With s = t - 1 this is DDPM eq. 7:
@@ -195,11 +198,20 @@ class NoiseSchedule:
             sigma = eta * math.sqrt((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s))
         else:
             raise DDNMInputError(f"unknown step kind {kind!r}; use 'ddim', 'ddim-paper' or 'ddpm'.")
-        c_eps = math.sqrt(max(1 - ab_s - sigma ** 2, 0.0))
+        c_eps = math.sqrt(max(1 - ab_s - sigma**2, 0.0))
         return StepCoefs(c_x0=math.sqrt(ab_s), c_eps=c_eps, c_xt=0.0, sigma=sigma)
 
-    def step(self, eps: Tensor, t: int, x_t: Tensor, t_next: int | None = None, eta: float = 0.0,
-             kind: str = "ddim", noise: Tensor | None = None, x0: Tensor | None = None) -> Tensor:
+    def step(
+        self,
+        eps: Tensor,
+        t: int,
+        x_t: Tensor,
+        t_next: int | None = None,
+        eta: float = 0.0,
+        kind: str = "ddim",
+        noise: Tensor | None = None,
+        x0: Tensor | None = None,
+    ) -> Tensor:
         """One reverse step x_t -> x_{t_next} (default ``t_next = t - 1``), see :meth:`step_coefs`.
 
         ``x0`` overrides the model's estimate x0_t (DDNM passes the rectified x0_hat here).

@@ -5,6 +5,7 @@ runs in about a minute on a 2-core laptop CPU and bigger on a GPU (``DDNM_EDU_SC
 The device is the best one available (CUDA, then Apple MPS, then CPU) unless ``DDNM_EDU_DEVICE``
 names one.
 """
+
 from __future__ import annotations
 
 import os

@@ -12,6 +12,7 @@
 
   Samplers and uncertainty measures can be checked against it.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,15 @@ class ToyDenoiser(nn.Module):
     def __init__(self, hidden: int = 128, temb: int = 32):
         super().__init__()
         self.temb = temb
-        self.net = nn.Sequential(nn.Linear(2 + temb, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
-                                 nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 2))
+        self.net = nn.Sequential(
+            nn.Linear(2 + temb, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, 2),
+        )
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:  # (B, 2, 1, 1), (B,) -> (B, 2, 1, 1)
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
@@ -63,7 +71,7 @@ class GaussianPrior:
 
     def x0_mean(self, x_t: Tensor, t: Tensor | int) -> Tensor:
         """E[x_0 | x_t], Tweedie's formula for this prior."""
-        ab, m, v = self._ab(t, x_t), self.mean, self.std ** 2
+        ab, m, v = self._ab(t, x_t), self.mean, self.std**2
         return m + v * ab.sqrt() * (x_t - ab.sqrt() * m) / (ab * v + 1 - ab)
 
     def __call__(self, x_t: Tensor, t: Tensor | int) -> Tensor:
@@ -82,14 +90,16 @@ class StationaryGaussianPrior:
 
     def __init__(self, sched: NoiseSchedule, size: int = 32, length: float = 3.0, std: float = 0.5):
         if not (float(length) > 0 and float(std) > 0 and int(size) >= 1):
-            raise DDNMInputError(f"StationaryGaussianPrior needs size >= 1, length > 0 and std > 0; got size {size}, "
-                                 f"length {length}, std {std}.")
+            raise DDNMInputError(
+                f"StationaryGaussianPrior needs size >= 1, length > 0 and std > 0; got size {size}, "
+                f"length {length}, std {std}."
+            )
         self.sched, self.size, self.length, self.std = sched, int(size), float(length), float(std)
         self.lam, self.U = torch.linalg.eigh(self._K(self.size))  # K = U diag(lam) U^T
 
     def _K(self, n: int) -> Tensor:
         i = torch.arange(n, dtype=torch.float64)
-        return torch.exp(-(i[:, None] - i[None, :]) ** 2 / (2 * self.length ** 2)) + 1e-9 * torch.eye(n)
+        return torch.exp(-((i[:, None] - i[None, :]) ** 2) / (2 * self.length**2)) + 1e-9 * torch.eye(n)
 
     def draw(self, n: int, shape: tuple[int, int, int], seed: int = 0) -> Tensor:
         """n fields of shape (C, H, W), float32."""
@@ -101,13 +111,14 @@ class StationaryGaussianPrior:
 
     def __call__(self, x_t: Tensor, t: Tensor | int) -> Tensor:
         if x_t.shape[-2:] != (self.size, self.size):
-            raise DDNMInputError(f"this oracle is for {self.size}x{self.size} windows; x_t is "
-                                 f"{x_t.shape[-1]}x{x_t.shape[-2]}.")
+            raise DDNMInputError(
+                f"this oracle is for {self.size}x{self.size} windows; x_t is {x_t.shape[-1]}x{x_t.shape[-2]}."
+            )
         dev = x_t.device
         t = torch.as_tensor(t).long().reshape(-1).cpu()
         ab = self.sched.alphas_cumprod[t].reshape(-1, 1, 1, 1).to(dev)  # float64
         U, lam = self.U.to(dev), self.lam.to(dev)
-        v = self.std ** 2 * lam[:, None] * lam[None, :]  # eigenvalues of Cov(x_0)
+        v = self.std**2 * lam[:, None] * lam[None, :]  # eigenvalues of Cov(x_0)
         c = U.T @ x_t.double() @ U  # coordinates in the eigenbasis
         x0 = U @ (ab.sqrt() * v / (ab * v + 1 - ab) * c) @ U.T  # E[x_0 | x_t] (Tweedie, Gaussian prior)
         return ((x_t.double() - ab.sqrt() * x0) / (1 - ab).sqrt()).to(x_t.dtype)

@@ -4,6 +4,7 @@ Sinusoidal time embedding, residual blocks with GroupNorm + SiLU, self-attention
 at the lowest resolution(s), skip connections by concatenation. About 1.7 M
 parameters for the shipped 32x32 configurations; ``model(x_t, t) -> eps``.
 """
+
 from __future__ import annotations
 
 import math
@@ -103,8 +104,9 @@ class UNet(nn.Module):
                 self.down.append(nn.ModuleList([nn.Conv2d(c, c, 3, stride=2, padding=1)]))
                 chans.append(c)
                 res //= 2
-        self.mid = nn.ModuleList([ResBlock(c, c, temb, g, cfg.dropout), AttnBlock(c, g),
-                                  ResBlock(c, c, temb, g, cfg.dropout)])
+        self.mid = nn.ModuleList(
+            [ResBlock(c, c, temb, g, cfg.dropout), AttnBlock(c, g), ResBlock(c, c, temb, g, cfg.dropout)]
+        )
         self.up = nn.ModuleList()
         for i, m in reversed(list(enumerate(cfg.ch_mult))):
             for _ in range(cfg.num_res_blocks + 1):
@@ -114,8 +116,9 @@ class UNet(nn.Module):
                     blk.append(AttnBlock(c, g))
                 self.up.append(blk)
             if i != 0:
-                self.up.append(nn.ModuleList([nn.Upsample(scale_factor=2, mode="nearest"),
-                                              nn.Conv2d(c, c, 3, padding=1)]))
+                self.up.append(
+                    nn.ModuleList([nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)])
+                )
                 res *= 2
         self.out = nn.Sequential(nn.GroupNorm(g, c), nn.SiLU(), nn.Conv2d(c, cfg.in_channels, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)

@@ -3,6 +3,7 @@
 Everything here takes (B, C, H, W) / (C, H, W) tensors in [-1, 1]. matplotlib (and ipywidgets for
 the live viewer) come with the ``book`` extra and are imported only when a function needs them.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,9 +33,15 @@ def to_display(x: Tensor, size: int | None = None) -> np.ndarray:
     return x[0]
 
 
-def show_images(images: Sequence[Tensor], titles: Sequence[str] | None = None, ncols: int | None = None,
-                scale: float = 1.7, size: int | None = None, signed: Sequence[bool] | None = None,
-                suptitle: str | None = None):
+def show_images(
+    images: Sequence[Tensor],
+    titles: Sequence[str] | None = None,
+    ncols: int | None = None,
+    scale: float = 1.7,
+    size: int | None = None,
+    signed: Sequence[bool] | None = None,
+    suptitle: str | None = None,
+):
     """A row (or grid) of images with titles; returns the matplotlib figure.
 
     ``signed[i] = True`` shows image i with a diverging colour map centred on 0 (for null-space
@@ -46,8 +53,9 @@ def show_images(images: Sequence[Tensor], titles: Sequence[str] | None = None, n
     ncols = ncols or n
     nrows = math.ceil(n / ncols)
     size = size or max(int(im.shape[-1]) for im in images)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows + (0.3 if titles else 0)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(scale * ncols, scale * nrows + (0.3 if titles else 0)), squeeze=False
+    )
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k >= n:
@@ -77,18 +85,27 @@ def show_decomposition(op, x: Tensor, title: str | None = None):
     r, nul = op.range_part(x), op.null_part(x)
     size = x.shape[-1]
     y_show = y if y.shape[1] in (1, 3) else op.A_pinv(y)
-    return show_images([x, y_show, r, nul, r + nul],
-                       ["x", "y = A x", "A†y = A†A x", "(I − A†A) x", "sum = x"],
-                       size=size, signed=[False, False, False, True, False], suptitle=title)
+    return show_images(
+        [x, y_show, r, nul, r + nul],
+        ["x", "y = A x", "A†y = A†A x", "(I − A†A) x", "sum = x"],
+        size=size,
+        signed=[False, False, False, True, False],
+        suptitle=title,
+    )
 
 
 # --------------------------------------------------------------------------- the per-step DDNM viewer
 PANELS = ("x_t", "x0_t", "A_pinv_y", "null_part", "x0_hat")
 #: the optional sixth panel: the per-pixel std of x̂0|t over the K samples of a run (its batch)
 SPREAD = "spread"
-PANEL_TITLES = {"x_t": "x_t", "x0_t": "x0|t (model)", "A_pinv_y": "A†y (range)",
-                "null_part": "(I − A†A) x0|t (null)", "x0_hat": "x̂0|t = A†y + null",
-                SPREAD: "std over K samples"}
+PANEL_TITLES = {
+    "x_t": "x_t",
+    "x0_t": "x0|t (model)",
+    "A_pinv_y": "A†y (range)",
+    "null_part": "(I − A†A) x0|t (null)",
+    "x0_hat": "x̂0|t = A†y + null",
+    SPREAD: "std over K samples",
+}
 #: the std that the uncertainty colour map (``colour_map``) shows as its top colour, here and in
 #: ``ddnm-edu restore --uncertainty``
 UNCERTAINTY_VMAX = 0.5
@@ -151,8 +168,9 @@ def _title_band(width: int, zoom: int, gap: int, height: int = 18, spread: bool 
     return np.asarray(band)
 
 
-def trace_frame(step, index: int = 0, zoom: int = 4, gap: int = 4, titles: bool = False,
-                spread: bool = False) -> np.ndarray:
+def trace_frame(
+    step, index: int = 0, zoom: int = 4, gap: int = 4, titles: bool = False, spread: bool = False
+) -> np.ndarray:
     """One step of a trace as an (H, W, 3) uint8 strip: x_t | x0_t | A†y | null part | x0_hat.
 
     ``titles=True`` draws each panel's title above it, in the same picture, so that titles and
@@ -187,8 +205,7 @@ def _png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def trace_frames(result, index: int = 0, zoom: int = 4, titles: bool = True,
-                 spread: bool = False) -> list[bytes]:
+def trace_frames(result, index: int = 0, zoom: int = 4, titles: bool = True, spread: bool = False) -> list[bytes]:
     """PNG bytes of every step of ``result.trace`` (computed once; scrubbing only swaps images)."""
     if not result.trace:
         raise ValueError("the result has no trace; run ddnm_plus(..., trace=True).")
@@ -201,8 +218,9 @@ def _strip_width(zoom: int, spread: bool, gap: int = 4) -> int:
 
 
 def _caption(step) -> str:
-    return (f"t = {step.t} → {step.t_next}   λ_t = {step.lam:.3f}   "
-            f"consistency ‖A x̂0|t − y‖/‖y‖ = {step.consistency:.1e}")
+    return (
+        f"t = {step.t} → {step.t_next}   λ_t = {step.lam:.3f}   consistency ‖A x̂0|t − y‖/‖y‖ = {step.consistency:.1e}"
+    )
 
 
 def _step_label(i: int, n: int) -> str:
@@ -222,8 +240,10 @@ def trace_html(result, index: int = 0, zoom: int = 4, spread: bool = False) -> s
     import json
     import uuid
 
-    frames = ["data:image/png;base64," + base64.b64encode(f).decode()
-              for f in trace_frames(result, index, zoom, spread=spread)]
+    frames = [
+        "data:image/png;base64," + base64.b64encode(f).decode()
+        for f in trace_frames(result, index, zoom, spread=spread)
+    ]
     caps = [html.escape(_caption(s)) for s in result.trace]
     uid = "ddnm" + uuid.uuid4().hex[:8]
     n = len(frames)
@@ -271,8 +291,19 @@ class TraceExplorer:
     over the K samples -- where the samples still disagree at each step.
     """
 
-    def __init__(self, model, sched, x: Tensor, tasks: dict, steps: int = 25, eta: float = 0.85,
-                 sigma_y: float = 0.0, seed: int = 0, zoom: int = 4, samples: int = 1):
+    def __init__(
+        self,
+        model,
+        sched,
+        x: Tensor,
+        tasks: dict,
+        steps: int = 25,
+        eta: float = 0.85,
+        sigma_y: float = 0.0,
+        seed: int = 0,
+        zoom: int = 4,
+        samples: int = 1,
+    ):
         from .errors import check_int_range
 
         self.model, self.sched, self.x, self.tasks = model, sched, x[:1], tasks
@@ -292,9 +323,17 @@ class TraceExplorer:
             y = op.measure(self.x, sigma_y, seed=int(seed))  # one measurement
             k = self.samples
             gens = spawn_many(int(seed), k, "sample")
-            res = ddnm_plus(self.model, self.sched, op, y.repeat(k, *[1] * (y.ndim - 1)), sigma_y=sigma_y,
-                            steps=self.steps, settings=SamplerSettings(eta=self.eta), generator=gens,
-                            trace=True)
+            res = ddnm_plus(
+                self.model,
+                self.sched,
+                op,
+                y.repeat(k, *[1] * (y.ndim - 1)),
+                sigma_y=sigma_y,
+                steps=self.steps,
+                settings=SamplerSettings(eta=self.eta),
+                generator=gens,
+                trace=True,
+            )
             self._cache[key] = (res, trace_frames(res, 0, self.zoom, spread=k > 1))
         return self._cache[key]
 
@@ -307,14 +346,25 @@ class TraceExplorer:
         res, frames = self.run(self.task, self.sigma_y, self.seed)
         n = len(frames)
         narrow = {"description_width": "45px"}
-        task = w.Dropdown(options=list(self.tasks), value=self.task, description="task", style=narrow,
-                          layout=w.Layout(width="230px"))
-        sig = w.FloatSlider(value=self.sigma_y, min=0.0, max=0.3, step=0.05, description="σ_y",
-                            continuous_update=False, style=narrow, layout=w.Layout(width="300px", min_width="240px"))
-        seed = w.BoundedIntText(value=self.seed, min=0, max=10_000, description="seed", style=narrow,
-                                layout=w.Layout(width="150px"))
-        step = w.IntSlider(value=1, min=1, max=n, description="step", style=narrow,
-                           layout=w.Layout(width="100%", max_width="700px"))
+        task = w.Dropdown(
+            options=list(self.tasks), value=self.task, description="task", style=narrow, layout=w.Layout(width="230px")
+        )
+        sig = w.FloatSlider(
+            value=self.sigma_y,
+            min=0.0,
+            max=0.3,
+            step=0.05,
+            description="σ_y",
+            continuous_update=False,
+            style=narrow,
+            layout=w.Layout(width="300px", min_width="240px"),
+        )
+        seed = w.BoundedIntText(
+            value=self.seed, min=0, max=10_000, description="seed", style=narrow, layout=w.Layout(width="150px")
+        )
+        step = w.IntSlider(
+            value=1, min=1, max=n, description="step", style=narrow, layout=w.Layout(width="100%", max_width="700px")
+        )
         width = _strip_width(self.zoom, self.samples > 1)  # the strip's own width: never stretched, so titles stay put
         img = w.Image(value=frames[0], format="png", layout=w.Layout(width=f"{width}px", max_width="100%"))
         cap = w.HTML()

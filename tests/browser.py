@@ -6,6 +6,7 @@ turns every such skip into a failure, so the browser tests cannot silently not r
 Playwright drives the Debian binary through ``executable_path``: ``playwright install`` cannot
 download browsers here.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,8 +33,7 @@ def require(condition: bool, reason: str) -> None:
 
 
 def chromium_path() -> str:
-    path = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p),
-                None)
+    path = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
     require(path is not None, "no Chromium on this machine (apt-get install -y chromium)")
     try:
         import playwright  # noqa: F401
@@ -84,8 +84,12 @@ def offline_browser(allowed_origin: str, viewport=(1280, 900)):
 
         context.route("**/*", route)
         page = context.new_page()
-        page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url} ({r.failure})")
-                if r.url.startswith(allowed_origin) else None)
+        page.on(
+            "requestfailed",
+            lambda r: (
+                problems.append(f"failed request: {r.url} ({r.failure})") if r.url.startswith(allowed_origin) else None
+            ),
+        )
         page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
         page.problems = problems

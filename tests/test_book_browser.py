@@ -4,6 +4,7 @@ Needs the built HTML (``make test`` builds the book first; locally: ``make book`
 is served from 127.0.0.1; any request elsewhere is aborted and fails the test. Screenshots go
 to ``_build/browser-artefacts/`` (build artefacts, not committed).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -64,9 +65,14 @@ def test_chapter_reads_offline(page, site, chapter):
     n_math = page.evaluate("document.querySelectorAll('.math').length")
     assert page.evaluate("document.querySelectorAll('mjx-container').length") >= n_math
     assert page.evaluate(RAW_TEX) == [], "raw TeX left in the text: MathJax did not typeset it"
-    broken = page.evaluate("Array.from(document.images).filter(i => i.naturalWidth === 0).map(i => i.src.slice(0, 80))")
+    broken = page.evaluate(
+        "Array.from(document.images).filter(i => i.naturalWidth === 0).map(i => i.src.slice(0, 80))"
+    )
     assert broken == [], broken
-    assert page.evaluate("document.querySelectorAll('script[type=\"application/vnd.jupyter.widget-view+json\"]').length") == 0
+    assert (
+        page.evaluate("document.querySelectorAll('script[type=\"application/vnd.jupyter.widget-view+json\"]').length")
+        == 0
+    )
     assert page.problems == [], page.problems
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     if chapter.endswith(("05-range-null", "07-ddnm")):
@@ -107,7 +113,9 @@ def test_exercise_solution_opens(page, site):
 @pytest.mark.parametrize("chapter", sorted(NOTEBOOKS))
 def test_launch_link_points_at_the_chapter_notebook(page, site, chapter):
     page.goto(f"{site}/{chapter}.html", wait_until="domcontentloaded")
-    hrefs = page.evaluate("Array.from(document.querySelectorAll('a[href*=\"colab.research.google.com\"]')).map(a => a.href)")
+    hrefs = page.evaluate(
+        "Array.from(document.querySelectorAll('a[href*=\"colab.research.google.com\"]')).map(a => a.href)"
+    )
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     repo = config["repository"]["url"].removeprefix("https://github.com/")
     want = f"https://colab.research.google.com/github/{repo}/blob/{config['repository']['branch']}/{chapter}.ipynb"
@@ -134,8 +142,10 @@ def test_student_edition_has_the_exercises_but_no_solutions():
     from ddnm_edu.tools import classroom
 
     require((HTML / "book" / "07-ddnm.html").exists(), "the book is not built: run `make book` (make test does)")
-    require((STUDENT_HTML / "book" / "07-ddnm.html").exists(),
-            "the student edition is not built: run `make book-student` (make test does)")
+    require(
+        (STUDENT_HTML / "book" / "07-ddnm.html").exists(),
+        "the student edition is not built: run `make book-student` (make test does)",
+    )
     sol = re.compile(r'<div[^>]*class="[^"]*\bsolution\b')
     ex = re.compile(r'<div[^>]*class="[^"]*\bexercise\b')
     total = 0

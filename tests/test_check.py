@@ -1,4 +1,5 @@
 """ddnm_edu.check: right answers pass, wrong ones fail with a message that says what is wrong."""
+
 import pytest
 import torch
 
@@ -12,7 +13,9 @@ def test_close_reports_shape_and_the_worst_entry(capsys):
     assert "OK: v is right" in capsys.readouterr().out
     with pytest.raises(CheckFailed, match=r"v has shape \(3,\) but should have shape \(2,\)"):
         de.check.close([1, 2, 3], [1, 2], "v")
-    with pytest.raises(CheckFailed, match=r"off at 1 of 2 entries; the largest error is 0.5 \(you have 2.5, expected 2\)"):
+    with pytest.raises(
+        CheckFailed, match=r"off at 1 of 2 entries; the largest error is 0.5 \(you have 2.5, expected 2\)"
+    ):
         de.check.close([1.0, 2.5], [1.0, 2.0], "v")
     with pytest.raises(CheckFailed, match="is None"):
         de.check.close(None, 1.0, "t_half")
@@ -80,7 +83,10 @@ def test_decomposition_and_operator_and_consistency():
 def test_posterior_says_whether_mean_or_variance_is_off():
     sched = de.NoiseSchedule.linear(1000)
     g = torch.Generator().manual_seed(0)
-    x0, eps = torch.randn(2, 1, 4, 4, generator=g, dtype=torch.float64), torch.randn(2, 1, 4, 4, generator=g, dtype=torch.float64)
+    x0, eps = (
+        torch.randn(2, 1, 4, 4, generator=g, dtype=torch.float64),
+        torch.randn(2, 1, 4, 4, generator=g, dtype=torch.float64),
+    )
     t = 300
     x_t = sched.add_noise(x0, eps, t)
     mean, var = sched.posterior_mean(x0, x_t, t), float(sched.posterior_variance(t))

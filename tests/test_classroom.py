@@ -1,5 +1,6 @@
 """The classroom edition: nbgrader assignments exported from the book's exercises, graded end to end with
 the real nbgrader, and the student edition of the book's sources (no solutions left)."""
+
 import html
 import json
 import os
@@ -63,8 +64,10 @@ def test_assignment_source_marks_solutions_and_tests():
     meta = [c["metadata"].get("nbgrader") for c in src["cells"]]
     tests = [m for m in meta if m and m["grade"] and not m["solution"]]
     assert [(m["grade_id"], m["points"]) for m in tests] == [("ex-ch4-color-test", 2), ("ex-ch4-rowrank-test", 2)]
-    assert src["cells"][0]["source"].startswith("**Assignment: 4.") and "6 points: 4 auto-graded" in src["cells"][0][
-        "source"]
+    assert (
+        src["cells"][0]["source"].startswith("**Assignment: 4.")
+        and "6 points: 4 auto-graded" in src["cells"][0]["source"]
+    )
     answers = [m for m in meta if m and m["grade"] and m["solution"]]
     assert [(m["grade_id"], m["points"]) for m in answers] == [("ex-ch4-rowrank-answer", 2)]
     for c in src["cells"]:
@@ -75,13 +78,12 @@ def test_assignment_source_marks_solutions_and_tests():
     assert "{exercise}" not in text and "**Exercise (ex-ch4-color): Colorization by hand**" in text
 
 
-
 def test_exported_chapters_are_plain_markdown():
     """No MyST left for plain Jupyter to show as raw text: roles, directives, labelled equations."""
-    text = C.plain_markdown("See {eq}`eq-x` and {cite}`a2020, b2021`; {math}`x^2`.\n$$\nx = 1\n$$ (eq-x)\n"
-                            "```{note}\nCareful.\n```\n")
-    assert text == ("See (eq-x) and [a2020, b2021]; $x^2$.\n$$\nx = 1\n\\tag{eq-x}\n$$\n"
-                    "> **Note**\n>\n> Careful.\n")
+    text = C.plain_markdown(
+        "See {eq}`eq-x` and {cite}`a2020, b2021`; {math}`x^2`.\n$$\nx = 1\n$$ (eq-x)\n```{note}\nCareful.\n```\n"
+    )
+    assert text == ("See (eq-x) and [a2020, b2021]; $x^2$.\n$$\nx = 1\n\\tag{eq-x}\n$$\n> **Note**\n>\n> Careful.\n")
     for path in C.chapters():
         src, points = C.assignment_notebook(json.loads(path.read_text()))
         for c in src["cells"]:
@@ -92,8 +94,13 @@ def test_exported_chapters_are_plain_markdown():
 
 # --------------------------------------------------------------------------- the real nbgrader
 def _nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               PYTHONPATH=str(ROOT), DDNM_EDU_SCALE="cpu", OMP_NUM_THREADS="2")
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        PYTHONPATH=str(ROOT),
+        DDNM_EDU_SCALE="cpu",
+        OMP_NUM_THREADS="2",
+    )
     exe = Path(sys.executable).parent / "nbgrader"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "nbgrader"]
     r = subprocess.run(cmd + list(args), cwd=course, env=env, capture_output=True, text=True, timeout=900)
@@ -103,8 +110,11 @@ def _nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
 
 def _fill(release: dict, source: dict, edit=None) -> dict:
     """A student who answers every solution cell with the book's solution code (``edit`` may spoil one)."""
-    sols = {c["metadata"]["nbgrader"]["grade_id"]: c["source"] for c in source["cells"]
-            if c["metadata"].get("nbgrader", {}).get("solution")}
+    sols = {
+        c["metadata"]["nbgrader"]["grade_id"]: c["source"]
+        for c in source["cells"]
+        if c["metadata"].get("nbgrader", {}).get("solution")
+    }
     out = json.loads(json.dumps(release))
     for c in out["cells"]:
         m = c["metadata"].get("nbgrader")
@@ -135,8 +145,9 @@ def test_nbgrader_generate_and_autograde(tmp_path):
         text = json.dumps(release)
         # no solution, no hidden test left in the student version
         assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
-        elsewhere = "".join("".join(c["source"]) for c in source["cells"]
-                            if not c["metadata"].get("nbgrader", {}).get("solution"))
+        elsewhere = "".join(
+            "".join(c["source"]) for c in source["cells"] if not c["metadata"].get("nbgrader", {}).get("solution")
+        )
         for c in source["cells"]:
             m = c["metadata"].get("nbgrader")
             if m and m["solution"] and c["cell_type"] == "code":
@@ -150,8 +161,10 @@ def test_nbgrader_generate_and_autograde(tmp_path):
             if grade_id.startswith("ex-ch4-color"):
                 return code + "\na_pinv = a_pinv.clone()\na_pinv[1, 0] += 0.25\n"
             if grade_id.startswith("ex-ch5-inpaint"):
-                return ("op_in = ops.Inpainting(torch.ones_like(ops.Inpainting.random_mask(32, 0.5, seed=3)))\n"
-                        "range_x, null_x = x1, torch.zeros_like(x1)\n")
+                return (
+                    "op_in = ops.Inpainting(torch.ones_like(ops.Inpainting.random_mask(32, 0.5, seed=3)))\n"
+                    "range_x, null_x = x1, torch.zeros_like(x1)\n"
+                )
             return code
 
         subs = {"perfect": _fill(release, source), "untouched": release, "wrong": _fill(release, source, wrong)}
@@ -162,8 +175,10 @@ def test_nbgrader_generate_and_autograde(tmp_path):
     for a in summary:
         r = _nbgrader(course, "autograde", a, "--create", "--force")
         assert "cannot be converted to a float" not in r.stdout + r.stderr  # test cells end without a value
-    auto = {a: {f"{label}-test": spec["points"] for label, spec in COURSE.auto.items() if label in summary[a]}
-            for a in summary}
+    auto = {
+        a: {f"{label}-test": spec["points"] for label, spec in COURSE.auto.items() if label in summary[a]}
+        for a in summary
+    }
     # feedback shows the student what failed in one line, without the hidden tests or a library traceback
     _nbgrader(course, "generate_feedback", "04-pseudo-inverse", "--student", "wrong", "--force")
     page = (course / "feedback" / "wrong" / "04-pseudo-inverse" / "04-pseudo-inverse.html").read_text()
@@ -196,9 +211,23 @@ def test_student_book_sources_have_no_solutions(tmp_path):
 
 
 def test_cli_export(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "ddnm_edu.tools.cli", "classroom", "export", str(tmp_path / "c"),
-                        "--chapters", "1", "10"], capture_output=True, text=True, cwd=ROOT,
-                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ddnm_edu.tools.cli",
+            "classroom",
+            "export",
+            str(tmp_path / "c"),
+            "--chapters",
+            "1",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     assert r.returncode == 0, r.stderr
     assert "ex-ch1-null (2 pt)" in r.stdout and "ex-ch10-psnr (2 pt)" in r.stdout
     assert (tmp_path / "c" / "nbgrader_config.py").exists()
@@ -233,15 +262,20 @@ def test_the_books_solutions_score_full_points_in_every_chapter(tmp_path):
 
 def test_course_files_choose_the_exercises_and_bad_ones_get_one_clear_error(tmp_path):
     mine = tmp_path / "mine.toml"
-    mine.write_text("[auto.\"ex-ch1-null\"]\npoints = 5\ntests = '''\nde.check.null_basis(basis, A1)\n'''\n"
-                    "[manual]\n\"ex-ch3-forms\" = 1\n")
+    mine.write_text(
+        "[auto.\"ex-ch1-null\"]\npoints = 5\ntests = '''\nde.check.null_basis(basis, A1)\n'''\n"
+        '[manual]\n"ex-ch3-forms" = 1\n'
+    )
     summary = C.export(tmp_path / "c", course=mine)
     assert summary == {"01-inverse-problems": {"ex-ch1-null": 5}, "03-reverse-process": {"ex-ch3-forms": 1}}
     assert (tmp_path / "c" / "course.toml").read_text() == mine.read_text()  # the instructor's record
-    for text, says in (("[auto.\"ex-ch1-nul\"]\npoints = 1\ntests = 'x'\n", "no exercise labelled ex-ch1-nul"),
-                       ("[auto.\"ex-ch1-null\"]\npoints = 0\ntests = 'x'\n", "needs points"),
-                       ("[manual]\n\"ex-ch3-forms\" = \"two\"\n", "positive number of points"),
-                       ("[graded]\n", "unknown table"), ("[auto\n", "fix the TOML")):
+    for text, says in (
+        ("[auto.\"ex-ch1-nul\"]\npoints = 1\ntests = 'x'\n", "no exercise labelled ex-ch1-nul"),
+        ("[auto.\"ex-ch1-null\"]\npoints = 0\ntests = 'x'\n", "needs points"),
+        ('[manual]\n"ex-ch3-forms" = "two"\n', "positive number of points"),
+        ("[graded]\n", "unknown table"),
+        ("[auto\n", "fix the TOML"),
+    ):
         mine.write_text(text)
         with pytest.raises(C.DDNMInputError, match=says):
             C.export(tmp_path / "d", course=mine)
@@ -299,14 +333,23 @@ def test_the_course_workflow_with_two_students(tmp_path):
     system_exchange = Path("/usr/local/share/nbgrader/exchange")
     existed = system_exchange.exists()
     course, a = tmp_path / "course", "04-pseudo-inverse"
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               PYTHONPATH=str(ROOT), DDNM_EDU_SCALE="cpu", OMP_NUM_THREADS="2", HOME=str(tmp_path / "home"))
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        PYTHONPATH=str(ROOT),
+        DDNM_EDU_SCALE="cpu",
+        OMP_NUM_THREADS="2",
+        HOME=str(tmp_path / "home"),
+    )
     (tmp_path / "home").mkdir()
     (tmp_path / "as_student.py").write_text(AS_STUDENT)
 
     def run(cwd, *args, student=None):
-        cmd = [sys.executable, str(tmp_path / "as_student.py"), student] if student else [
-            sys.executable, "-m", "nbgrader"]
+        cmd = (
+            [sys.executable, str(tmp_path / "as_student.py"), student]
+            if student
+            else [sys.executable, "-m", "nbgrader"]
+        )
         extra = ["--course", "ddnm-edu", f"--Exchange.root={course / 'exchange'}"] if student else []
         r = subprocess.run(cmd + list(args) + extra, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
@@ -346,62 +389,100 @@ def test_the_course_workflow_with_two_students(tmp_path):
 #: Plausible wrong answers, per auto-graded exercise: code run after the book's own solution (so that the answer
 #: variables hold a wrong value). Each must score 0 on its exercise, through real nbgrader.
 WRONG: dict[str, list[str]] = {
-    "ex-ch1-null": ["A1 = A1.T", "A1 = A1 * 2  # sums, not means", "basis = A1.T  # the row space, not the null space"],
-    "ex-ch2-half": ["t_half = {k: v + 1 for k, v in t_half.items()}",
-                    "t_half = {'linear': t_half['cosine'], 'cosine': t_half['linear']}",
-                    "t_half = {'linear': t_half['linear']}"],
-    "ex-ch3-eta": ["pairs = {0.0: pairs[1.0], 1.0: pairs[0.0]}",
-                   "pairs = {0.0: [p * 1.01 for p in pairs[0.0]], 1.0: pairs[1.0]}",
-                   "pairs = {0.0: pairs[0.0], 1.0: [pairs[1.0][0], pairs[1.0][0]]}",
-                   "pairs = {0.0: pairs[0.0], 1.0: [de.sample(model, sched, x_T.shape, steps=10, eta=1.0, seed=s)"
-                   " for s in (0, 1)]}  # not from x_T"],
-    "ex-ch4-color": ["a_pinv = a_pinv.clone()\na_pinv[1, 0] += 0.25", "a_pinv = a.T  # transposed, not inverted",
-                     "a_pinv = a_pinv / 3"],
+    "ex-ch1-null": [
+        "A1 = A1.T",
+        "A1 = A1 * 2  # sums, not means",
+        "basis = A1.T  # the row space, not the null space",
+    ],
+    "ex-ch2-half": [
+        "t_half = {k: v + 1 for k, v in t_half.items()}",
+        "t_half = {'linear': t_half['cosine'], 'cosine': t_half['linear']}",
+        "t_half = {'linear': t_half['linear']}",
+    ],
+    "ex-ch3-eta": [
+        "pairs = {0.0: pairs[1.0], 1.0: pairs[0.0]}",
+        "pairs = {0.0: [p * 1.01 for p in pairs[0.0]], 1.0: pairs[1.0]}",
+        "pairs = {0.0: pairs[0.0], 1.0: [pairs[1.0][0], pairs[1.0][0]]}",
+        "pairs = {0.0: pairs[0.0], 1.0: [de.sample(model, sched, x_T.shape, steps=10, eta=1.0, seed=s)"
+        " for s in (0, 1)]}  # not from x_T",
+    ],
+    "ex-ch4-color": [
+        "a_pinv = a_pinv.clone()\na_pinv[1, 0] += 0.25",
+        "a_pinv = a.T  # transposed, not inverted",
+        "a_pinv = a_pinv / 3",
+    ],
     "ex-ch4-rowrank": ["P_sr2 = M.T", "P_sr2 = M.T / 4", "P_sr2 = M"],
-    "ex-ch5-inpaint": ["op_in = ops.Inpainting(torch.ones_like(ops.Inpainting.random_mask(32, 0.5, seed=3)))\n"
-                       "range_x, null_x = x1, torch.zeros_like(x1)  # an operator that sees every pixel",
-                       "range_x, null_x = null_x, range_x", "null_x = torch.zeros_like(x1)"],
-    "ex-ch5-invisible": ["null_proj = Pc @ Mc  # the other projector", "null_proj = I48 - Mc.T @ Mc  # A^T, not A^+",
-                         "null_proj = torch.zeros(48, 48, dtype=torch.float64)"],
-    "ex-ch6-new": ["class ColumnSubsampling(de.LinearOperator):\n"
-                   "    def A(self, x):\n        return x[..., ::2]\n\n"
-                   "    def A_pinv(self, y):\n        return y.repeat_interleave(2, dim=-1)  # not the MP inverse",
-                   "class ColumnSubsampling(de.LinearOperator):\n"
-                   "    def A(self, x):\n        return x[..., 1::2]  # the other columns\n\n"
-                   "    def A_pinv(self, y):\n        x = torch.zeros(*y.shape[:-1], 2 * y.shape[-1], dtype=y.dtype)\n"
-                   "        x[..., 1::2] = y\n        return x",
-                   "class ColumnSubsampling(de.LinearOperator):\n"
-                   "    def A(self, x):\n        return x[..., ::2]\n\n"
-                   "    def A_pinv(self, y):\n        x = torch.zeros(*y.shape[:-1], 2 * y.shape[-1], dtype=y.dtype)\n"
-                   "        x[..., 1::2] = y  # into the wrong columns\n        return x"],
-    "ex-ch6-composite": ["P_gray_sr = M.T", "P_gray_sr = M", "P_gray_sr = 12 * M.T + 0.01",
-                         "P_gray_sr = torch.ones(12, 1) * 3  # copies, but three times too bright"],
+    "ex-ch5-inpaint": [
+        "op_in = ops.Inpainting(torch.ones_like(ops.Inpainting.random_mask(32, 0.5, seed=3)))\n"
+        "range_x, null_x = x1, torch.zeros_like(x1)  # an operator that sees every pixel",
+        "range_x, null_x = null_x, range_x",
+        "null_x = torch.zeros_like(x1)",
+    ],
+    "ex-ch5-invisible": [
+        "null_proj = Pc @ Mc  # the other projector",
+        "null_proj = I48 - Mc.T @ Mc  # A^T, not A^+",
+        "null_proj = torch.zeros(48, 48, dtype=torch.float64)",
+    ],
+    "ex-ch6-new": [
+        "class ColumnSubsampling(de.LinearOperator):\n"
+        "    def A(self, x):\n        return x[..., ::2]\n\n"
+        "    def A_pinv(self, y):\n        return y.repeat_interleave(2, dim=-1)  # not the MP inverse",
+        "class ColumnSubsampling(de.LinearOperator):\n"
+        "    def A(self, x):\n        return x[..., 1::2]  # the other columns\n\n"
+        "    def A_pinv(self, y):\n        x = torch.zeros(*y.shape[:-1], 2 * y.shape[-1], dtype=y.dtype)\n"
+        "        x[..., 1::2] = y\n        return x",
+        "class ColumnSubsampling(de.LinearOperator):\n"
+        "    def A(self, x):\n        return x[..., ::2]\n\n"
+        "    def A_pinv(self, y):\n        x = torch.zeros(*y.shape[:-1], 2 * y.shape[-1], dtype=y.dtype)\n"
+        "        x[..., 1::2] = y  # into the wrong columns\n        return x",
+    ],
+    "ex-ch6-composite": [
+        "P_gray_sr = M.T",
+        "P_gray_sr = M",
+        "P_gray_sr = 12 * M.T + 0.01",
+        "P_gray_sr = torch.ones(12, 1) * 3  # copies, but three times too bright",
+    ],
     "ex-ch7-cs": ["x_cs = cs.A_pinv(y_cs)  # consistent, but not DDNM", "x_cs = x_cs + 0.1", "x_cs = x_cs.flip(0)"],
-    "ex-ch7-mean": ["mean = outs[:1]", "mean = outs.median(0, keepdim=True).values",
-                    "psnr_mean = psnr_outs.item()  # the samples' PSNR",
-                    "outs = x[2:3].repeat(len(outs), 1, 1, 1)  # its own 'samples'\n"
-                    "mean = outs.mean(0, keepdim=True)\npsnr_mean = de.metrics.psnr(mean, x[2:3]).item()"],
+    "ex-ch7-mean": [
+        "mean = outs[:1]",
+        "mean = outs.median(0, keepdim=True).values",
+        "psnr_mean = psnr_outs.item()  # the samples' PSNR",
+        "outs = x[2:3].repeat(len(outs), 1, 1, 1)  # its own 'samples'\n"
+        "mean = outs.mean(0, keepdim=True)\npsnr_mean = de.metrics.psnr(mean, x[2:3]).item()",
+    ],
     "ex-ch8-ddpm": ["first = first + 1", "first = float(first)", "first = first - 1"],
-    "ex-ch8-deblur": ["deblur_psnr = {(r, 'DDNM+' if m == 'DDNM' else 'DDNM'): v for (r, m), v in deblur_psnr.items()}",
-                      "deblur_psnr = {k: v + 0.5 for k, v in deblur_psnr.items()}",
-                      "deblur_psnr = {k: v for k, v in deblur_psnr.items() if k[0] == 1e-4}"],
+    "ex-ch8-deblur": [
+        "deblur_psnr = {(r, 'DDNM+' if m == 'DDNM' else 'DDNM'): v for (r, m), v in deblur_psnr.items()}",
+        "deblur_psnr = {k: v + 0.5 for k, v in deblur_psnr.items()}",
+        "deblur_psnr = {k: v for k, v in deblur_psnr.items() if k[0] == 1e-4}",
+    ],
     "ex-ch9-travel": ["sr_gain = -sr_gain", "sr_gain = sr_gain + 0.1", "sr_gain = torch.tensor(sr_gain)"],
-    "ex-ch9-paper-nfe": ["def nfe_paper_formula(n, l):\n    return (l + 1) * n",
-                         "def nfe_paper_formula(n, l):\n    return n + l * (n - 1 - l)  # the first steps forgotten",
-                         "def nfe_paper_formula(n, l):\n    return n + l * (l + 1) // 2 + l * (n - l)  # off by one",
-                         "def nfe_paper_formula(n, l):\n    return float(n + l * (l + 1) // 2 + l * (n - 1 - l))"],
-    "ex-ch10-psnr": ["def my_psnr(a, b):  # no clipping\n"
-                     "    return 10 * torch.log10(4 / (a - b).double().pow(2).flatten(1).mean(1))",
-                     "def my_psnr(a, b):  # peak 1\n    a, b = a.clamp(-1, 1).double(), b.clamp(-1, 1).double()\n"
-                     "    return 10 * torch.log10(1 / (a - b).pow(2).flatten(1).mean(1))",
-                     "def my_psnr(a, b):  # one number for the batch\n"
-                     "    a, b = a.clamp(-1, 1).double(), b.clamp(-1, 1).double()\n"
-                     "    return 10 * torch.log10(4 / (a - b).pow(2).mean())"],
-    "ex-ch11-flops": ["spatial, mdta = mdta, spatial", "spatial = (H * W) ** 2 * C  # no factor 2",
-                      "mdta = 2 * H * W * C"],
-    "ex-ch11-rectify": ["r2 = f2  # not rectified", "r2 = op2.A_pinv(y2)  # consistent, but not rectify",
-                        "r2 = f2 - op2.range_part(f2)  # the null part only",
-                        "f2 = op2.A_pinv(y2)  # no network\nr2 = ops.rectify(op2, y2, f2)"],
+    "ex-ch9-paper-nfe": [
+        "def nfe_paper_formula(n, l):\n    return (l + 1) * n",
+        "def nfe_paper_formula(n, l):\n    return n + l * (n - 1 - l)  # the first steps forgotten",
+        "def nfe_paper_formula(n, l):\n    return n + l * (l + 1) // 2 + l * (n - l)  # off by one",
+        "def nfe_paper_formula(n, l):\n    return float(n + l * (l + 1) // 2 + l * (n - 1 - l))",
+    ],
+    "ex-ch10-psnr": [
+        "def my_psnr(a, b):  # no clipping\n"
+        "    return 10 * torch.log10(4 / (a - b).double().pow(2).flatten(1).mean(1))",
+        "def my_psnr(a, b):  # peak 1\n    a, b = a.clamp(-1, 1).double(), b.clamp(-1, 1).double()\n"
+        "    return 10 * torch.log10(1 / (a - b).pow(2).flatten(1).mean(1))",
+        "def my_psnr(a, b):  # one number for the batch\n"
+        "    a, b = a.clamp(-1, 1).double(), b.clamp(-1, 1).double()\n"
+        "    return 10 * torch.log10(4 / (a - b).pow(2).mean())",
+    ],
+    "ex-ch11-flops": [
+        "spatial, mdta = mdta, spatial",
+        "spatial = (H * W) ** 2 * C  # no factor 2",
+        "mdta = 2 * H * W * C",
+    ],
+    "ex-ch11-rectify": [
+        "r2 = f2  # not rectified",
+        "r2 = op2.A_pinv(y2)  # consistent, but not rectify",
+        "r2 = f2 - op2.range_part(f2)  # the null part only",
+        "f2 = op2.A_pinv(y2)  # no network\nr2 = ops.rectify(op2, y2, f2)",
+    ],
 }
 
 

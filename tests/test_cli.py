@@ -1,4 +1,5 @@
 """`ddnm-edu restore` end to end on files, and its error messages."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -21,16 +22,33 @@ def save(x, path):
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "ddnm_edu.tools.cli", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-m", "ddnm_edu.tools.cli", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_restore_sr4_file_end_to_end(tmp_path):
     x = data.load("fashion-mnist", "test", n=1)
     y = ops.SuperResolution(4).A(x)  # 8x8
     inp = save(y, tmp_path / "small.png")
-    r = run("restore", inp, "--task", "sr4", "--model", "fashion-mnist-32", "--out", tmp_path / "out.png",
-            "--steps", "5", "--strip", tmp_path / "strip.png")
+    r = run(
+        "restore",
+        inp,
+        "--task",
+        "sr4",
+        "--model",
+        "fashion-mnist-32",
+        "--out",
+        tmp_path / "out.png",
+        "--steps",
+        "5",
+        "--strip",
+        tmp_path / "strip.png",
+    )
     assert r.returncode == 0, r.stderr
     out = np.asarray(Image.open(tmp_path / "out.png"))
     assert out.shape == (32, 32)
@@ -57,15 +75,18 @@ def test_restore_function_inpaint_and_colorize():
     assert (got.op.A(got.x0_hat) - gray).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("args,match", [
-    (["--task", "sr4", "--samples", "2"], "--samples works at the model"),  # 128x128: window by window
-    (["--task", "sr3"], "unknown task 'sr3'"),
-    (["--task", "inpaint"], "needs --mask"),
-    (["--task", "colorize"], "colorize needs an RGB model"),
-    (["--task", "denoise", "--sigma-y", "-1"], "sigma_y must be a finite number >= 0"),
-    (["--task", "denoise", "--sigma-y", "nan"], "sigma_y must be a finite number >= 0"),
-    (["--task", "denoise", "--seed", "-1"], "--seed must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["--task", "sr4", "--samples", "2"], "--samples works at the model"),  # 128x128: window by window
+        (["--task", "sr3"], "unknown task 'sr3'"),
+        (["--task", "inpaint"], "needs --mask"),
+        (["--task", "colorize"], "colorize needs an RGB model"),
+        (["--task", "denoise", "--sigma-y", "-1"], "sigma_y must be a finite number >= 0"),
+        (["--task", "denoise", "--sigma-y", "nan"], "sigma_y must be a finite number >= 0"),
+        (["--task", "denoise", "--seed", "-1"], "--seed must be >= 0"),
+    ],
+)
 def test_restore_errors_are_clear(tmp_path, args, match):
     inp = save(data.load("fashion-mnist", "test", n=1), tmp_path / "in.png")
     r = run("restore", inp, "--model", "fashion-mnist-32", "--out", tmp_path / "o.png", "--steps", "2", *args)
@@ -81,8 +102,20 @@ def test_restore_unreadable_file_and_mask_mismatch(tmp_path):
     assert r.returncode == 2 and "cannot read" in r.stderr and "Traceback" not in r.stderr
     inp = save(data.load("fashion-mnist", "test", n=1), tmp_path / "in.png")
     mask = save(ops.Inpainting.box_mask(16, 4)[None, None] * 2 - 1, tmp_path / "mask.png")
-    r = run("restore", inp, "--task", "inpaint", "--mask", mask, "--model", "fashion-mnist-32",
-            "--out", tmp_path / "o.png", "--steps", "2")
+    r = run(
+        "restore",
+        inp,
+        "--task",
+        "inpaint",
+        "--mask",
+        mask,
+        "--model",
+        "fashion-mnist-32",
+        "--out",
+        tmp_path / "o.png",
+        "--steps",
+        "2",
+    )
     assert r.returncode == 2 and "mask shape" in r.stderr and "Traceback" not in r.stderr
     r = run("restore", inp, "--task", "denoise", "--model", "nope", "--out", tmp_path / "o.png")
     assert r.returncode == 2 and "unknown model 'nope'" in r.stderr
@@ -107,8 +140,9 @@ def test_16bit_png_is_scaled_not_clipped(tmp_path):
     assert Image.open(p16).mode in ("I;16", "I")
     np.testing.assert_allclose(cli.read_image(p16, 1), cli.read_image(p8, 1), atol=1e-6)
     for name, inp in (("o8.png", p8), ("o16.png", p16)):
-        r = run("restore", inp, "--task", "sr4", "--model", "fashion-mnist-32", "--out", tmp_path / name,
-                "--steps", "3")
+        r = run(
+            "restore", inp, "--task", "sr4", "--model", "fashion-mnist-32", "--out", tmp_path / name, "--steps", "3"
+        )
         assert r.returncode == 0, r.stderr
     assert _outputs_equal(tmp_path / "o8.png", tmp_path / "o16.png")
     # a mid-grey 16-bit image arrives mid-grey (not clipped to white)
@@ -135,14 +169,15 @@ def test_other_pillow_modes(tmp_path):
 def test_transparent_png_is_composited_on_the_training_background(tmp_path):
     x = data.load("emoji", "test", n=2)[1:]  # on white (63 % background)
     v = data.to_uint8(x)[0].transpose(1, 2, 0)  # (32, 32, 3)
-    bg = (v.min(axis=-1) >= 250)  # the white background
+    bg = v.min(axis=-1) >= 250  # the white background
     assert 0.1 < bg.mean() < 0.9
     rgba = np.dstack([np.where(bg[..., None], 0, v), np.where(bg, 0, 255)]).astype(np.uint8)  # black under alpha 0
     Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
     flat = np.where(bg[..., None], 255, v).astype(np.uint8)  # the same, pre-composited onto white
     Image.fromarray(flat).save(tmp_path / "flat.png")
-    np.testing.assert_allclose(cli.read_image(tmp_path / "rgba.png", 3, 1.0), cli.read_image(tmp_path / "flat.png", 3),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        cli.read_image(tmp_path / "rgba.png", 3, 1.0), cli.read_image(tmp_path / "flat.png", 3), atol=1e-6
+    )
     # gray model (black background), LA file: transparent pixels become black
     la = np.dstack([np.full((32, 32), 200, np.uint8), np.where(bg, 0, 255).astype(np.uint8)])
     Image.fromarray(la, "LA").save(tmp_path / "la.png")
@@ -152,8 +187,20 @@ def test_transparent_png_is_composited_on_the_training_background(tmp_path):
     mask = ops.Inpainting.box_mask(32, 12)
     m = save(mask[None, None] * 2 - 1, tmp_path / "mask.png")
     for name, inp in (("o_rgba.png", "rgba.png"), ("o_flat.png", "flat.png")):
-        r = run("restore", tmp_path / inp, "--task", "inpaint", "--mask", m, "--model", "emoji-32",
-                "--out", tmp_path / name, "--steps", "3")
+        r = run(
+            "restore",
+            tmp_path / inp,
+            "--task",
+            "inpaint",
+            "--mask",
+            m,
+            "--model",
+            "emoji-32",
+            "--out",
+            tmp_path / name,
+            "--steps",
+            "3",
+        )
         assert r.returncode == 0, r.stderr
     assert _outputs_equal(tmp_path / "o_rgba.png", tmp_path / "o_flat.png")
 
@@ -168,18 +215,45 @@ def test_jpeg_mask_is_thresholded_and_bad_masks_refused(tmp_path):
     assert ((jpg_vals > 0) & (jpg_vals < 255)).any()  # the JPEG really is noisy
     assert torch.equal(cli.read_mask(tmp_path / "mask.jpg"), mask)
     for name, m in (("o_png.png", png), ("o_jpg.png", tmp_path / "mask.jpg")):
-        r = run("restore", inp, "--task", "inpaint", "--mask", m, "--model", "fashion-mnist-32",
-                "--out", tmp_path / name, "--steps", "3")
+        r = run(
+            "restore",
+            inp,
+            "--task",
+            "inpaint",
+            "--mask",
+            m,
+            "--model",
+            "fashion-mnist-32",
+            "--out",
+            tmp_path / name,
+            "--steps",
+            "3",
+        )
         assert r.returncode == 0, r.stderr
     assert _outputs_equal(tmp_path / "o_png.png", tmp_path / "o_jpg.png", tol=0)
     # a photo is not a mask; all-white / all-black masks are refused
     save(x, tmp_path / "photo.png")
     save(torch.ones(1, 1, 32, 32), tmp_path / "white.png")
     save(-torch.ones(1, 1, 32, 32), tmp_path / "black.png")
-    for m, match in (("photo.png", "is not black and white"), ("white.png", "every pixel as observed"),
-                     ("black.png", "no pixel as observed")):
-        r = run("restore", inp, "--task", "inpaint", "--mask", tmp_path / m, "--model", "fashion-mnist-32",
-                "--out", tmp_path / "o.png", "--steps", "2")
+    for m, match in (
+        ("photo.png", "is not black and white"),
+        ("white.png", "every pixel as observed"),
+        ("black.png", "no pixel as observed"),
+    ):
+        r = run(
+            "restore",
+            inp,
+            "--task",
+            "inpaint",
+            "--mask",
+            tmp_path / m,
+            "--model",
+            "fashion-mnist-32",
+            "--out",
+            tmp_path / "o.png",
+            "--steps",
+            "2",
+        )
         assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
@@ -189,8 +263,9 @@ def test_missing_output_folder_is_refused_before_sampling(tmp_path):
         out = tmp_path / "o.png" if flag == "--strip" else tmp_path / "no" / "such" / "o.png"
         extra = ["--strip", tmp_path / "nope" / "s.png"] if flag == "--strip" else []
         # 1000 steps would take half a minute: the check must come first
-        r = run("restore", inp, "--task", "denoise", "--model", "fashion-mnist-32", "--out", out, "--steps", "1000",
-                *extra)
+        r = run(
+            "restore", inp, "--task", "denoise", "--model", "fashion-mnist-32", "--out", out, "--steps", "1000", *extra
+        )
         assert r.returncode == 2 and "does not exist" in r.stderr and flag in r.stderr, r.stderr
         assert "Traceback" not in r.stderr
         assert not out.exists()
@@ -202,8 +277,14 @@ def test_help_states_the_input_conventions():
     r = run("restore", "--help")
     assert r.returncode == 0
     text = " ".join(r.stdout.split())
-    for phrase in ("65,535", "white for emoji-32, black for fashion-mnist-32", "white = observed",
-                   "thresholded at mid-grey", "[-1, 1]", "paper 0.1 = 0.2 here"):
+    for phrase in (
+        "65,535",
+        "white for emoji-32, black for fashion-mnist-32",
+        "white = observed",
+        "thresholded at mid-grey",
+        "[-1, 1]",
+        "paper 0.1 = 0.2 here",
+    ):
         assert phrase in text, phrase
 
 
@@ -214,8 +295,22 @@ def test_noisy_restore_at_eta_zero_stays_consistent_with_y(tmp_path):
     y = op.A(x) + 0.05 * torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     inp = save(y, tmp_path / "noisy.png")
     y_file = cli.read_image(inp, 1)
-    r = run("restore", inp, "--task", "sr4", "--model", "fashion-mnist-32", "--out", tmp_path / "o.png",
-            "--steps", "20", "--eta", "0", "--sigma-y", "0.05")
+    r = run(
+        "restore",
+        inp,
+        "--task",
+        "sr4",
+        "--model",
+        "fashion-mnist-32",
+        "--out",
+        tmp_path / "o.png",
+        "--steps",
+        "20",
+        "--eta",
+        "0",
+        "--sigma-y",
+        "0.05",
+    )
     assert r.returncode == 0, r.stderr
     out = cli.read_image(tmp_path / "o.png", 1)
     rms = float((op.A(out) - y_file).pow(2).mean().sqrt())
@@ -228,10 +323,22 @@ def test_restore_a_folder_in_one_batched_run(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     for i in range(5):
-        save(op.A(x[i:i + 1]), src / f"g{i}.png")
+        save(op.A(x[i : i + 1]), src / f"g{i}.png")
     (src / "notes.txt").write_text("not an image")  # ignored
-    r = run("restore", src, "--task", "sr4", "--model", "fashion-mnist-32", "--out", tmp_path / "out",
-            "--steps", "3", "--batch", "2")
+    r = run(
+        "restore",
+        src,
+        "--task",
+        "sr4",
+        "--model",
+        "fashion-mnist-32",
+        "--out",
+        tmp_path / "out",
+        "--steps",
+        "3",
+        "--batch",
+        "2",
+    )
     assert r.returncode == 0, r.stderr
     assert "wrote 5 images" in r.stdout
     outs = sorted((tmp_path / "out").glob("*.png"))
@@ -242,20 +349,42 @@ def test_restore_a_folder_in_one_batched_run(tmp_path):
     assert (op.A(x_hat) - ys).abs().max() < 1e-5  # consistent with each file's y
     for i in range(5):  # image i has its own stream: the same result in batches of 2 as in one of 5
         wrote = np.asarray(Image.open(outs[i])).astype(int)  # (up to the batch size's float rounding)
-        assert np.abs(wrote - np.asarray(data.to_uint8(x_hat[i:i + 1])[0, 0]).astype(int)).max() <= 1
+        assert np.abs(wrote - np.asarray(data.to_uint8(x_hat[i : i + 1])[0, 0]).astype(int)).max() <= 1
     alone = cli.restore(ys[3:4], "sr4", "fashion-mnist-32", steps=3, seed=0, image_ids=[3]).x0_hat
     torch.testing.assert_close(alone, x_hat[3:4], atol=1e-5, rtol=0)
     other = cli.restore(ys[3:4], "sr4", "fashion-mnist-32", steps=3, seed=0).x0_hat  # as image 0
     assert (other - x_hat[3:4]).abs().max() > 1e-3
     # several files given one by one work too; mixed sizes and --strip are refused clearly
-    r = run("restore", src / "g0.png", src / "g1.png", "--task", "sr4", "--model", "fashion-mnist-32",
-            "--out", tmp_path / "out2", "--steps", "2")
+    r = run(
+        "restore",
+        src / "g0.png",
+        src / "g1.png",
+        "--task",
+        "sr4",
+        "--model",
+        "fashion-mnist-32",
+        "--out",
+        tmp_path / "out2",
+        "--steps",
+        "2",
+    )
     assert r.returncode == 0 and len(list((tmp_path / "out2").glob("*.png"))) == 2
     save(x[:1], src / "big.png")
     r = run("restore", src, "--task", "sr4", "--model", "fashion-mnist-32", "--out", tmp_path / "o3", "--steps", "2")
     assert r.returncode == 2 and "different sizes" in r.stderr
-    r = run("restore", src / "g0.png", src / "g1.png", "--task", "sr4", "--model", "fashion-mnist-32",
-            "--out", tmp_path / "o4", "--strip", tmp_path / "s.png")
+    r = run(
+        "restore",
+        src / "g0.png",
+        src / "g1.png",
+        "--task",
+        "sr4",
+        "--model",
+        "fashion-mnist-32",
+        "--out",
+        tmp_path / "o4",
+        "--strip",
+        tmp_path / "s.png",
+    )
     assert r.returncode == 2 and "--strip works with one input" in r.stderr
 
 
@@ -281,10 +410,22 @@ def test_samples_and_uncertainty_through_the_console_script(tmp_path):
     assert script.exists(), "the package installs the ddnm-edu console script (pip install -e .)"
     y = ops.SuperResolution(4).A(data.load("fashion-mnist", "test", n=1))
     inp = save(y, tmp_path / "small.png")
-    cmd = [str(script), "restore", str(inp), "--task", "sr4", "--model", "fashion-mnist-32", "--steps", "5",
-           "--out", str(tmp_path / "mean.png")]
-    r = subprocess.run(cmd + ["--samples", "4", "--uncertainty", str(tmp_path / "std.png")], capture_output=True,
-                       text=True, cwd=ROOT)
+    cmd = [
+        str(script),
+        "restore",
+        str(inp),
+        "--task",
+        "sr4",
+        "--model",
+        "fashion-mnist-32",
+        "--steps",
+        "5",
+        "--out",
+        str(tmp_path / "mean.png"),
+    ]
+    r = subprocess.run(
+        cmd + ["--samples", "4", "--uncertainty", str(tmp_path / "std.png")], capture_output=True, text=True, cwd=ROOT
+    )
     assert r.returncode == 0, r.stderr
     y_file = cli.read_image(inp, 1)
     got = cli.restore(y_file, "sr4", "fashion-mnist-32", steps=5, samples=4)
@@ -293,9 +434,13 @@ def test_samples_and_uncertainty_through_the_console_script(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "mean.png")), data.to_uint8(mean)[0, 0])
     shown = np.asarray(Image.open(tmp_path / "std.png"))
     assert shown.shape == (32, 32, 3)
-    np.testing.assert_array_equal(shown, data.to_uint8(cli.colour_map(std[0], cli.UNCERTAINTY_VMAX)).transpose(1, 2, 0))
+    np.testing.assert_array_equal(
+        shown, data.to_uint8(cli.colour_map(std[0], cli.UNCERTAINTY_VMAX)).transpose(1, 2, 0)
+    )
     assert std.max() > 0.01 and shown.std() > 1  # the samples differ, and the map shows where
-    for extra, says in ((["--samples", "0"], "--samples must be between 1 and 256"),
-                        (["--uncertainty", str(tmp_path / "s.png")], "--uncertainty needs --samples 2 or more")):
+    for extra, says in (
+        (["--samples", "0"], "--samples must be between 1 and 256"),
+        (["--uncertainty", str(tmp_path / "s.png")], "--uncertainty needs --samples 2 or more"),
+    ):
         r = subprocess.run(cmd + extra, capture_output=True, text=True, cwd=ROOT)
         assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and says in r.stderr, r.stderr

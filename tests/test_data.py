@@ -1,4 +1,5 @@
 """Shipped datasets: present, in range, checksummed; the loader explains what is missing."""
+
 import json
 from pathlib import Path
 
@@ -45,7 +46,8 @@ def test_emoji_styles_and_held_out_bases():
         assert len(x) == manifest[f"emoji/test-{style}.npz"]["n"] > 100
         assert not {base_key(t) for t in te} & {base_key(t) for t in tr}, style
     assert len(data.load("emoji", "test", style="all")) == sum(
-        manifest[f"emoji/{f}"]["n"] for f in data.EMOJI_TEST_FILES.values())
+        manifest[f"emoji/{f}"]["n"] for f in data.EMOJI_TEST_FILES.values()
+    )
 
 
 def test_emoji_training_set_is_rebalanced():
@@ -62,8 +64,17 @@ def test_emoji_training_set_is_rebalanced():
     assert toned / len(texts) < 0.25  # Noto alone was 2,000 of 3,916 before
 
 
-@pytest.mark.parametrize("a, b", [("👍🏽", "👍"), ("👩‍⚕️", "🧑‍⚕️"), ("👨🏿‍⚕️", "🧑‍⚕️"), ("🏃‍♀️", "🏃"),
-                                  ("👨‍👩‍👧", "🧑‍🧑‍🧒"), (":man-blonde-hair:", ":person-blonde-hair:")])
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("👍🏽", "👍"),
+        ("👩‍⚕️", "🧑‍⚕️"),
+        ("👨🏿‍⚕️", "🧑‍⚕️"),
+        ("🏃‍♀️", "🏃"),
+        ("👨‍👩‍👧", "🧑‍🧑‍🧒"),
+        (":man-blonde-hair:", ":person-blonde-hair:"),
+    ],
+)
 def test_base_key_merges_variants(a, b):
     from ddnm_edu.tools.emoji import base_key
 

@@ -3,6 +3,7 @@
 On a CPU-only machine (CI) the CPU cases run; the CUDA cases run in the GPU job
 (``benchmarks/gpu_job.py``) on a lent GPU machine.
 """
+
 import pytest
 import torch
 
@@ -28,8 +29,9 @@ def test_ddnm_plus_same_result_on_each_device(setup, device, rule):
     op = ops.SuperResolution(4)
     y = op.A(x) + 0.1 * torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     settings = de.SamplerSettings(noise_rule=rule, travel_length=2, travel_repeat=2)
-    ref = de.ddnm_plus(de.load_pretrained("fashion-mnist-32", "cpu"), sched, op, y, sigma_y=0.1, steps=10,
-                       settings=settings, seed=0).x0_hat
+    ref = de.ddnm_plus(
+        de.load_pretrained("fashion-mnist-32", "cpu"), sched, op, y, sigma_y=0.1, steps=10, settings=settings, seed=0
+    ).x0_hat
     model = de.load_pretrained("fashion-mnist-32", device)
     out = de.ddnm_plus(model, sched, op, y, sigma_y=0.1, steps=10, settings=settings, seed=0).x0_hat
     assert out.device == y.device  # results come back where y lives
@@ -46,8 +48,11 @@ def test_peers_and_sampling_on_each_device(setup, device):
     model = de.load_pretrained("fashion-mnist-32", device)
     op = ops.Inpainting(ops.Inpainting.box_mask(32, 12))
     y = op.A(x)
-    for out in (ddrm(model, sched, op, y, steps=4), dps(model, sched, op, y, steps=4),
-                de.sample(model, sched, (2, 1, 32, 32), steps=4).cpu()):
+    for out in (
+        ddrm(model, sched, op, y, steps=4),
+        dps(model, sched, op, y, steps=4),
+        de.sample(model, sched, (2, 1, 32, 32), steps=4).cpu(),
+    ):
         assert out.device.type == "cpu" and torch.isfinite(out).all()
     trace = de.ddnm_plus(model, sched, op, y, steps=3, trace=True).trace
     assert all(s.x0_hat.device.type == "cpu" for s in trace)  # traces are CPU copies for plotting

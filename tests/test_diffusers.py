@@ -1,4 +1,5 @@
 """External check: our forward process and one-step samplers agree with diffusers' schedulers."""
+
 import pytest
 import torch
 
@@ -24,8 +25,9 @@ def test_add_noise_matches_ddpm_scheduler(sched, inputs):
 @pytest.mark.parametrize("t", [999, 500, 17, 1])
 def test_ddpm_step_matches(sched, inputs, t):
     x0, eps, noise = inputs
-    ref = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=False,
-                                  variance_type="fixed_small")
+    ref = diffusers.DDPMScheduler(
+        num_train_timesteps=1000, beta_schedule="linear", clip_sample=False, variance_type="fixed_small"
+    )
     ref.set_timesteps(1000)
     x_t = sched.add_noise(x0, noise, t)
     # diffusers draws its variance noise from the generator: draw the same z and compare whole steps
@@ -40,8 +42,14 @@ def test_ddpm_step_matches(sched, inputs, t):
 @pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
 def test_ddim_step_matches(sched, inputs, eta):
     x0, eps, noise = inputs
-    ref = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=False,
-                                  set_alpha_to_one=True, steps_offset=0, timestep_spacing="leading")
+    ref = diffusers.DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="linear",
+        clip_sample=False,
+        set_alpha_to_one=True,
+        steps_offset=0,
+        timestep_spacing="leading",
+    )
     ref.set_timesteps(20)
     assert list(ref.timesteps.tolist()) == sched.timesteps(20)
     for t, t_next in sched.timestep_pairs(20)[::6]:

@@ -1,5 +1,6 @@
 """Any diffusers DDPM as the prior (ddnm_edu/diffusers_prior.py), offline: tiny random UNet2DModels saved
 with save_pretrained in a temporary folder, loaded back, and run through DDNM and ``ddnm-edu restore``."""
+
 import json
 import re
 from pathlib import Path
@@ -19,10 +20,16 @@ diffusers = pytest.importorskip("diffusers")
 
 def tiny_unet(channels=3, size=16, out_channels=None, seed=0):
     torch.manual_seed(seed)
-    return diffusers.UNet2DModel(sample_size=size, in_channels=channels, out_channels=out_channels or channels,
-                                 layers_per_block=1, block_out_channels=(8, 16), norm_num_groups=4,
-                                 down_block_types=("DownBlock2D", "DownBlock2D"),
-                                 up_block_types=("UpBlock2D", "UpBlock2D"))
+    return diffusers.UNet2DModel(
+        sample_size=size,
+        in_channels=channels,
+        out_channels=out_channels or channels,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        norm_num_groups=4,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+    )
 
 
 def save(folder: Path, unet=None, subfolders=False, **sched_kw) -> Path:
@@ -32,9 +39,15 @@ def save(folder: Path, unet=None, subfolders=False, **sched_kw) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("kw", [dict(beta_schedule="linear"), dict(beta_schedule="scaled_linear", beta_start=0.00085,
-                                                                    beta_end=0.012),
-                                dict(beta_schedule="squaredcos_cap_v2"), dict(num_train_timesteps=500)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(beta_schedule="linear"),
+        dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012),
+        dict(beta_schedule="squaredcos_cap_v2"),
+        dict(num_train_timesteps=500),
+    ],
+)
 def test_schedule_is_the_schedulers(tmp_path, kw):
     model, sched = load_diffusers(save(tmp_path / "m", **kw))
     ref = diffusers.DDPMScheduler(**kw)
@@ -45,8 +58,9 @@ def test_schedule_is_the_schedulers(tmp_path, kw):
 
 def test_trained_betas_and_subfolder_layout(tmp_path):
     betas = torch.linspace(1e-4, 0.03, 200, dtype=torch.float64)
-    model, sched = load_diffusers(save(tmp_path / "m", subfolders=True, num_train_timesteps=1000,
-                                       trained_betas=betas.tolist()))
+    model, sched = load_diffusers(
+        save(tmp_path / "m", subfolders=True, num_train_timesteps=1000, trained_betas=betas.tolist())
+    )
     ref = diffusers.DDPMScheduler(num_train_timesteps=1000, trained_betas=betas.tolist())
     assert sched.T == len(ref.betas) == 200  # the listed betas win over num_train_timesteps, as in diffusers
     torch.testing.assert_close(sched.betas, betas)
@@ -77,7 +91,11 @@ class Stub(torch.nn.Module):
 
 @pytest.mark.parametrize("kind", ["sample", "v_prediction"])
 def test_x0_and_v_predictions_become_eps(sched, gen, kind):
-    x0, eps, t = torch.randn(2, 3, 8, 8, generator=gen), torch.randn(2, 3, 8, 8, generator=gen), torch.tensor([50, 900])
+    x0, eps, t = (
+        torch.randn(2, 3, 8, 8, generator=gen),
+        torch.randn(2, 3, 8, 8, generator=gen),
+        torch.tensor([50, 900]),
+    )
     x_t = sched.add_noise(x0, eps, t)
     ab = sched.alphas_cumprod[t].float().reshape(-1, 1, 1, 1)
     value = x0 if kind == "sample" else ab.sqrt() * eps - (1 - ab).sqrt() * x0  # v (Salimans & Ho 2022)
@@ -114,19 +132,29 @@ def edited(folder: Path, name: str, **changes) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("name, changes, message", [
-    ("scheduler_config.json", {"_class_name": "ScoreSdeVeScheduler"},
-     "scheduler config is for ScoreSdeVeScheduler, not a DDPM-type"),
-    ("scheduler_config.json", {"rescale_betas_zero_snr": True}, "zero terminal SNR"),
-    ("scheduler_config.json", {"beta_start": "x"}, "beta_start in the scheduler config must be a number, got 'x'"),
-    ("scheduler_config.json", {"num_train_timesteps": 0}, "num_train_timesteps in the scheduler config must be 1"),
-    ("scheduler_config.json", {"trained_betas": [0.1, 1.5]}, "trained_betas in the scheduler config must be numbers"),
-    ("scheduler_config.json", {"prediction_type": "mu"}, "unsupported prediction_type 'mu'"),
-    ("config.json", {"time_embedding_type": "fourier"}, "score-SDE (continuous-time) model, not a DDPM"),
-    ("config.json", {"num_class_embeds": 10}, "the UNet is class-conditional"),
-    ("config.json", {"sample_size": [16, 32]}, "sample_size must be one side (square images)"),
-    ("config.json", {"out_channels": 5}, "out_channels 5 is neither in_channels 3"),
-])
+@pytest.mark.parametrize(
+    "name, changes, message",
+    [
+        (
+            "scheduler_config.json",
+            {"_class_name": "ScoreSdeVeScheduler"},
+            "scheduler config is for ScoreSdeVeScheduler, not a DDPM-type",
+        ),
+        ("scheduler_config.json", {"rescale_betas_zero_snr": True}, "zero terminal SNR"),
+        ("scheduler_config.json", {"beta_start": "x"}, "beta_start in the scheduler config must be a number, got 'x'"),
+        ("scheduler_config.json", {"num_train_timesteps": 0}, "num_train_timesteps in the scheduler config must be 1"),
+        (
+            "scheduler_config.json",
+            {"trained_betas": [0.1, 1.5]},
+            "trained_betas in the scheduler config must be numbers",
+        ),
+        ("scheduler_config.json", {"prediction_type": "mu"}, "unsupported prediction_type 'mu'"),
+        ("config.json", {"time_embedding_type": "fourier"}, "score-SDE (continuous-time) model, not a DDPM"),
+        ("config.json", {"num_class_embeds": 10}, "the UNet is class-conditional"),
+        ("config.json", {"sample_size": [16, 32]}, "sample_size must be one side (square images)"),
+        ("config.json", {"out_channels": 5}, "out_channels 5 is neither in_channels 3"),
+    ],
+)
 def test_models_it_cannot_use_are_refused_in_one_line(tmp_path, name, changes, message):
     folder = edited(save(tmp_path / "m"), name, **changes)
     with pytest.raises(DDNMInputError, match=re.escape(message)):
@@ -140,8 +168,21 @@ def test_a_broken_config_file_is_one_clear_line_in_the_command(tmp_path, capsys)
     folder = save(tmp_path / "m")
     (folder / "scheduler_config.json").write_text("{not json")
     write_image(torch.rand(3, 4, 4) * 2 - 1, tmp_path / "small.png")
-    assert main(["restore", str(tmp_path / "small.png"), "--task", "sr4", "--model", str(folder),
-                 "--out", str(tmp_path / "out.png")]) == 2
+    assert (
+        main(
+            [
+                "restore",
+                str(tmp_path / "small.png"),
+                "--task",
+                "sr4",
+                "--model",
+                str(folder),
+                "--out",
+                str(tmp_path / "out.png"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "could not read" in err and "scheduler_config.json as JSON" in err and "Traceback" not in err
 
@@ -150,8 +191,9 @@ def test_ddnm_on_a_diffusers_model_is_consistent_and_is_the_official_loop(tmp_pa
     model, sched = load_diffusers(save(tmp_path / "m"))
     op = ops.SuperResolution(4)
     y = op.A(torch.rand(2, 3, 16, 16, generator=gen) * 2 - 1)
-    ours = de.ddnm_plus(model, sched, op, y, steps=10, seed=3,
-                        settings=de.SamplerSettings(eta=0.85, clip_x0=False)).x0_hat
+    ours = de.ddnm_plus(
+        model, sched, op, y, steps=10, seed=3, settings=de.SamplerSettings(eta=0.85, clip_x0=False)
+    ).x0_hat
     assert (op.A(ours) - y).abs().max() < 1e-5
     with torch.no_grad():
         ref = reference_official_time_travel(model, sched, op, y, 10, 1, 1, 0.85, 3)
@@ -164,19 +206,62 @@ def test_restore_command_with_a_diffusers_folder(tmp_path):
 
     folder = save(tmp_path / "ddpm-tiny")
     write_image(torch.rand(3, 4, 4) * 2 - 1, tmp_path / "small.png")
-    assert main(["restore", str(tmp_path / "small.png"), "--task", "sr4", "--model", str(folder), "--steps", "3",
-                 "--out", str(tmp_path / "out.png")]) == 0
+    assert (
+        main(
+            [
+                "restore",
+                str(tmp_path / "small.png"),
+                "--task",
+                "sr4",
+                "--model",
+                str(folder),
+                "--steps",
+                "3",
+                "--out",
+                str(tmp_path / "out.png"),
+            ]
+        )
+        == 0
+    )
     assert read_image(tmp_path / "out.png", 3, 0.0).shape == (1, 3, 16, 16)
     write_image(torch.rand(3, 8, 8) * 0.4 - 0.2, tmp_path / "bigger.png")  # 32 x 32 result: window by window
-    assert main(["restore", str(tmp_path / "bigger.png"), "--task", "sr4", "--model", str(folder), "--steps", "3",
-                 "--out", str(tmp_path / "big.png")]) == 0
+    assert (
+        main(
+            [
+                "restore",
+                str(tmp_path / "bigger.png"),
+                "--task",
+                "sr4",
+                "--model",
+                str(folder),
+                "--steps",
+                "3",
+                "--out",
+                str(tmp_path / "big.png"),
+            ]
+        )
+        == 0
+    )
     assert read_image(tmp_path / "big.png", 3, 0.0).shape == (1, 3, 32, 32)
     y = read_image(tmp_path / "bigger.png", 3, 0.0)  # the same route before the file clips to [-1, 1]:
     big = restore(y, "sr4", str(folder), steps=3).x0_hat  # a random UNet's x0_hat leaves that range
     assert big.shape == (1, 3, 32, 32) and (ops.SuperResolution(4).A(big) - y).abs().max() < 1e-5
     write_image(torch.rand(3, 2, 2) * 2 - 1, tmp_path / "tiny.png")
-    assert main(["restore", str(tmp_path / "tiny.png"), "--task", "sr4", "--model", str(folder),
-                 "--out", str(tmp_path / "x.png")]) == 2  # smaller than the model: one clear line
+    assert (
+        main(
+            [
+                "restore",
+                str(tmp_path / "tiny.png"),
+                "--task",
+                "sr4",
+                "--model",
+                str(folder),
+                "--out",
+                str(tmp_path / "x.png"),
+            ]
+        )
+        == 2
+    )  # smaller than the model: one clear line
 
 
 @pytest.mark.parametrize("device", ["cuda", "mps"])

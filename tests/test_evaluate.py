@@ -1,4 +1,5 @@
 """The model-card evaluation runs end to end (tiny settings) and the baselines behave."""
+
 import json
 
 import pytest
@@ -12,8 +13,9 @@ from ddnm_edu import operators as ops
 
 
 def test_evaluate_models_quick(tmp_path):
-    r = evaluate.evaluate_model("emoji-32", n=4, steps=2, seed=0, out=tmp_path, n_samples=16, sample_steps=2, n_loss=32,
-                                n_mean=2)
+    r = evaluate.evaluate_model(
+        "emoji-32", n=4, steps=2, seed=0, out=tmp_path, n_samples=16, sample_steps=2, n_loss=32, n_mean=2
+    )
     assert set(r["restoration"]) == {"noto", "openmoji", "fluent-flat"}  # every held-out art style
     for style, table in r["restoration"].items():
         assert set(table) == {"sr4", "inpaint-random50", "inpaint-box12", "colorize"}
@@ -26,7 +28,10 @@ def test_evaluate_models_quick(tmp_path):
     card = (tmp_path / "emoji-32.md").read_text()
     assert card.startswith("# Model card") and "(fluent-flat style)" in card and "## Targets" in card
     assert json.loads((tmp_path / "emoji-32-eval.json").read_text())["n_images"] == {
-        "noto": 4, "openmoji": 4, "fluent-flat": 4}
+        "noto": 4,
+        "openmoji": 4,
+        "fluent-flat": 4,
+    }
     assert (tmp_path / "emoji-32-samples.png").exists() and (tmp_path / "emoji-32-nearest.png").exists()
 
 
@@ -34,8 +39,10 @@ def test_targets_read_the_table():
     row = lambda p, w=0.0: {"psnr": [p, 0, p], "beats_baseline": w}  # noqa: E731
     fashion = {"sr4": {"DDNM": row(21.4)}, "inpaint-box12": {"DDNM": row(26.9)}}
     assert [t["met"] for t in evaluate.targets("fashion-mnist-32", fashion)] == [True, False]
-    table = {"colorize": {"_baseline": "A^dagger y", "A^dagger y": row(17.0), "DDNM": row(18.0, 0.4)},
-             "sr4": {"_baseline": "bicubic", "bicubic": row(18.0), "DDNM": row(19.0, 0.6)}}
+    table = {
+        "colorize": {"_baseline": "A^dagger y", "A^dagger y": row(17.0), "DDNM": row(18.0, 0.4)},
+        "sr4": {"_baseline": "bicubic", "bicubic": row(18.0), "DDNM": row(19.0, 0.6)},
+    }
     got = {t["target"].split(":")[0]: t["met"] for t in evaluate.targets("emoji-32", {"noto": table})}
     assert got == {"colorize": False, "sr4": True}  # ahead on the mean but not on most images: not met
 
@@ -48,10 +55,13 @@ def test_evaluate_a_checkpoint_not_the_shipped_file(tmp_path):
     sd = torch.load(WEIGHTS_DIR / "fashion-mnist-32.pt", weights_only=True)
     first = next(iter(sd))
     torch.save({k: v * 0.5 if k == first else v for k, v in sd.items()}, w)  # a different model
-    r = evaluate.evaluate_model("fashion-mnist-32", n=2, steps=2, seed=0, out=tmp_path, n_samples=4, sample_steps=2,
-                                n_loss=8, weights=w)
+    r = evaluate.evaluate_model(
+        "fashion-mnist-32", n=2, steps=2, seed=0, out=tmp_path, n_samples=4, sample_steps=2, n_loss=8, weights=w
+    )
     assert r["n_images"] == 2 and [t["target"] for t in r["targets"]] == [
-        "sr4: DDNM >= 21.3 dB", "inpaint-box12: DDNM >= 27.0 dB"]
+        "sr4: DDNM >= 21.3 dB",
+        "inpaint-box12: DDNM >= 27.0 dB",
+    ]
     card = (tmp_path / "fashion-mnist-32.md").read_text()
     assert f"not shipped: {w}" in card and de.data.sha256(w)[:16] in card
     with pytest.raises(evaluate.DDNMInputError, match="exactly one --name"):
@@ -93,8 +103,9 @@ def test_compare_runs_every_method(tmp_path):
     assert "| colorize | DDNM |" in md and (tmp_path / "results-quick.csv").exists()
     assert "## Headline" in md
     back = evaluate.read_compare(tmp_path / "results-quick.csv")  # the CSV round-trips to the same rows
-    assert [(r["task"], r["method"], r["nfe"], r["n"]) for r in back] == [(r["task"], r["method"], r["nfe"], r["n"])
-                                                                         for r in rows]
+    assert [(r["task"], r["method"], r["nfe"], r["n"]) for r in back] == [
+        (r["task"], r["method"], r["nfe"], r["n"]) for r in rows
+    ]
     for a, b in zip(back, rows):
         assert abs(a["psnr"][0] - b["psnr"][0]) < 1e-3 and abs(a["psnr"][2] - b["psnr"][2]) < 1e-3
 
@@ -104,11 +115,17 @@ def _row(task, method, psnr, nfe=20, sigma_y=0.0):
 
 
 def test_headline_orders_the_zero_shot_peers():
-    rows = [_row("a", "A^dagger y", 30.0, nfe=0), _row("a", "DDNM", 20.0), _row("a", "DDRM", 21.0),
-            _row("a", "DPS", 19.0),
-            _row("b", "DDNM", 22.0), _row("b", "DPS", 22.0),  # a tie counts for DDNM; no DDRM row
-            _row("c", "DDNM", 15.0, sigma_y=0.1), _row("c", "DDNM+ (scaling)", 18.0, sigma_y=0.1),
-            _row("c", "DPS", 17.0, sigma_y=0.1)]
+    rows = [
+        _row("a", "A^dagger y", 30.0, nfe=0),
+        _row("a", "DDNM", 20.0),
+        _row("a", "DDRM", 21.0),
+        _row("a", "DPS", 19.0),
+        _row("b", "DDNM", 22.0),
+        _row("b", "DPS", 22.0),  # a tie counts for DDNM; no DDRM row
+        _row("c", "DDNM", 15.0, sigma_y=0.1),
+        _row("c", "DDNM+ (scaling)", 18.0, sigma_y=0.1),
+        _row("c", "DPS", 17.0, sigma_y=0.1),
+    ]
     h = {r["task"]: r for r in evaluate.headline(rows)}
     assert h["a"]["best"] == "A^dagger y" and not h["a"]["ddnm_first"] and h["a"]["DDRM"] == 21.0
     assert h["b"]["ddnm_first"] and h["b"]["DDRM"] is None
@@ -144,4 +161,6 @@ def test_model_cards_quote_the_posterior_benchmark(tmp_path):
     assert evaluate.posterior_section("fashion-mnist-32", bare) == []  # no benchmark file: no section
     fashion = (WEIGHTS_DIR / "fashion-mnist-32.md").read_text()
     evaluate.refresh_posterior_section("fashion-mnist-32", tmp_path, bare)
-    assert (tmp_path / "fashion-mnist-32.md").read_text() == fashion.split("\n## What DDNM samples\n")[0].rstrip("\n") + "\n"
+    assert (tmp_path / "fashion-mnist-32.md").read_text() == fashion.split("\n## What DDNM samples\n")[0].rstrip(
+        "\n"
+    ) + "\n"

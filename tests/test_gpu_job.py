@@ -1,4 +1,5 @@
 """The one-call GPU job, dry-run end to end on the CPU with a tiny budget (issue 12, section 4)."""
+
 import hashlib
 import json
 import subprocess
@@ -14,9 +15,14 @@ def _sha(p: Path) -> str:
 
 def test_gpu_job_dry_run(tmp_path):
     shipped = {p.name: _sha(p) for p in (ROOT / "ddnm_edu" / "assets" / "weights").iterdir()}
-    r = subprocess.run([sys.executable, "benchmarks/gpu_job.py", "--out", str(tmp_path), "--quick",
-                        "--budget-minutes", "6"], cwd=ROOT, capture_output=True, text=True, timeout=900,
-                       env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    r = subprocess.run(
+        [sys.executable, "benchmarks/gpu_job.py", "--out", str(tmp_path), "--quick", "--budget-minutes", "6"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     job = json.loads((tmp_path / "job.json").read_text())
     assert all(s["status"] == "ok" for s in job["stages"].values()), job

@@ -8,6 +8,7 @@ written to ``_build/browser-artefacts/jupyterlab-timings.json`` (a report, not a
 Also checked (issue #13 §4): titles drawn with the panels (the picture is never stretched), controls
 usable at 1024 px, the static viewer's first frame valid, steps numbered alike in both viewers.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,21 +43,44 @@ def lab(tmp_path_factory):
     for ch in LIVE_CHAPTERS:
         shutil.copy(ROOT / "book" / f"{ch}.ipynb", work)
     settings = work / ".settings"  # render every cell (no windowing); no news / update checks
-    for rel, value in (("@jupyterlab/notebook-extension/tracker.jupyterlab-settings", {"windowingMode": "none"}),
-                       ("@jupyterlab/apputils-extension/notification.jupyterlab-settings",
-                        {"fetchNews": "false", "checkForUpdates": False})):
+    for rel, value in (
+        ("@jupyterlab/notebook-extension/tracker.jupyterlab-settings", {"windowingMode": "none"}),
+        (
+            "@jupyterlab/apputils-extension/notification.jupyterlab-settings",
+            {"fetchNews": "false", "checkForUpdates": False},
+        ),
+    ):
         (settings / rel).parent.mkdir(parents=True, exist_ok=True)
         (settings / rel).write_text(json.dumps(value))
     port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTER_CONFIG_DIR=str(work / ".config"),
-               PYTHONPATH=str(ROOT), TQDM_DISABLE="1")
+    env = dict(
+        os.environ,
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
+        JUPYTER_CONFIG_DIR=str(work / ".config"),
+        PYTHONPATH=str(ROOT),
+        TQDM_DISABLE="1",
+    )
     log = open(work / "lab.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-                             f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-                             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
-                             "--ServerApp.allow_root=True", "--LabApp.extension_manager=readonly",
-                             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-                            cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={work}",
+            "--ServerApp.allow_root=True",
+            "--LabApp.extension_manager=readonly",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        cwd=work,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -112,8 +136,9 @@ def test_live_viewer_in_jupyterlab(lab, chapter):
     t_chapter = TIMINGS.setdefault(chapter, {})
     with offline_browser(base, viewport=(1280, 900)) as page:
         # a workspace of its own, reset: no tab of another chapter (with its own widgets) is restored
-        page.goto(f"{base}/lab/workspaces/{chapter}/tree/{chapter}.ipynb?reset&token={token}",
-                  wait_until="domcontentloaded")
+        page.goto(
+            f"{base}/lab/workspaces/{chapter}/tree/{chapter}.ipynb?reset&token={token}", wait_until="domcontentloaded"
+        )
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
         page.wait_for_function("() => document.body.innerText.includes('Idle')", timeout=120_000)
         t0 = time.time()
@@ -121,8 +146,11 @@ def test_live_viewer_in_jupyterlab(lab, chapter):
         page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
         box = page.locator(".jp-OutputArea-output .widget-vbox").filter(has=page.locator("select")).first
         box.wait_for(state="attached", timeout=900_000)
-        page.wait_for_function("""() => Array.from(document.querySelectorAll('.jp-InputArea-prompt'))
-            .every(p => !p.textContent.includes('*'))""", timeout=900_000)
+        page.wait_for_function(
+            """() => Array.from(document.querySelectorAll('.jp-InputArea-prompt'))
+            .every(p => !p.textContent.includes('*'))""",
+            timeout=900_000,
+        )
         # JupyterLab does not render cells far from the viewport: bring the viewer's cell into view
         for _ in range(20):
             box.evaluate("el => el.closest('.jp-Cell').scrollIntoView({block: 'start'})")
@@ -210,8 +238,9 @@ def _shutdown_kernels(base: str, token: str) -> None:
     with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=10) as r:
         kernels = json.loads(r.read())
     for k in kernels:
-        urllib.request.urlopen(urllib.request.Request(f"{base}/api/kernels/{k['id']}?token={token}",
-                                                      method="DELETE"), timeout=30)
+        urllib.request.urlopen(
+            urllib.request.Request(f"{base}/api/kernels/{k['id']}?token={token}", method="DELETE"), timeout=30
+        )
 
 
 def test_jupyterlab_is_in_the_test_extra():

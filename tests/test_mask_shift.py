@@ -1,6 +1,7 @@
 """Mask-shift restoration (ddnm_edu/mask_shift.py): windows, the known-pixel operator, consistency with y
 over the whole image, and seams measured on an oracle prior (a smooth stationary Gaussian field, exact eps
 for every window)."""
+
 import pytest
 import torch
 
@@ -56,14 +57,24 @@ def test_bad_requests_are_refused_before_any_window_runs(sched, random_unet):
     with pytest.raises(DDNMInputError, match="local operator"):
         restore_large(random_unet, sched, op, op.A(torch.zeros(1, 3, 64, 64)), window=32)
     sr4 = ops.SuperResolution(4)
-    with pytest.raises(DDNMInputError, match="y is 4x4, which restores a 16x16 image, smaller than the window 32; "
-                                             "y must be at least 8x8"):
+    with pytest.raises(
+        DDNMInputError,
+        match="y is 4x4, which restores a 16x16 image, smaller than the window 32; y must be at least 8x8",
+    ):
         restore_large(random_unet, sched, sr4, torch.zeros(1, 3, 4, 4), window=32)
     calls = []
     counting = lambda x, t: calls.append(1) or random_unet(x, t)  # noqa: E731
     with pytest.raises(DDNMInputError, match="noise_rule='scalar'"):  # KnownPixels has no SVD view
-        restore_large(counting, sched, sr4, torch.zeros(1, 3, 16, 16), window=32, sigma_y=0.1, steps=3,
-                      settings=de.SamplerSettings(noise_rule="svd"))
+        restore_large(
+            counting,
+            sched,
+            sr4,
+            torch.zeros(1, 3, 16, 16),
+            window=32,
+            sigma_y=0.1,
+            steps=3,
+            settings=de.SamplerSettings(noise_rule="svd"),
+        )
     assert not calls  # refused up front, not after the first window
 
 
@@ -73,8 +84,9 @@ def test_noisy_measurements_use_the_scalar_rule_in_every_window(sched, field):
     y = op.measure(x, sigma_y=sigma_y, seed=1)
     st = de.SamplerSettings(clip_x0=False)  # the field is not confined to [-1, 1]
     r = restore_large(prior, sched, op, y, window=32, sigma_y=sigma_y, steps=20, settings=st)
-    whole = de.ddnm_plus(StationaryGaussianPrior(sched, 64, length=3.0), sched, op, y, sigma_y=sigma_y, steps=20,
-                         settings=st).x0_hat
+    whole = de.ddnm_plus(
+        StationaryGaussianPrior(sched, 64, length=3.0), sched, op, y, sigma_y=sigma_y, steps=20, settings=st
+    ).x0_hat
     err = {k: float((v - x).pow(2).mean()) for k, v in (("windows", r), ("whole", whole), ("pinv", op.A_pinv(y)))}
     assert err["windows"] < 0.75 * err["pinv"]  # denoised and filled in, not A^dagger y
     assert err["windows"] < 1.3 * err["whole"]  # about as good as one DDNM+ run over the whole image
@@ -89,9 +101,11 @@ def field(sched):
 def jump_ratio(r, seams):
     """Mean |difference| between neighbouring pixels across the seams, over that across the other 4-pixel
     block borders (1 = no seam; a seam is a discontinuity where two windows' restorations meet)."""
+
     def across(dim):
         d = r.diff(dim=dim).abs()
         return d.mean(dim=tuple(i for i in range(4) if i != dim % 4))
+
     jc, jr = across(-1), across(-2)
     others = [b for b in range(4, 64, 4) if b not in seams]
     mean = lambda bs: torch.stack([jc[b - 1] for b in bs] + [jr[b - 1] for b in bs]).mean()  # noqa: E731
@@ -157,8 +171,25 @@ def test_restore_command_enlarges_beyond_the_model(tmp_path):
     from ddnm_edu.tools.images import read_image, write_image
 
     write_image(torch.rand(1, 16, 16) * 0.8 - 0.4, tmp_path / "small.png")  # mid-greys: no clipping on writing
-    assert main(["restore", str(tmp_path / "small.png"), "--task", "sr4", "--model", "fashion-mnist-32",
-                 "--steps", "4", "--overlap", "8", "--out", str(tmp_path / "big.png")]) == 0
+    assert (
+        main(
+            [
+                "restore",
+                str(tmp_path / "small.png"),
+                "--task",
+                "sr4",
+                "--model",
+                "fashion-mnist-32",
+                "--steps",
+                "4",
+                "--overlap",
+                "8",
+                "--out",
+                str(tmp_path / "big.png"),
+            ]
+        )
+        == 0
+    )
     big = read_image(tmp_path / "big.png", 1, 0.0)
     assert big.shape == (1, 1, 64, 64)
     small = read_image(tmp_path / "small.png", 1, 0.0)
@@ -168,21 +199,35 @@ def test_restore_command_enlarges_beyond_the_model(tmp_path):
     assert (ops.SuperResolution(4).A(big) - small)[unclipped].abs().max() < 2 / 255
 
 
-@pytest.mark.parametrize("args, message", [
-    (["small.png", "--task", "sr4", "--overlap", "6"], "overlap must be a whole number of pixels in [0, 32) "
-                                                       "with window - overlap a multiple of 4"),
-    (["small.png", "--task", "sr4", "--overlap", "32"], "e.g. 16; got 32"),
-    (["exact.png", "--task", "sr4", "--overlap", "8"], "--overlap applies when the result is larger"),
-    (["small.png", "--task", "deblur"], "deblur mixes pixels across the whole image"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["small.png", "--task", "sr4", "--overlap", "6"],
+            "overlap must be a whole number of pixels in [0, 32) with window - overlap a multiple of 4",
+        ),
+        (["small.png", "--task", "sr4", "--overlap", "32"], "e.g. 16; got 32"),
+        (["exact.png", "--task", "sr4", "--overlap", "8"], "--overlap applies when the result is larger"),
+        (["small.png", "--task", "deblur"], "deblur mixes pixels across the whole image"),
+    ],
+)
 def test_restore_command_refuses_bad_window_requests(tmp_path, capsys, args, message):
     from ddnm_edu.tools.cli import main
     from ddnm_edu.tools.images import write_image
 
     write_image(torch.rand(1, 16, 16) * 2 - 1, tmp_path / "small.png")
     write_image(torch.rand(1, 8, 8) * 2 - 1, tmp_path / "exact.png")  # sr4 of 8x8: the model's 32x32
-    argv = ["restore", str(tmp_path / args[0]), *args[1:], "--model", "fashion-mnist-32", "--steps", "2",
-            "--out", str(tmp_path / "x.png")]
+    argv = [
+        "restore",
+        str(tmp_path / args[0]),
+        *args[1:],
+        "--model",
+        "fashion-mnist-32",
+        "--steps",
+        "2",
+        "--out",
+        str(tmp_path / "x.png"),
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and not (tmp_path / "x.png").exists()

@@ -1,4 +1,5 @@
 """Metrics against independent references (numpy, scikit-image)."""
+
 import math
 
 import numpy as np
@@ -50,8 +51,9 @@ def test_psnr_from_mse_is_psnr_of_the_images_mse():
     a, b = pair(1)
     m = (a.clamp(-1, 1) - b.clamp(-1, 1)).pow(2).flatten(1).mean(1)
     torch.testing.assert_close(de.metrics.psnr_from_mse(m), de.metrics.psnr(a, b), check_dtype=False)
-    torch.testing.assert_close(de.metrics.psnr_from_mse(m, data_range=1.0), de.metrics.psnr(a, b) - 20 * math.log10(2),
-                               check_dtype=False)
+    torch.testing.assert_close(
+        de.metrics.psnr_from_mse(m, data_range=1.0), de.metrics.psnr(a, b) - 20 * math.log10(2), check_dtype=False
+    )
     capped = de.metrics.psnr_from_mse(torch.tensor([0.0, 4.0]), max_db=de.metrics.PSNR_CAP_DB)
     torch.testing.assert_close(capped, torch.tensor([de.metrics.PSNR_CAP_DB, 0.0]))
 
@@ -62,8 +64,15 @@ def test_ssim_matches_scikit_image(c):
     a, b = pair(c)
     ours = de.metrics.ssim(a, b)
     for i in range(2):
-        ref = skm.structural_similarity(a[i].numpy(), b[i].numpy(), channel_axis=0, data_range=2.0,
-                                        gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+        ref = skm.structural_similarity(
+            a[i].numpy(),
+            b[i].numpy(),
+            channel_axis=0,
+            data_range=2.0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
         assert ours[i].item() == pytest.approx(ref, abs=1e-6)
 
 
@@ -71,8 +80,9 @@ def test_psnr_matches_scikit_image():
     skm = pytest.importorskip("skimage.metrics")
     a, b = pair()
     for i in range(2):
-        ref = skm.peak_signal_noise_ratio(a[i].numpy().astype(np.float64), b[i].numpy().astype(np.float64),
-                                          data_range=2.0)
+        ref = skm.peak_signal_noise_ratio(
+            a[i].numpy().astype(np.float64), b[i].numpy().astype(np.float64), data_range=2.0
+        )
         assert de.metrics.psnr(a, b)[i].item() == pytest.approx(ref, abs=1e-6)
 
 
@@ -111,7 +121,7 @@ def test_trace_viewer_data():
     assert frame.shape == (32, 5 * 32, 3)
     # panel 5 (x0_hat) is the trace's x0_hat, mapped to 0..255
     want = ((res.trace[2].x0_hat[0, 0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
-    np.testing.assert_array_equal(frame[:, 4 * 32:, 0], want)
+    np.testing.assert_array_equal(frame[:, 4 * 32 :, 0], want)
     html = viz.trace_html(res)
     assert html.count("data:image/png;base64,") == 1 + 5 == 1 + res.nfe  # the first frame, then all five
     first = re.search(r'<img id="ddnm[0-9a-f]+-img" src="([^"]+)"', html).group(1)
@@ -143,10 +153,10 @@ def test_trace_viewer_spread_panel():
     frame = viz.trace_frame(step, zoom=1, gap=0, spread=True)
     assert frame.shape == (32, 6 * 32, 3)
     want = viz._rgb(viz.colour_map(step.x0_hat.std(0), viz.UNCERTAINTY_VMAX))
-    np.testing.assert_array_equal(frame[:, 5 * 32:], want)
+    np.testing.assert_array_equal(frame[:, 5 * 32 :], want)
     seen = op.mask[0].bool().numpy()  # (H, W): 1 where observed
-    assert (frame[:, 5 * 32:][seen] == [0, 0, 4]).all()  # observed: no spread, the map's black
-    assert (frame[:, 5 * 32:][~seen] != [0, 0, 4]).any(axis=-1).mean() > 0.9  # the hole: spread
+    assert (frame[:, 5 * 32 :][seen] == [0, 0, 4]).all()  # observed: no spread, the map's black
+    assert (frame[:, 5 * 32 :][~seen] != [0, 0, 4]).any(axis=-1).mean() > 0.9  # the hole: spread
     html = viz.trace_html(res, spread=True)
     assert "std of x̂0|t over K samples" in html and f"width:{6 * 128 + 5 * 4}px" in html
     with pytest.raises(ValueError, match="K >= 2"):
@@ -172,12 +182,27 @@ def test_static_viewer_slider_in_a_browser(tmp_path):
     html = viz.trace_html(res)
     uid = re.search(r'id="(ddnm[0-9a-f]+)"', html).group(1)
     page = tmp_path / "viewer.html"
-    page.write_text(f"<html><body>{html}<script>var s = document.getElementById('{uid}-slider'); s.value = 4;"
-                    f"s.dispatchEvent(new Event('input'));</script></body></html>")  # steps are numbered 1..6
-    out = subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                          "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}",
-                          "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
+    page.write_text(
+        f"<html><body>{html}<script>var s = document.getElementById('{uid}-slider'); s.value = 4;"
+        f"s.dispatchEvent(new Event('input'));</script></body></html>"
+    )  # steps are numbered 1..6
+    out = subprocess.run(
+        [
+            browser,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert "step 4 / 6" in out
     assert f"t = {res.trace[3].t} → {res.trace[3].t_next}" in out
 

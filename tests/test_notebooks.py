@@ -1,4 +1,5 @@
 """The chapter notebooks as files: the launch-button guard cell, and clean (output-free) commits."""
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,7 @@ def test_guard_installs_the_package_where_it_is_missing(monkeypatch):
     """pip builds and installs the package (weights and data inside it, tests/test_wheel.py); no clone."""
     calls = _run_guard(monkeypatch, installed=False)
     repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
-    assert [c[0] for c in calls] == [
-        [sys.executable, "-m", "pip", "install", "-q", f"ddnm-edu[book] @ git+{repo}"]]
+    assert [c[0] for c in calls] == [[sys.executable, "-m", "pip", "install", "-q", f"ddnm-edu[book] @ git+{repo}"]]
     assert all(kw.get("check") for _, kw in calls)
 
 

@@ -1,4 +1,5 @@
 """Operators at small shapes: dense matrices, Penrose conditions, range/null projectors."""
+
 import numpy as np
 import pytest
 import torch
@@ -91,8 +92,9 @@ def test_adjoint(name):
     lhs = (op.A(x) * y).flatten(1).sum(1)
     rhs = (x * op.A_adjoint(y)).flatten(1).sum(1)
     torch.testing.assert_close(lhs, rhs, atol=1e-10, rtol=0)
-    torch.testing.assert_close(op.A_adjoint(y), op.as_matrix(shape).T.matmul(y.reshape(len(y), -1).T).T
-                               .reshape(x.shape), atol=1e-10, rtol=0)
+    torch.testing.assert_close(
+        op.A_adjoint(y), op.as_matrix(shape).T.matmul(y.reshape(len(y), -1).T).T.reshape(x.shape), atol=1e-10, rtol=0
+    )
 
 
 def test_colorization_matrices():
@@ -158,8 +160,13 @@ def test_composite_pixel_mask_breaks_consistency():
 
 def test_operators_run_on_float32_and_keep_dtype():
     x = torch.randn(2, 3, 32, 32)
-    for op in [ops.SuperResolution(4), ops.Colorization(), ops.CompressedSensing(0.25),
-               ops.Deblur(ops.gaussian_kernel(1.0)), ops.Inpainting(ops.Inpainting.random_mask(32))]:
+    for op in [
+        ops.SuperResolution(4),
+        ops.Colorization(),
+        ops.CompressedSensing(0.25),
+        ops.Deblur(ops.gaussian_kernel(1.0)),
+        ops.Inpainting(ops.Inpainting.random_mask(32)),
+    ]:
         assert op.A_pinv(op.A(x)).dtype == torch.float32
 
 

@@ -1,4 +1,5 @@
 """The DDRM-style and DPS-style peers: exact on an oracle, consistent where they should be."""
+
 import pytest
 import torch
 

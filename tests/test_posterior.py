@@ -1,5 +1,6 @@
 """K restorations in one batch: equal to K seeded runs, spread only in the null space, and a
 calibration measure that is right on an oracle prior and notices a sampler that is not."""
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,7 @@ def test_k_samples_are_k_seeded_runs_oracle():
     for i in range(3):
         for j in range(4):
             gen = spawn(7, "image", i, "sample", j)  # sample j of image i has its own stream
-            alone = de.ddnm_plus(prior, SCHED, op, y[i:i + 1], steps=20, generator=gen, settings=EXACT).x0_hat
+            alone = de.ddnm_plus(prior, SCHED, op, y[i : i + 1], steps=20, generator=gen, settings=EXACT).x0_hat
             assert torch.equal(s.samples[i, j], alone[0])
     assert not torch.equal(s.samples[0, 0], s.samples[0, 1])  # different streams, different samples
     # the streams are keyed by the image's index in a larger set: image 2 alone, as image 2
@@ -72,12 +73,11 @@ def test_calibration_is_right_on_an_oracle_and_notices_an_underdispersed_sampler
 def test_calibrated_coverage_is_students_t():
     """Closed forms of P(|T_nu| <= z): nu = 1 (Cauchy) 2/pi atan z, nu = 2 z / sqrt(2 + z^2); the
     Gaussian erf(z / sqrt 2) as K grows; and a Monte-Carlo draw of the definition at K = 8."""
-    for k, exact in ((2, lambda z: 2 / math.pi * math.atan(z)),
-                     (3, lambda z: z / math.sqrt(2 + z * z))):
+    for k, exact in ((2, lambda z: 2 / math.pi * math.atan(z)), (3, lambda z: z / math.sqrt(2 + z * z))):
         for width in (0.5, 2.0, 3.0):
             z = width / math.sqrt(1 + 1 / k)
             assert calibrated_coverage(width, k) == pytest.approx(exact(z), abs=1e-9)
-    assert calibrated_coverage(2.0, 10 ** 6) == pytest.approx(math.erf(2 / math.sqrt(2)), abs=1e-5)
+    assert calibrated_coverage(2.0, 10**6) == pytest.approx(math.erf(2 / math.sqrt(2)), abs=1e-5)
     g = torch.Generator().manual_seed(0)
     draws = torch.randn(200_000, 9, generator=g, dtype=torch.float64)  # x, then K = 8 samples
     s = draws[:, 1:]

@@ -1,4 +1,5 @@
 """Shipped weights load offline with their sha256 checked; a changed file is rejected."""
+
 import shutil
 from pathlib import Path
 

@@ -31,8 +31,9 @@ def test_shapes_and_parameter_count(model):
 
 
 def test_the_papers_configuration_has_its_26_million_parameters():
-    paper = R.RestormerConfig(in_channels=3, out_channels=3, dim=48, num_blocks=(4, 6, 6, 8),
-                              num_refinement_blocks=4, heads=(1, 2, 4, 8))
+    paper = R.RestormerConfig(
+        in_channels=3, out_channels=3, dim=48, num_blocks=(4, 6, 6, 8), num_refinement_blocks=4, heads=(1, 2, 4, 8)
+    )
     with torch.device("meta"):
         n = R.count_parameters(R.Restormer(paper))
     assert round(n / 1e6, 2) == 26.13, n
@@ -84,8 +85,14 @@ def test_gdfn_is_the_papers_gating():
     x = torch.randn(2, 8, 6, 6)
     hidden = 16
     wp, wd = g.project_in.weight, g.dw.weight
-    path = lambda i: F.conv2d(F.conv2d(x, wp[i * hidden:(i + 1) * hidden]),  # noqa: E731
-                              wd[i * hidden:(i + 1) * hidden], padding=1, groups=hidden)
+    path = (
+        lambda i: F.conv2d(
+            F.conv2d(x, wp[i * hidden : (i + 1) * hidden]),  # noqa: E731
+            wd[i * hidden : (i + 1) * hidden],
+            padding=1,
+            groups=hidden,
+        )
+    )
     with torch.no_grad():
         want = g.project_out(F.gelu(path(0)) * path(1))
         assert torch.allclose(g(x), want, atol=1e-5)
@@ -135,8 +142,11 @@ def test_task_measurements():
         R.task_operator("sr3")
 
 
-@pytest.mark.parametrize("op", [ops.SuperResolution(4), ops.Inpainting(ops.Inpainting.box_mask(32, 12)),
-                                ops.CompressedSensing(0.25, seed=0)], ids=lambda op: op.name)
+@pytest.mark.parametrize(
+    "op",
+    [ops.SuperResolution(4), ops.Inpainting(ops.Inpainting.box_mask(32, 12)), ops.CompressedSensing(0.25, seed=0)],
+    ids=lambda op: op.name,
+)
 def test_rectification_makes_any_estimate_consistent(op):
     """x_hat = A^dagger y + (I - A^dagger A) f(y): A x_hat = y for any f, and a perfect f is unchanged."""
     torch.manual_seed(4)
@@ -175,8 +185,10 @@ def test_specialists_are_not_diffusion_priors(capsys):
     from ddnm_edu.tools.cli import main
 
     assert main(["restore", "nothing.png", "--task", "sr4", "--model", "restormer-sr4", "--out", "x.png"]) == 2
-    assert "'restormer-sr4' is a supervised specialist (chapter 11), not a diffusion prior; restore uses one of: " \
-           "emoji-32, fashion-mnist-32 (or a diffusers folder)." in capsys.readouterr().err
+    assert (
+        "'restormer-sr4' is a supervised specialist (chapter 11), not a diffusion prior; restore uses one of: "
+        "emoji-32, fashion-mnist-32 (or a diffusers folder)." in capsys.readouterr().err
+    )
 
 
 def test_the_comparison_rows():

@@ -1,4 +1,5 @@
 """DDNM / DDNM+ samplers: oracle recovery, consistency, DDNM+ variance rule, time travel, seeds, errors."""
+
 import math
 
 import pytest
@@ -85,8 +86,16 @@ def test_ddnm_plus_without_noise_or_travel_is_ddnm(sched, random_unet):
     op = ops.SuperResolution(2)
     y = op.A(images(seed=4))
     a = de.ddnm(random_unet, sched, op, y, steps=15, eta=0.85, seed=7)
-    b = de.ddnm_plus(random_unet, sched, op, y, sigma_y=0.0, steps=15, seed=7,
-                     settings=S(eta=0.85, travel_length=5, travel_repeat=1)).x0_hat
+    b = de.ddnm_plus(
+        random_unet,
+        sched,
+        op,
+        y,
+        sigma_y=0.0,
+        steps=15,
+        seed=7,
+        settings=S(eta=0.85, travel_length=5, travel_repeat=1),
+    ).x0_hat
     assert torch.equal(a, b)
 
 
@@ -136,7 +145,7 @@ def test_same_seed_same_output_different_seed_different_output(sched, random_une
 def test_lambda_rule_keeps_total_variance(sigma_t, a_t, sigma_y):
     lam, std = de.lambda_and_std(sigma_t, a_t, sigma_y)
     assert 0 <= lam <= 1
-    assert (a_t * lam * sigma_y) ** 2 + std ** 2 == pytest.approx(sigma_t ** 2, abs=1e-15)
+    assert (a_t * lam * sigma_y) ** 2 + std**2 == pytest.approx(sigma_t**2, abs=1e-15)
     if sigma_t >= a_t * sigma_y:
         assert lam == 1.0
     else:
@@ -157,14 +166,22 @@ def test_ddnm_plus_step_variance_monte_carlo(sched, kind, t, t_next):
     sigma_t, a_t = c.sigma, c.c_x0
     lam, std = de.lambda_and_std(sigma_t, a_t, sigma_y)
     x0_t = sched.predict_x0(x_t, eps, t)
-    x_prev = c.c_x0 * op.project(x0_t, y, lam) + c.c_eps * eps + c.c_xt * x_t \
+    x_prev = (
+        c.c_x0 * op.project(x0_t, y, lam)
+        + c.c_eps * eps
+        + c.c_xt * x_t
         + std * torch.randn(x_t.shape, generator=gen, dtype=torch.float64)
+    )
     var = x_prev.var(0).mean().item()
-    assert var == pytest.approx(sigma_t ** 2, rel=0.05)
+    assert var == pytest.approx(sigma_t**2, rel=0.05)
     # whereas plain DDNM (lambda = 1, full fresh noise) over-shoots by (a_t sigma_y)^2
-    x_ddnm = c.c_x0 * op.project(x0_t, y) + c.c_eps * eps + c.c_xt * x_t \
+    x_ddnm = (
+        c.c_x0 * op.project(x0_t, y)
+        + c.c_eps * eps
+        + c.c_xt * x_t
         + sigma_t * torch.randn(x_t.shape, generator=gen, dtype=torch.float64)
-    assert x_ddnm.var(0).mean().item() == pytest.approx(sigma_t ** 2 + (a_t * sigma_y) ** 2, rel=0.05)
+    )
+    assert x_ddnm.var(0).mean().item() == pytest.approx(sigma_t**2 + (a_t * sigma_y) ** 2, rel=0.05)
 
 
 def test_ddnm_plus_noisy_y_runs_and_lambda_drops_at_the_end(sched, random_unet):
@@ -227,16 +244,19 @@ def test_unconditional_sample_shape_and_determinism(sched, random_unet):
 
 
 # --- bad input -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(sigma_y=-0.1), "sigma_y must be a finite number >= 0"),
-    (dict(sigma_y=float("nan")), "sigma_y must be a finite number"),
-    (dict(steps=0), "steps must be between 1 and 1000"),
-    (dict(steps=2000), "steps must be between 1 and 1000"),
-    (dict(travel_repeat=0), "travel_repeat must be >= 1"),
-    (dict(travel_repeat=2, travel_length=10, steps=10), "travel_length must be between 1 and 9"),
-    (dict(travel_repeat=2, travel_length=0), "travel_length must be between"),
-    (dict(eta=1.5), "eta must be in"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(sigma_y=-0.1), "sigma_y must be a finite number >= 0"),
+        (dict(sigma_y=float("nan")), "sigma_y must be a finite number"),
+        (dict(steps=0), "steps must be between 1 and 1000"),
+        (dict(steps=2000), "steps must be between 1 and 1000"),
+        (dict(travel_repeat=0), "travel_repeat must be >= 1"),
+        (dict(travel_repeat=2, travel_length=10, steps=10), "travel_length must be between 1 and 9"),
+        (dict(travel_repeat=2, travel_length=0), "travel_length must be between"),
+        (dict(eta=1.5), "eta must be in"),
+    ],
+)
 def test_bad_sampler_settings(sched, kwargs, match):
     op = ops.SuperResolution(2)
     y = op.A(images(n=1, c=1))
@@ -327,12 +347,15 @@ from ddnm_edu.noise_rules import noise_by_direction  # noqa: E402
 @pytest.mark.parametrize("name", ["sr4", "colorize", "cs", "inpaint", "denoise", "deblur"])
 @pytest.mark.parametrize("rule", ["svd", "svd-official"])
 def test_noise_per_direction_svd_rule_exact(sched, name, t, t_next, rule):
-    op, shape = {"sr4": (ops.SuperResolution(4), (1, 8, 8)), "colorize": (ops.Colorization(), (3, 4, 4)),
-                 "cs": (ops.CompressedSensing(0.25, block=8), (1, 8, 8)),
-                 "inpaint": (ops.Inpainting(ops.Inpainting.random_mask(8, 0.5)), (1, 8, 8)),
-                 "denoise": (ops.Denoising(), (1, 4, 4)),
-                 # the Fourier basis: one group per distinct |K(w)|, and the dropped frequencies as "null"
-                 "deblur": (ops.Deblur(ops.gaussian_kernel(1.0)), (1, 8, 8))}[name]
+    op, shape = {
+        "sr4": (ops.SuperResolution(4), (1, 8, 8)),
+        "colorize": (ops.Colorization(), (3, 4, 4)),
+        "cs": (ops.CompressedSensing(0.25, block=8), (1, 8, 8)),
+        "inpaint": (ops.Inpainting(ops.Inpainting.random_mask(8, 0.5)), (1, 8, 8)),
+        "denoise": (ops.Denoising(), (1, 4, 4)),
+        # the Fourier basis: one group per distinct |K(w)|, and the dropped frequencies as "null"
+        "deblur": (ops.Deblur(ops.gaussian_kernel(1.0)), (1, 8, 8)),
+    }[name]
     out = noise_by_direction(op, sched, shape, t, t_next, sigma_y=0.2, eta=0.85, noise_rule=rule, n=4000)
     for group, (var, target) in out.items():
         assert var == pytest.approx(target, rel=0.06), (group, var, target)
@@ -341,9 +364,12 @@ def test_noise_per_direction_svd_rule_exact(sched, name, t, t_next, rule):
 @pytest.mark.parametrize("name", ["sr4", "colorize", "cs", "inpaint"])
 def test_noise_per_direction_scalar_rule_is_only_approximate(sched, name):
     """The paper's scalar rule: right for denoising, wrong per direction for the others (but see svd)."""
-    op, shape = {"sr4": (ops.SuperResolution(4), (1, 8, 8)), "colorize": (ops.Colorization(), (3, 4, 4)),
-                 "cs": (ops.CompressedSensing(0.25, block=8), (1, 8, 8)),
-                 "inpaint": (ops.Inpainting(ops.Inpainting.random_mask(8, 0.5)), (1, 8, 8))}[name]
+    op, shape = {
+        "sr4": (ops.SuperResolution(4), (1, 8, 8)),
+        "colorize": (ops.Colorization(), (3, 4, 4)),
+        "cs": (ops.CompressedSensing(0.25, block=8), (1, 8, 8)),
+        "inpaint": (ops.Inpainting(ops.Inpainting.random_mask(8, 0.5)), (1, 8, 8)),
+    }[name]
     out = noise_by_direction(op, sched, shape, 150, 100, sigma_y=0.2, eta=0.85, noise_rule="scalar", n=4000)
     var, target = out["null"]
     assert var < 0.8 * target  # null directions get too little noise ((a sigma_y / B)^2 = 0.34 at this step)
@@ -370,13 +396,22 @@ def test_svd_rule_runs_and_stays_consistent_when_noise_free(sched, random_unet):
     assert (c - d).abs().max() > 1e-3 and (c - e).abs().max() > 1e-3
     blur = ops.Deblur(ops.gaussian_kernel(1.0))  # its SVD is the Fourier basis: the SVD rules run on it too
     yb = blur.A(images(seed=2)) + 0.1 * torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    f, g = (de.ddnm_plus(random_unet, sched, blur, yb, sigma_y=0.1, steps=6, settings=S(noise_rule=r)).x0_hat
-            for r in ("svd", "scalar"))
+    f, g = (
+        de.ddnm_plus(random_unet, sched, blur, yb, sigma_y=0.1, steps=6, settings=S(noise_rule=r)).x0_hat
+        for r in ("svd", "scalar")
+    )
     assert f.dtype == torch.float32 and torch.isfinite(f).all() and (f - g).abs().max() > 1e-3
     composite = ops.Composite([ops.Colorization(), ops.SuperResolution(2)])
     with pytest.raises(DDNMInputError, match="has no closed-form SVD"):
-        de.ddnm_plus(random_unet, sched, composite, composite.A(images(seed=2)), sigma_y=0.1, steps=2,
-                     settings=S(noise_rule="svd"))
+        de.ddnm_plus(
+            random_unet,
+            sched,
+            composite,
+            composite.A(images(seed=2)),
+            sigma_y=0.1,
+            steps=2,
+            settings=S(noise_rule="svd"),
+        )
     with pytest.raises(DDNMInputError, match="unknown noise_rule"):
         S(noise_rule="exact")
 
@@ -399,7 +434,7 @@ def reference_official_time_travel(model, sched, op, y, steps, L, R, eta, seed):
             eps = model(x, torch.full((x.shape[0],), t))
             x0_t = (x - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()
             x0_hat = x0_t - op.A_pinv(op.A(x0_t) - y)
-            c1, c2 = (1 - ab_s).sqrt() * eta, (1 - ab_s).sqrt() * (1 - eta ** 2) ** 0.5
+            c1, c2 = (1 - ab_s).sqrt() * eta, (1 - ab_s).sqrt() * (1 - eta**2) ** 0.5
             x = ab_s.sqrt() * x0_hat + c1 * z + c2 * eps
             x0_preds.append(x0_t)
         else:
@@ -455,8 +490,9 @@ def test_sample_steps_are_plain_ddim(sched, random_unet):
             eps = random_unet(st.x_t, torch.full((1,), st.t))
         want = sched.step(eps, st.t, st.x_t, t_next=st.t_next, eta=0.0, x0=st.x0_t)
         torch.testing.assert_close(st.x_next, want, atol=1e-5, rtol=0)
-    torch.testing.assert_close(steps[-1].x_next,
-                               de.sample(random_unet, sched, (1, 3, 32, 32), steps=4, eta=0.0, seed=3))
+    torch.testing.assert_close(
+        steps[-1].x_next, de.sample(random_unet, sched, (1, 3, 32, 32), steps=4, eta=0.0, seed=3)
+    )
 
 
 def test_one_ddnm_plus_step_reads_like_the_algorithm(sched):
@@ -469,15 +505,19 @@ def test_one_ddnm_plus_step_reads_like_the_algorithm(sched):
     op = ops.SuperResolution(4)
     y = op.measure(x, 0.1)
     for rule in ("scalar", "svd"):
-        run = de.ddnm_plus_steps(lambda x_t, t: 0.5 * x_t, sched, op, y, sigma_y=0.1, steps=10,
-                                 settings=S(noise_rule=rule))
+        run = de.ddnm_plus_steps(
+            lambda x_t, t: 0.5 * x_t, sched, op, y, sigma_y=0.1, steps=10, settings=S(noise_rule=rule)
+        )
         next(run)
         seen = set()
 
         def hook(frame, event, arg):
             f = frame.f_code.co_filename.replace("\\", "/")
-            if event == "call" and "/ddnm_edu/" in f and not any(
-                    k in f for k in ("/operators/", "errors.py", "unet.py")):
+            if (
+                event == "call"
+                and "/ddnm_edu/" in f
+                and not any(k in f for k in ("/operators/", "errors.py", "unet.py"))
+            ):
                 seen.add((f.split("/ddnm_edu/")[1], frame.f_code.co_name))
 
         sys.setprofile(hook)
@@ -495,14 +535,16 @@ def test_measurement_noise_is_not_the_samplers_noise(sched):
     x = torch.zeros(1, 3, 32, 32)
     op = ops.Denoising()
     n = op.measure(x, 1.0)  # = n itself
-    first = next(de.ddnm_plus_steps(lambda x_t, t: torch.zeros_like(x_t), sched, op, n, sigma_y=1.0,
-                                    steps=5))
+    first = next(de.ddnm_plus_steps(lambda x_t, t: torch.zeros_like(x_t), sched, op, n, sigma_y=1.0, steps=5))
     corr = float(torch.corrcoef(torch.stack([n.flatten(), first.x_t.flatten()]))[0, 1])
     assert abs(corr) < 0.05  # 3072 numbers: an independent draw is within 0.05 with p > 0.99
     sr = ops.SuperResolution(4)
     n_sr = sr.measure(x, 1.0).flatten()
-    x_T = next(de.ddnm_plus_steps(lambda x_t, t: torch.zeros_like(x_t), sched, sr, n_sr.reshape(1, 3, 8, 8),
-                                  sigma_y=1.0, steps=5)).x_t.flatten()
+    x_T = next(
+        de.ddnm_plus_steps(
+            lambda x_t, t: torch.zeros_like(x_t), sched, sr, n_sr.reshape(1, 3, 8, 8), sigma_y=1.0, steps=5
+        )
+    ).x_t.flatten()
     assert not torch.equal(n_sr, x_T[: n_sr.numel()])
 
 
@@ -529,9 +571,9 @@ def test_child_streams_never_collide():
     root1 = torch.randn(8, generator=torch.Generator().manual_seed(1))
     assert not any(torch.equal(v, root) or torch.equal(v, root1) for v in firsts)
     torch.testing.assert_close(torch.randn(8, generator=spawn(0, "image", 2)), first[("image", 2)])
-    assert [torch.randn(3, generator=g).tolist() for g in spawn_many(0, 2, "image")] == \
-        [torch.randn(3, generator=spawn(0, "image", i)).tolist() for i in range(2)]
-
+    assert [torch.randn(3, generator=g).tolist() for g in spawn_many(0, 2, "image")] == [
+        torch.randn(3, generator=spawn(0, "image", i)).tolist() for i in range(2)
+    ]
 
 
 # --- speed work must not change results (issue 17) -------------------------------------------------
@@ -552,11 +594,14 @@ def test_sampler_results_identical_to_before_for_the_same_seed(sched):
     x = de.data.load("fashion-mnist", "test", n=2)
     op, box = ops.SuperResolution(4), ops.Inpainting(ops.Inpainting.box_mask(32, 12))
     y = op.A(x)
-    now = {"ddnm_sr4": de.ddnm(m, sched, op, y, steps=8, seed=0),
-           "ddnm_box_travel": de.ddnm_plus(m, sched, box, box.A(x), steps=8, seed=1,
-                                           settings=S(travel_length=2, travel_repeat=2)).x0_hat,
-           "ddpm_sr4": de.ddnm_plus(m, sched, op, y, steps=8, settings=S(kind="ddpm", eta=1.0), seed=2).x0_hat,
-           "ddim_sample": de.sample(m, sched, (2, 1, 32, 32), steps=8, eta=0.85, seed=3)}
+    now = {
+        "ddnm_sr4": de.ddnm(m, sched, op, y, steps=8, seed=0),
+        "ddnm_box_travel": de.ddnm_plus(
+            m, sched, box, box.A(x), steps=8, seed=1, settings=S(travel_length=2, travel_repeat=2)
+        ).x0_hat,
+        "ddpm_sr4": de.ddnm_plus(m, sched, op, y, steps=8, settings=S(kind="ddpm", eta=1.0), seed=2).x0_hat,
+        "ddim_sample": de.sample(m, sched, (2, 1, 32, 32), steps=8, eta=0.85, seed=3),
+    }
     for k in ref:
         torch.testing.assert_close(now[k], ref[k], rtol=0, atol=1e-5, msg=k)
     # the shipped model runs channels_last on the CPU (faster); the result differs only by float rounding

@@ -1,4 +1,5 @@
 """The forward process and the posterior: closed forms checked numerically (DDPM eq. 2, 4, 6, 7, 11)."""
+
 import math
 
 import pytest
@@ -34,10 +35,12 @@ def test_add_noise_moments_monte_carlo(sched, gen):
         ab = sched.alphas_cumprod[t].item()
         mean, var = x_t.mean(0).flatten(), x_t.var(0).flatten()
         se_mean = math.sqrt((1 - ab) / n)
-        torch.testing.assert_close(mean, math.sqrt(ab) * torch.tensor([0.7, -0.3], dtype=torch.float64),
-                                   atol=5 * se_mean, rtol=0)
-        torch.testing.assert_close(var, torch.full((2,), 1 - ab, dtype=torch.float64),
-                                   atol=5 * (1 - ab) * math.sqrt(2 / n), rtol=0)
+        torch.testing.assert_close(
+            mean, math.sqrt(ab) * torch.tensor([0.7, -0.3], dtype=torch.float64), atol=5 * se_mean, rtol=0
+        )
+        torch.testing.assert_close(
+            var, torch.full((2,), 1 - ab, dtype=torch.float64), atol=5 * (1 - ab) * math.sqrt(2 / n), rtol=0
+        )
 
 
 def test_composed_single_steps_match_closed_form(sched, gen):
@@ -71,8 +74,9 @@ def test_posterior_mean_two_forms_agree(sched, gen):
     eps = torch.randn(x0.shape, generator=gen, dtype=torch.float64)
     for t in (1, 37, 400, 999):
         x_t = sched.add_noise(x0, eps, t)
-        torch.testing.assert_close(sched.posterior_mean(x0, x_t, t), sched.posterior_mean_eps(x_t, eps, t),
-                                   atol=1e-10, rtol=0)
+        torch.testing.assert_close(
+            sched.posterior_mean(x0, x_t, t), sched.posterior_mean_eps(x_t, eps, t), atol=1e-10, rtol=0
+        )
 
 
 @pytest.mark.parametrize("t", [1, 5, 250, 999])
@@ -82,7 +86,7 @@ def test_posterior_is_the_gaussian_product(sched, t):
     a, ab_prev = sched.alphas[t].item(), sched.alphas_cumprod[t - 1].item()
     # log-density in x = x_{t-1} on a grid, normalise, read off mean and variance
     x = torch.linspace(-6, 6, 400_001, dtype=torch.float64)
-    logp = -(x_t - math.sqrt(a) * x) ** 2 / (2 * (1 - a)) - (x - math.sqrt(ab_prev) * x0) ** 2 / (2 * (1 - ab_prev))
+    logp = -((x_t - math.sqrt(a) * x) ** 2) / (2 * (1 - a)) - (x - math.sqrt(ab_prev) * x0) ** 2 / (2 * (1 - ab_prev))
     w = torch.exp(logp - logp.max())
     w = w / w.sum()
     mean = (w * x).sum().item()
@@ -125,7 +129,9 @@ def test_ddpm_step_variance_is_posterior_variance(sched, gen):
     x0 = torch.full((n, 1, 1, 1), 0.25, dtype=torch.float64)
     eps = torch.full_like(x0, 0.3)
     x_t = sched.add_noise(x0, eps, t)
-    out = sched.step(eps, t, x_t, eta=1.0, kind="ddpm", noise=torch.randn(x0.shape, generator=gen, dtype=torch.float64))
+    out = sched.step(
+        eps, t, x_t, eta=1.0, kind="ddpm", noise=torch.randn(x0.shape, generator=gen, dtype=torch.float64)
+    )
     assert out.mean().item() == pytest.approx(sched.posterior_mean(x0[:1], x_t[:1], t).item(), abs=1e-3)
     assert out.var().item() == pytest.approx(sched.posterior_variance(t).item(), rel=0.02)
 

@@ -1,4 +1,5 @@
 """The training script: a few real steps, resuming, and two processes with DDP (gloo, CPU)."""
+
 import csv
 import json
 import os
@@ -18,8 +19,13 @@ FASHION_SLICE = ROOT / "tests" / "data" / "fashion-mnist"
 
 
 def _env():
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", TQDM_DISABLE="1",
-               DDNM_EDU_FASHION_DIR=str(FASHION_SLICE))
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        OMP_NUM_THREADS="1",
+        TQDM_DISABLE="1",
+        DDNM_EDU_FASHION_DIR=str(FASHION_SLICE),
+    )
     env.pop("WORLD_SIZE", None)
     return env
 
@@ -39,14 +45,36 @@ def _export_to_copy(tmp_path, run, name, *extra) -> tuple[dict, dict]:
     if not (weights / "weights.json").exists():
         shutil.copy(WEIGHTS_DIR / "weights.json", weights)
     env = dict(_env(), DDNM_EDU_WEIGHTS=str(weights))
-    subprocess.run([sys.executable, "-m", "ddnm_edu.tools.weights", "export", "--run", str(run), "--name", name, *extra],
-                   check=True, env=env, cwd=ROOT, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "ddnm_edu.tools.weights", "export", "--run", str(run), "--name", name, *extra],
+        check=True,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+    )
     return json.loads((weights / "weights.json").read_text())[name], env
 
 
 def test_train_resumes_from_its_checkpoint(tmp_path):
-    args = [sys.executable, "-m", "ddnm_edu.tools.train", "--config", "emoji-32", "--out", str(tmp_path),
-            "--batch", "4", "--n-train", "32", "--sample-every", "0", "--log-every", "1", "--threads", "1"]
+    args = [
+        sys.executable,
+        "-m",
+        "ddnm_edu.tools.train",
+        "--config",
+        "emoji-32",
+        "--out",
+        str(tmp_path),
+        "--batch",
+        "4",
+        "--n-train",
+        "32",
+        "--sample-every",
+        "0",
+        "--log-every",
+        "1",
+        "--threads",
+        "1",
+    ]
     subprocess.run(args + ["--steps", "2"], check=True, env=_env(), cwd=ROOT, capture_output=True)
     first = _ckpt(tmp_path)
     assert first["step"] == 2
@@ -69,9 +97,29 @@ def test_fine_tune_counts_the_steps_of_the_weights_it_started_from(tmp_path):
 
     shipped = registry()["emoji-32"]
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "ddnm_edu.tools.train", "--config", "emoji-32", "--out", str(run), "--batch", "4",
-            "--n-train", "32", "--sample-every", "0", "--log-every", "1", "--threads", "1", "--steps", "2",
-            "--init-from", str(WEIGHTS_DIR / shipped["file"])]
+    args = [
+        sys.executable,
+        "-m",
+        "ddnm_edu.tools.train",
+        "--config",
+        "emoji-32",
+        "--out",
+        str(run),
+        "--batch",
+        "4",
+        "--n-train",
+        "32",
+        "--sample-every",
+        "0",
+        "--log-every",
+        "1",
+        "--threads",
+        "1",
+        "--steps",
+        "2",
+        "--init-from",
+        str(WEIGHTS_DIR / shipped["file"]),
+    ]
     subprocess.run(args, check=True, env=_env(), cwd=ROOT, capture_output=True)
     subprocess.run(args[:-2] + ["--steps", "3"], check=True, env=_env(), cwd=ROOT, capture_output=True)  # resume
     assert _ckpt(run)["init_steps"] == shipped["steps"] and _ckpt(run)["step"] == 3
@@ -88,9 +136,33 @@ def test_final_loss_is_the_mean_over_the_last_500_steps_whatever_the_log_interva
     from ddnm_edu.pretrained import registry
 
     run = tmp_path / "run"
-    subprocess.run([sys.executable, "-m", "ddnm_edu.tools.train", "--config", "emoji-32", "--out", str(run), "--batch", "2",
-                    "--n-train", "8", "--sample-every", "0", "--log-every", "1", "--threads", "1", "--steps", "1"],
-                   check=True, env=_env(), cwd=ROOT, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ddnm_edu.tools.train",
+            "--config",
+            "emoji-32",
+            "--out",
+            str(run),
+            "--batch",
+            "2",
+            "--n-train",
+            "8",
+            "--sample-every",
+            "0",
+            "--log-every",
+            "1",
+            "--threads",
+            "1",
+            "--steps",
+            "1",
+        ],
+        check=True,
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+    )
     assert _ckpt(run)["init_from"] == ""  # from scratch, and the checkpoint says so
     losses = {s: 0.01 * (1 + s % 7) for s in range(25, 1001, 25)}  # as if logged every 25 steps up to step 1000
     with open(run / "loss.csv", "w") as f:
@@ -105,10 +177,32 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     pytest.importorskip("torch.distributed")
     if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
         pytest.skip("gloo backend not available")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "ddnm_edu.tools.train", "--config", "fashion-mnist-32",
-           "--out", str(tmp_path), "--steps", "3", "--batch", "8", "--n-train", "64", "--sample-every", "0",
-           "--log-every", "1", "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "ddnm_edu.tools.train",
+        "--config",
+        "fashion-mnist-32",
+        "--out",
+        str(tmp_path),
+        "--steps",
+        "3",
+        "--batch",
+        "8",
+        "--n-train",
+        "64",
+        "--sample-every",
+        "0",
+        "--log-every",
+        "1",
+        "--threads",
+        "1",
+    ]
     r = subprocess.run(cmd, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     meta = json.loads((tmp_path / "run.json").read_text())
@@ -126,13 +220,55 @@ def test_prior_check_compares_a_run_with_the_shipped_model(tmp_path):
     from ddnm_edu.pretrained import WEIGHTS_DIR, registry
 
     run = tmp_path / "run"
-    subprocess.run([sys.executable, "-m", "ddnm_edu.tools.train", "--config", "emoji-32", "--out", str(run), "--batch", "4",
-                    "--n-train", "16", "--sample-every", "0", "--threads", "1", "--steps", "1",
-                    "--init-from", str(WEIGHTS_DIR / "emoji-32.pt")], check=True, env=_env(), cwd=ROOT,
-                   capture_output=True)
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "prior_check.py"), "--name", "emoji-32", "--run", str(run),
-                    "--n", "2", "--steps", "2", "--n-loss", "4", "--out", str(tmp_path)], check=True, env=_env(),
-                   cwd=ROOT, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ddnm_edu.tools.train",
+            "--config",
+            "emoji-32",
+            "--out",
+            str(run),
+            "--batch",
+            "4",
+            "--n-train",
+            "16",
+            "--sample-every",
+            "0",
+            "--threads",
+            "1",
+            "--steps",
+            "1",
+            "--init-from",
+            str(WEIGHTS_DIR / "emoji-32.pt"),
+        ],
+        check=True,
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "prior_check.py"),
+            "--name",
+            "emoji-32",
+            "--run",
+            str(run),
+            "--n",
+            "2",
+            "--steps",
+            "2",
+            "--n-loss",
+            "4",
+            "--out",
+            str(tmp_path),
+        ],
+        check=True,
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+    )
     rep = json.loads((tmp_path / "prior-check-emoji-32.json").read_text())
     sets = {"noto", "openmoji", "fluent-flat", "noto-unseen"}
     assert set(rep["shipped"]["loss"]) == set(rep["run"]["loss"]) == set(rep["run"]["restoration"]) == sets
@@ -144,18 +280,50 @@ def test_prior_check_compares_a_run_with_the_shipped_model(tmp_path):
     assert f"on top of {rep['info']['shipped_steps']:,}." in md
     # a weights file with a record (a candidate) instead of a run folder: its steps come from the record
     cand = json.loads((CANDIDATES / "weights.json").read_text())["emoji-32"]
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "prior_check.py"), "--name", "emoji-32", "--run",
-                    str(CANDIDATES / cand["file"]), "--n", "1", "--steps", "2", "--n-loss", "2",
-                    "--out", str(tmp_path)], check=True, env=_env(), cwd=ROOT, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "prior_check.py"),
+            "--name",
+            "emoji-32",
+            "--run",
+            str(CANDIDATES / cand["file"]),
+            "--n",
+            "1",
+            "--steps",
+            "2",
+            "--n-loss",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+        check=True,
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+    )
     info = json.loads((tmp_path / "prior-check-emoji-32.json").read_text())["info"]
     assert info["run_init_steps"] == cand["steps_before_this_run"] == registry()["emoji-32"]["steps"]
     assert info["run_steps"] == cand["steps"] - cand["steps_before_this_run"] > 0
     assert info["run"] == "data/candidates/emoji-32.pt"
     assert f"on top of {info['run_init_steps']:,}." in (tmp_path / "prior-check-emoji-32.md").read_text()
     # a weights file nothing records (a run's own ema.pt): a clear exit, not a made-up step count
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "prior_check.py"), "--name", "emoji-32", "--run",
-                        str(run / "ema.pt"), "--out", str(tmp_path)], env=_env(), cwd=ROOT, capture_output=True,
-                       text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "prior_check.py"),
+            "--name",
+            "emoji-32",
+            "--run",
+            str(run / "ema.pt"),
+            "--out",
+            str(tmp_path),
+        ],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode != 0 and "records its sha256" in r.stderr
 
 
@@ -163,8 +331,23 @@ def test_supervised_restormer_trains_exports_and_loads(tmp_path):
     """The specialist goes through the same machinery: train (L1 of f(A^dagger y) vs x0), resume, export
     into a registry, load_pretrained -> a Restormer that restores a (B, 1, 32, 32) batch."""
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "ddnm_edu.tools.train", "--config", "restormer-sr4", "--out", str(run), "--batch", "4",
-            "--n-train", "32", "--log-every", "1", "--threads", "1"]
+    args = [
+        sys.executable,
+        "-m",
+        "ddnm_edu.tools.train",
+        "--config",
+        "restormer-sr4",
+        "--out",
+        str(run),
+        "--batch",
+        "4",
+        "--n-train",
+        "32",
+        "--log-every",
+        "1",
+        "--threads",
+        "1",
+    ]
     subprocess.run(args + ["--steps", "2"], check=True, env=_env(), cwd=ROOT, capture_output=True)
     r = subprocess.run(args + ["--steps", "3"], check=True, env=_env(), cwd=ROOT, capture_output=True, text=True)
     assert "resumed from" in r.stdout
@@ -177,9 +360,11 @@ def test_supervised_restormer_trains_exports_and_loads(tmp_path):
     rec, env = _export_to_copy(tmp_path, run, "my-sr4")
     assert rec["task"] == "sr4" and rec["steps"] == 3 and "restormer" in rec
     assert (tmp_path / "weights" / "my-sr4-loss.csv").exists()
-    code = ("import torch, ddnm_edu as de; from ddnm_edu.pretrained import available; "
-            "m = de.load_pretrained('my-sr4'); print(type(m).__name__, tuple(m(torch.zeros(2, 1, 32, 32)).shape), "
-            "'my-sr4' in available('specialist'), 'my-sr4' in available('diffusion'))")
+    code = (
+        "import torch, ddnm_edu as de; from ddnm_edu.pretrained import available; "
+        "m = de.load_pretrained('my-sr4'); print(type(m).__name__, tuple(m(torch.zeros(2, 1, 32, 32)).shape), "
+        "'my-sr4' in available('specialist'), 'my-sr4' in available('diffusion'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.split() == ["Restormer", "(2,", "1,", "32,", "32)", "True", "False"]
 
@@ -200,9 +385,35 @@ def test_candidate_weights_load_and_count_their_steps(tmp_path):
         assert rec["steps"] > registry()[name]["steps"] and rec["status"].startswith("candidate, not shipped")
     name, rec = next(iter(recs.items()))
     run = tmp_path / "run"
-    subprocess.run([sys.executable, "-m", "ddnm_edu.tools.train", "--config", name, "--out", str(run), "--batch", "2",
-                    "--n-train", "8", "--sample-every", "0", "--log-every", "1", "--threads", "1", "--steps", "1",
-                    "--init-from", str(folder / rec["file"])], check=True, env=_env(), cwd=ROOT, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ddnm_edu.tools.train",
+            "--config",
+            name,
+            "--out",
+            str(run),
+            "--batch",
+            "2",
+            "--n-train",
+            "8",
+            "--sample-every",
+            "0",
+            "--log-every",
+            "1",
+            "--threads",
+            "1",
+            "--steps",
+            "1",
+            "--init-from",
+            str(folder / rec["file"]),
+        ],
+        check=True,
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+    )
     assert _ckpt(run)["init_steps"] == rec["steps"] != registry()[name]["steps"]
 
 
@@ -227,8 +438,9 @@ def test_init_record_matches_weights_by_sha256_not_by_file_name(tmp_path):
     assert init_record(other) is None
     from ddnm_edu.data import sha256
 
-    (other.parent / "weights.json").write_text(json.dumps(
-        {"emoji-32": dict(shipped, sha256=sha256(other), steps=shipped["steps"] + 5)}))
+    (other.parent / "weights.json").write_text(
+        json.dumps({"emoji-32": dict(shipped, sha256=sha256(other), steps=shipped["steps"] + 5)})
+    )
     assert init_record(other)["steps"] == shipped["steps"] + 5
 
 
@@ -244,6 +456,10 @@ def test_prior_check_says_what_a_run_started_from():
     for unknown in (None, "mine.pt"):  # an older checkpoint; --init-from a file without a record
         assert "not recorded" in pc._started_from({"run_init_steps": 0, "run_init_from": unknown})
     # an interpolated file (pretrained.interpolate) has no steps of its own to put "on top of" anything
-    assert pc._run_training({"run_steps": 5928, "run_init_steps": 3348, "run_init_from": None}) == "5,928 steps on top of 3,348"
-    assert pc._run_training({"run_steps": 5928, "run_init_steps": 3348, "run_init_from": None,
-                             "run_interpolated": True}).startswith("no optimiser steps of its own")
+    assert (
+        pc._run_training({"run_steps": 5928, "run_init_steps": 3348, "run_init_from": None})
+        == "5,928 steps on top of 3,348"
+    )
+    assert pc._run_training(
+        {"run_steps": 5928, "run_init_steps": 3348, "run_init_from": None, "run_interpolated": True}
+    ).startswith("no optimiser steps of its own")

@@ -2,6 +2,7 @@
 and works from a fresh virtualenv outside the checkout (loading every model and dataset, ``ddnm-edu
 restore`` through the installed console script), finding them as package data, never through the
 repository's layout."""
+
 from __future__ import annotations
 
 import json
@@ -28,11 +29,14 @@ def _tracked(prefix: str) -> set[str]:
 def wheel(tmp_path_factory) -> Path:
     """sdist, then the wheel built from the sdist (python -m build), so both must carry the assets."""
     dist = tmp_path_factory.mktemp("dist")
-    r = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(ROOT)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(ROOT)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     (whl,) = dist.glob("ddnm_edu-*.whl")
-    print(f"wheel: {whl.name}, {whl.stat().st_size / 2 ** 20:.1f} MiB")
+    print(f"wheel: {whl.name}, {whl.stat().st_size / 2**20:.1f} MiB")
     return whl
 
 
@@ -43,7 +47,7 @@ def test_the_wheel_carries_the_assets_and_no_training_only_files(wheel):
     assert _tracked("ddnm_edu") - {n for n in _tracked("ddnm_edu") if n.endswith(".ipynb")} <= names
     assert not any(n.startswith(("data/", "book/", "tests/", "benchmarks/")) for n in names)
     assert not any("candidates" in n for n in names)  # trained, not shipped: stays in the repository
-    assert wheel.stat().st_size < 60 * 2 ** 20
+    assert wheel.stat().st_size < 60 * 2**20
 
 
 CHECK = """
@@ -67,8 +71,9 @@ def test_the_installed_wheel_works_outside_the_checkout(wheel, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py, script = venv / "bin" / "python", venv / "bin" / "ddnm-edu"
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     # torch, numpy, pillow and tqdm come from this environment's site-packages, as a plain path (its .pth
     # files, such as the editable install's finder, are not run): ddnm_edu itself can only come from the wheel
@@ -80,14 +85,38 @@ def test_the_installed_wheel_works_outside_the_checkout(wheel, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     got = json.loads(r.stdout.strip().splitlines()[-1])
     assert {"fashion-mnist-32", "emoji-32", "restormer-sr4"} <= set(got["models"])
-    assert got["sizes"] == {"fashion-mnist/test": 1000, "emoji/train": got["sizes"]["emoji/train"],
-                            "emoji/test": got["sizes"]["emoji/test"]} and min(got["sizes"].values()) > 100
+    assert (
+        got["sizes"]
+        == {
+            "fashion-mnist/test": 1000,
+            "emoji/train": got["sizes"]["emoji/train"],
+            "emoji/test": got["sizes"]["emoji/test"],
+        }
+        and min(got["sizes"].values()) > 100
+    )
     assert Path(got["assets"]).resolve().is_relative_to(venv.resolve())
     from PIL import Image
 
     Image.new("L", (8, 8), 128).save(work / "small.png")
-    r = subprocess.run([str(script), "restore", "small.png", "--task", "sr4", "--model", "fashion-mnist-32",
-                        "--steps", "3", "--out", "big.png"], capture_output=True, text=True, cwd=work, env=env)
+    r = subprocess.run(
+        [
+            str(script),
+            "restore",
+            "small.png",
+            "--task",
+            "sr4",
+            "--model",
+            "fashion-mnist-32",
+            "--steps",
+            "3",
+            "--out",
+            "big.png",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert Image.open(work / "big.png").size == (32, 32)
 
@@ -104,8 +133,11 @@ def test_the_wheel_holds_no_grader_test_and_no_solution(wheel):
     from ddnm_edu.tools import classroom as C
 
     zf = zipfile.ZipFile(wheel)
-    text = "\n".join(zf.read(n).decode("utf-8", "replace") for n in zf.namelist()
-                     if n.endswith((".py", ".md", ".json", ".txt", ".toml", ".csv", ".cfg")))
+    text = "\n".join(
+        zf.read(n).decode("utf-8", "replace")
+        for n in zf.namelist()
+        if n.endswith((".py", ".md", ".json", ".txt", ".toml", ".csv", ".cfg"))
+    )
     course = C.load_course()
     tests = {ln.strip() for spec in course.auto.values() for ln in spec["tests"].splitlines()}
     tests = {ln for ln in tests if len(ln) > 12 and not ln.startswith("###") and ln not in LIBRARY_IDIOMS}
@@ -117,8 +149,11 @@ def test_the_wheel_holds_no_grader_test_and_no_solution(wheel):
             elif piece.kind == "code":
                 solutions |= {ln.strip() for ln in piece.text.splitlines()}
     shown_text = "\n".join(shown)  # a line the chapter itself shows outside a solution gives nothing away
-    solutions = {ln for ln in solutions if len(ln) >= 25 and not ln.startswith("#") and ln not in shown_text
-                 and ln not in LIBRARY_IDIOMS}
+    solutions = {
+        ln
+        for ln in solutions
+        if len(ln) >= 25 and not ln.startswith("#") and ln not in shown_text and ln not in LIBRARY_IDIOMS
+    }
     assert len(tests) > 20 and len(solutions) > 50  # the search has something to find
     leaks = sorted(ln for ln in tests | solutions if ln in text)
     assert not leaks, leaks[:10]

@@ -21,6 +21,7 @@ per-direction noise rule use only these, so they work for any operator that has 
 * ``composite.py``: Composite (a product, with the reverse-order pseudo-inverse; no SVD)
 * ``tasks.py``: the named tasks (``from_name("sr4")``) that the CLI, evaluation and tests share
 """
+
 from .base import LinearOperator, PinvReport, orthonormal_basis_with_ones, rectify
 from .blocks import CompressedSensing, SuperResolution, hadamard
 from .blur import Deblur, gaussian_kernel
@@ -28,6 +29,21 @@ from .composite import Composite
 from .pixels import Colorization, Denoising, Inpainting
 from .tasks import TASKS, from_name, noise_level
 
-__all__ = ["LinearOperator", "PinvReport", "rectify", "orthonormal_basis_with_ones", "Denoising", "Inpainting",
-           "Colorization", "SuperResolution", "CompressedSensing", "hadamard", "Deblur", "gaussian_kernel",
-           "Composite", "TASKS", "from_name", "noise_level"]
+__all__ = [
+    "LinearOperator",
+    "PinvReport",
+    "rectify",
+    "orthonormal_basis_with_ones",
+    "Denoising",
+    "Inpainting",
+    "Colorization",
+    "SuperResolution",
+    "CompressedSensing",
+    "hadamard",
+    "Deblur",
+    "gaussian_kernel",
+    "Composite",
+    "TASKS",
+    "from_name",
+    "noise_level",
+]

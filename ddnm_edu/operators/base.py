@@ -11,6 +11,7 @@ the DDNM rectification ``project(x0_t, y)`` (eq. 13), the dense matrix
 ``as_matrix(shape)`` for small shapes, and ``check_pinv(shape)`` which reports
 which of the four Penrose conditions hold.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,7 +53,9 @@ class PinvReport:
         return all(self.holds.values())
 
     def __str__(self) -> str:
-        rows = [f"  {'holds' if self.holds[k] else 'FAILS'}  {k:<22} max error {v:.2e}" for k, v in self.errors.items()]
+        rows = [
+            f"  {'holds' if self.holds[k] else 'FAILS'}  {k:<22} max error {v:.2e}" for k, v in self.errors.items()
+        ]
         return "Penrose conditions:\n" + "\n".join(rows)
 
 
@@ -84,8 +87,9 @@ class LinearOperator:
     def __call__(self, x: Tensor) -> Tensor:
         return self.A(x)
 
-    def measure(self, x: Tensor, sigma_y: float = 0.0, *, generator: torch.Generator | None = None,
-                seed: int = 0) -> Tensor:
+    def measure(
+        self, x: Tensor, sigma_y: float = 0.0, *, generator: torch.Generator | None = None, seed: int = 0
+    ) -> Tensor:
         """y = A x + sigma_y n, n ~ N(0, I): the measurement (DDNM eq. 16; sigma_y on the images' [-1, 1] scale).
 
         n is drawn on the CPU in y's dtype from ``generator``, by default from the stream
@@ -110,9 +114,11 @@ class LinearOperator:
     def window(self, y: Tensor, top: int, left: int, size: int) -> tuple["LinearOperator", Tensor]:
         """(A_w, y_w): the operator and measurement of the ``size`` x ``size`` window of x at (top, left)
         alone. Only operators that act on each pixel (or block) locally have one."""
-        raise DDNMInputError(f"{self!r} mixes pixels across the whole image, so a window of y does not "
-                             "measure a window of x; mask-shift restoration needs a local operator "
-                             "(sr2, sr4, inpaint, colorize, denoise).")
+        raise DDNMInputError(
+            f"{self!r} mixes pixels across the whole image, so a window of y does not "
+            "measure a window of x; mask-shift restoration needs a local operator "
+            "(sr2, sr4, inpaint, colorize, denoise)."
+        )
 
     # --- derived once for every operator ----------------------------------------------------
     def range_part(self, x: Tensor) -> Tensor:
@@ -142,9 +148,11 @@ class LinearOperator:
 
     def singular_values(self, x_shape: tuple[int, int, int]) -> Tensor:
         """s_i for each coordinate of V^T x on images of ``x_shape = (C, H, W)``; 0 = a null direction."""
-        raise DDNMInputError(f"{self!r} has no closed-form SVD here; the DDRM-style sampler and "
-                             "noise_rule='svd' need one (Denoising, Inpainting, Colorization, "
-                             "SuperResolution, CompressedSensing and Deblur have it).")
+        raise DDNMInputError(
+            f"{self!r} has no closed-form SVD here; the DDRM-style sampler and "
+            "noise_rule='svd' need one (Denoising, Inpainting, Colorization, "
+            "SuperResolution, CompressedSensing and Deblur have it)."
+        )
 
     def Vt(self, x: Tensor) -> Tensor:
         """The coordinates V^T x of a batch of images (V^H x, complex, in a Fourier basis)."""
@@ -188,9 +196,11 @@ class LinearOperator:
         }
         report = PinvReport(errors, atol)
         if warn and not report.consistent:
-            warn_user(f"{self!r}: A A^dagger A != A (max error {errors['A A+ A = A']:.2e}); DDNM's "
-                      "x0_hat will not be consistent with y. Use a true generalised inverse "
-                      "(e.g. the Moore-Penrose inverse of the whole composite).")
+            warn_user(
+                f"{self!r}: A A^dagger A != A (max error {errors['A A+ A = A']:.2e}); DDNM's "
+                "x0_hat will not be consistent with y. Use a true generalised inverse "
+                "(e.g. the Moore-Penrose inverse of the whole composite)."
+            )
         return report
 
     def consistency_probe(self, x_like: Tensor, n: int = 2, seed: int = 0) -> float:

@@ -4,6 +4,7 @@ Both have an SVD block by block: an orthonormal basis of each block's k^2 pixels
 the measured directions (the block mean; the chosen Walsh-Hadamard rows), so V^T x is one small matrix
 product per block.
 """
+
 from __future__ import annotations
 
 import math
@@ -72,15 +73,17 @@ class SuperResolution(BlockSVD, LinearOperator):
             raise DDNMInputError(f"scale must be a positive integer, got {scale!r}; e.g. SuperResolution(scale=4).")
         self.scale = int(scale)
         # SVD per block: the block mean direction (1, ..., 1)/k, s = 1/k; the other k^2 - 1 are null
-        self.svd_block = (orthonormal_basis_with_ones(self.scale ** 2), self.scale, 1, 1.0 / self.scale)
+        self.svd_block = (orthonormal_basis_with_ones(self.scale**2), self.scale, 1, 1.0 / self.scale)
 
     def _check(self, x: Tensor) -> None:
         check_image_batch(x)
         H, W = x.shape[-2:]
         s = self.scale
         if H % s or W % s:
-            raise DDNMInputError(f"image size {H}x{W} is not divisible by the scale {s}; crop or pad it to a "
-                                 f"multiple of {s} (e.g. {H - H % s}x{W - W % s}).")
+            raise DDNMInputError(
+                f"image size {H}x{W} is not divisible by the scale {s}; crop or pad it to a "
+                f"multiple of {s} (e.g. {H - H % s}x{W - W % s})."
+            )
 
     def A(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, C, H/s, W/s)
         self._check(x)
@@ -91,7 +94,7 @@ class SuperResolution(BlockSVD, LinearOperator):
         return y.repeat_interleave(self.scale, -2).repeat_interleave(self.scale, -1)
 
     def A_adjoint(self, y: Tensor) -> Tensor:
-        return self.A_pinv(y) / self.scale ** 2
+        return self.A_pinv(y) / self.scale**2
 
     @property
     def grid(self) -> int:  # a window holds whole blocks
@@ -100,9 +103,10 @@ class SuperResolution(BlockSVD, LinearOperator):
     def window(self, y: Tensor, top: int, left: int, size: int) -> tuple[LinearOperator, Tensor]:
         s = self.scale
         if top % s or left % s or size % s:
-            raise DDNMInputError(f"a window of {self!r} must hold whole {s}x{s} blocks; got corner ({top}, {left}) "
-                                 f"and size {size}.")
-        return self, y[..., top // s:(top + size) // s, left // s:(left + size) // s]
+            raise DDNMInputError(
+                f"a window of {self!r} must hold whole {s}x{s} blocks; got corner ({top}, {left}) and size {size}."
+            )
+        return self, y[..., top // s : (top + size) // s, left // s : (left + size) // s]
 
     def __repr__(self) -> str:
         return f"SuperResolution(scale={self.scale})"
@@ -132,7 +136,9 @@ class CompressedSensing(BlockSVD, LinearOperator):
 
     def __init__(self, ratio: float = 0.25, seed: int = 0, block: int = 32):
         if not 0 < ratio <= 1:
-            raise DDNMInputError(f"ratio must be in (0, 1], got {ratio}; e.g. ratio=0.25 keeps 25% of the measurements.")
+            raise DDNMInputError(
+                f"ratio must be in (0, 1], got {ratio}; e.g. ratio=0.25 keeps 25% of the measurements."
+            )
         if block < 1 or block & (block - 1):
             raise DDNMInputError(f"block must be a power of 2, got {block}.")
         self.ratio, self.seed, self.block = float(ratio), int(seed), int(block)
@@ -158,8 +164,10 @@ class CompressedSensing(BlockSVD, LinearOperator):
         B, C, H, W = x.shape
         b = self.block
         if H % b or W % b:
-            raise DDNMInputError(f"image size {H}x{W} is not divisible by the CS block size {b}; "
-                                 f"choose CompressedSensing(block=...) dividing both sides.")
+            raise DDNMInputError(
+                f"image size {H}x{W} is not divisible by the CS block size {b}; "
+                f"choose CompressedSensing(block=...) dividing both sides."
+            )
         v = x.reshape(B, C, H // b, b, W // b, b).permute(0, 1, 2, 4, 3, 5).reshape(B, C, H // b, W // b, b * b)
         yv = v @ self._phi(x).T  # (B, C, nh, nw, m): m measurements per block
         return yv.permute(0, 1, 4, 2, 3).reshape(B, C * self.m, H // b, W // b)
@@ -168,8 +176,9 @@ class CompressedSensing(BlockSVD, LinearOperator):
         check_image_batch(y, "y")
         B, Cm, nh, nw = y.shape
         if Cm % self.m:
-            raise DDNMInputError(f"y must have C*{self.m} channels for this CS operator, got {Cm}; "
-                                 f"make y with op.A(x).")
+            raise DDNMInputError(
+                f"y must have C*{self.m} channels for this CS operator, got {Cm}; make y with op.A(x)."
+            )
         C, b = Cm // self.m, self.block
         v = y.reshape(B, C, self.m, nh, nw).permute(0, 1, 3, 4, 2) @ self._phi(y)  # (B, C, nh, nw, n)
         return v.reshape(B, C, nh, nw, b, b).permute(0, 1, 2, 4, 3, 5).reshape(B, C, nh * b, nw * b)

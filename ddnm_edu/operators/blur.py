@@ -1,4 +1,5 @@
 """Deblurring: circular convolution with a kernel, diagonal in the Fourier basis."""
+
 from __future__ import annotations
 
 import math
@@ -15,7 +16,7 @@ def gaussian_kernel(sigma: float = 1.0, size: int | None = None) -> Tensor:
     """Normalised 2-D Gaussian blur kernel (size defaults to 2*ceil(3 sigma)+1)."""
     size = size or 2 * math.ceil(3 * sigma) + 1
     r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    k1 = torch.exp(-r ** 2 / (2 * sigma ** 2))
+    k1 = torch.exp(-(r**2) / (2 * sigma**2))
     k = k1[:, None] * k1[None, :]
     return k / k.sum()
 
@@ -59,7 +60,9 @@ class Deblur(LinearOperator):
             K = torch.fft.rfft2(self._centred_kernel(H, W))
             keep = K.abs() > self.rcond * K.abs().max()
             K_pinv = torch.where(keep, K.conj() / K.abs().clamp_min(1e-300) ** 2, torch.zeros_like(K))
-            cdtype = torch.complex64 if like.dtype in (torch.float32, torch.float16, torch.bfloat16) else torch.complex128
+            cdtype = (
+                torch.complex64 if like.dtype in (torch.float32, torch.float16, torch.bfloat16) else torch.complex128
+            )
             self._cache[key] = (K.to(device=like.device, dtype=cdtype), K_pinv.to(device=like.device, dtype=cdtype))
         return self._cache[key]
 

@@ -1,4 +1,5 @@
 """Composite operators A = A_n ... A_1, with the reverse-order pseudo-inverse of the DDNM paper."""
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +24,9 @@ class Composite(LinearOperator):
 
     def __init__(self, ops: list[LinearOperator]):
         if len(ops) < 1 or not all(isinstance(o, LinearOperator) for o in ops):
-            raise DDNMInputError("Composite needs a non-empty list of operators, e.g. "
-                                 "Composite([Colorization(), SuperResolution(2)]).")
+            raise DDNMInputError(
+                "Composite needs a non-empty list of operators, e.g. Composite([Colorization(), SuperResolution(2)])."
+            )
         self.ops = list(ops)
 
     def A(self, x: Tensor) -> Tensor:

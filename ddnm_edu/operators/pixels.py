@@ -2,6 +2,7 @@
 
 Their SVD is per pixel, so V^T x costs no more than A x.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,7 +32,7 @@ class Denoising(LinearOperator):
         return y
 
     def window(self, y: Tensor, top: int, left: int, size: int) -> tuple[LinearOperator, Tensor]:
-        return self, y[..., top:top + size, left:left + size]
+        return self, y[..., top : top + size, left : left + size]
 
     # SVD: V = I, s = 1 for every pixel
     def singular_values(self, x_shape: tuple[int, int, int]) -> Tensor:
@@ -62,15 +63,18 @@ class Inpainting(LinearOperator):
             raise DDNMInputError(f"mask must have shape (H, W), (C, H, W) or (1, C, H, W), got {tuple(mask.shape)}.")
         check_finite(mask.float(), "mask")
         if not ((mask == 0) | (mask == 1)).all():
-            raise DDNMInputError("mask must contain only 0 (missing) and 1 (observed); threshold it, "
-                                 "e.g. (mask > 0.5).float().")
+            raise DDNMInputError(
+                "mask must contain only 0 (missing) and 1 (observed); threshold it, e.g. (mask > 0.5).float()."
+            )
         self.mask = mask.float()  # (C or 1, H, W)
 
     def _m(self, x: Tensor) -> Tensor:
         m = self.mask
         if m.shape[-2:] != x.shape[-2:] or m.shape[0] not in (1, x.shape[1]):
-            raise DDNMInputError(f"mask shape {tuple(m.shape)} does not match the image {tuple(x.shape[1:])}; "
-                                 f"make a mask of shape (H, W) = {tuple(x.shape[-2:])} or (C, H, W).")
+            raise DDNMInputError(
+                f"mask shape {tuple(m.shape)} does not match the image {tuple(x.shape[1:])}; "
+                f"make a mask of shape (H, W) = {tuple(x.shape[-2:])} or (C, H, W)."
+            )
         return m.to(device=x.device, dtype=x.dtype)
 
     def A(self, x: Tensor) -> Tensor:
@@ -83,7 +87,9 @@ class Inpainting(LinearOperator):
 
     def window(self, y: Tensor, top: int, left: int, size: int) -> tuple[LinearOperator, Tensor]:
         self._m(y)  # the mask fits the whole image
-        return Inpainting(self.mask[..., top:top + size, left:left + size]), y[..., top:top + size, left:left + size]
+        return Inpainting(self.mask[..., top : top + size, left : left + size]), y[
+            ..., top : top + size, left : left + size
+        ]
 
     def A_adjoint(self, y: Tensor) -> Tensor:
         return self.A_pinv(y)
@@ -116,7 +122,7 @@ class Inpainting(LinearOperator):
         bh, bw = (box, box) if isinstance(box, int) else box
         m = torch.ones(H, W)
         top, left = (H - bh) // 2, (W - bw) // 2
-        m[top:top + bh, left:left + bw] = 0
+        m[top : top + bh, left : left + bw] = 0
         return m
 
 
@@ -135,7 +141,7 @@ class Colorization(LinearOperator):
         return y.repeat(1, 3, 1, 1)
 
     def window(self, y: Tensor, top: int, left: int, size: int) -> tuple[LinearOperator, Tensor]:
-        return self, y[..., top:top + size, left:left + size]
+        return self, y[..., top : top + size, left : left + size]
 
     def A_adjoint(self, y: Tensor) -> Tensor:
         return self.A_pinv(y) / 3

@@ -4,6 +4,7 @@ The CLI (``ddnm-edu restore --task``), the evaluation programs, the supervised s
 all build their operators here. A name may end in ``-noisy<sigma_y>`` (``"sr4-noisy0.1"``): the same A,
 measured with noise of that std (:func:`noise_level`), y = A x + sigma_y n (:meth:`LinearOperator.measure`).
 """
+
 from __future__ import annotations
 
 import re
@@ -52,8 +53,10 @@ def from_name(name: str, size: int = 32, mask: torch.Tensor | None = None, blur_
         return SuperResolution(int(base[2:]))
     if base == "inpaint":
         if mask is None:
-            raise DDNMInputError("task inpaint needs a mask (white/1 = observed, black/0 = missing); in the "
-                                 "command line: --mask MASK.png.")
+            raise DDNMInputError(
+                "task inpaint needs a mask (white/1 = observed, black/0 = missing); in the "
+                "command line: --mask MASK.png."
+            )
         return Inpainting(mask)
     if base == "inpaint-random50":
         return Inpainting(Inpainting.random_mask(size, 0.5, seed=0))

@@ -16,6 +16,7 @@ fence. This module splits a chapter at those fences and
 * **student-book**: a copy of the book's sources (``_config.yml``, ``_toc.yml``, ``book/``) with every
   solution removed, for ``make book-student``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,12 @@ def load_course(path: Path | None = None) -> Course:
         import tomli as tomllib
     path = Path(path) if path else COURSE
     if not path.is_file():
-        hint = (" The classroom tools work from a clone of the repository (book/ and classroom/), not from an "
-                "installed package." if path == COURSE else "")
+        hint = (
+            " The classroom tools work from a clone of the repository (book/ and classroom/), not from an "
+            "installed package."
+            if path == COURSE
+            else ""
+        )
         raise DDNMInputError(f"course file {path} not found.{hint}")
     try:
         raw = tomllib.loads(path.read_text())
@@ -70,18 +75,25 @@ def load_course(path: Path | None = None) -> Course:
         raise DDNMInputError(f"course file {path}: {e}; fix the TOML.") from None
     unknown = set(raw) - {"auto", "manual"}
     if unknown:
-        raise DDNMInputError(f"course file {path}: unknown table(s) {sorted(unknown)}; use [auto.\"<label>\"] "
-                             "and [manual].")
+        raise DDNMInputError(
+            f'course file {path}: unknown table(s) {sorted(unknown)}; use [auto."<label>"] and [manual].'
+        )
     auto, manual = raw.get("auto", {}), raw.get("manual", {})
     for label, spec in auto.items():
-        if (not isinstance(spec, dict) or set(spec) != {"points", "tests"} or type(spec["points"]) is not int
-                or spec["points"] <= 0 or not isinstance(spec["tests"], str)):
-            raise DDNMInputError(f"course file {path}: [auto.\"{label}\"] needs points = <positive integer> and "
-                                 "tests = <a multi-line string>.")
+        if (
+            not isinstance(spec, dict)
+            or set(spec) != {"points", "tests"}
+            or type(spec["points"]) is not int
+            or spec["points"] <= 0
+            or not isinstance(spec["tests"], str)
+        ):
+            raise DDNMInputError(
+                f'course file {path}: [auto."{label}"] needs points = <positive integer> and '
+                "tests = <a multi-line string>."
+            )
     for label, pts in manual.items():
         if type(pts) is not int or pts <= 0:
-            raise DDNMInputError(f"course file {path}: [manual] \"{label}\" = {pts!r}; use a positive number "
-                                 "of points.")
+            raise DDNMInputError(f'course file {path}: [manual] "{label}" = {pts!r}; use a positive number of points.')
     known = {label for p in chapters() for label in exercises(json.loads(p.read_text()))}
     missing = sorted((set(auto) | set(manual)) - known)
     if missing:
@@ -133,7 +145,7 @@ def pieces(nb: dict) -> list[Piece]:
         pos = 0
         while pos <= len(text):
             m = (END_RE if current else START_RE).search(text, pos)
-            chunk = text[pos:m.start() if m else len(text)]
+            chunk = text[pos : m.start() if m else len(text)]
             if chunk.strip():
                 out.append(Piece("markdown", chunk.strip("\n"), current, c))
             if not m:
@@ -154,15 +166,22 @@ def _cell(kind: str, text: str, metadata: dict) -> dict:
 
 
 def _nbgrader(grade_id: str, solution: bool, grade: bool, points: int | None = None, locked: bool = False) -> dict:
-    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution,
-            "task": False}
+    meta = {
+        "grade": grade,
+        "grade_id": grade_id,
+        "locked": locked,
+        "schema_version": 3,
+        "solution": solution,
+        "task": False,
+    }
     if points is not None:
         meta["points"] = points
     return {"nbgrader": meta}
 
 
-DIRECTIVE_RE = re.compile(r"```\{(?P<name>[a-z-]+)\}[ \t]*(?P<title>[^\n]*)\n(?P<opts>(?::[^\n]*\n)*)(?P<body>.*?)\n```[ \t]*(?:\n|$)",
-                          re.S)
+DIRECTIVE_RE = re.compile(
+    r"```\{(?P<name>[a-z-]+)\}[ \t]*(?P<title>[^\n]*)\n(?P<opts>(?::[^\n]*\n)*)(?P<body>.*?)\n```[ \t]*(?:\n|$)", re.S
+)
 ROLE_RE = re.compile(r"\{(?P<role>[a-z]+)\}`(?P<arg>[^`]*)`")
 LABELLED_MATH_RE = re.compile(r"\n\$\$[ \t]*\((?P<label>[\w:-]+)\)[ \t]*(?=\n|$)")
 
@@ -182,6 +201,7 @@ def _role(m: re.Match) -> str:
 def plain_markdown(text: str) -> str:
     """MyST as plain Jupyter Markdown: exercise and other directives as bold-titled paragraphs or quotes,
     {eq}/{cite}/{math}/{ref} roles as text, and a labelled equation's label as its \\tag."""
+
     def directive(m: re.Match) -> str:
         title = m["title"].strip() or m["name"].capitalize()
         label = re.search(r"^:label:[ \t]*(\S+)", m["opts"], re.M)
@@ -238,7 +258,9 @@ def assignment_notebook(nb: dict, course: Course | None = None) -> tuple[dict, d
             # the explanation goes into the solution as comments -- unless it is the reference answer of an
             # open question, which goes into the manually graded answer cell below
             said = [] if label in MANUAL else prose.pop(label, [])
-            comment = "".join(f"# {line}\n".replace("# \n", "#\n") for line in plain_markdown("\n\n".join(said)).splitlines())
+            comment = "".join(
+                f"# {line}\n".replace("# \n", "#\n") for line in plain_markdown("\n\n".join(said)).splitlines()
+            )
             body = f"### BEGIN SOLUTION\n{comment}{p.text.rstrip()}\n### END SOLUTION\n"
             out["cells"].append(_cell("code", body, _nbgrader(f"{label}-solution-{k}", solution=True, grade=False)))
         last = k + 1 == len(ps) or ps[k + 1].solution != label
@@ -246,34 +268,49 @@ def assignment_notebook(nb: dict, course: Course | None = None) -> tuple[dict, d
             rest = prose.pop(label, [])
             if label in MANUAL:
                 answer = plain_markdown("\n\n".join(rest))
-                out["cells"].append(_cell("markdown", f"**Your answer to {label}** ({MANUAL[label]} points, graded "
-                                          "by hand): write it in the cell below, in words and LaTeX ($...$).",
-                                          _nbgrader(f"{label}-answer-head", solution=False, grade=False,
-                                                    locked=True)))
-                out["cells"].append(_cell("markdown", f"### BEGIN SOLUTION\n{answer}\n### END SOLUTION\n",
-                                          _nbgrader(f"{label}-answer", solution=True, grade=True,
-                                                    points=MANUAL[label])))
+                out["cells"].append(
+                    _cell(
+                        "markdown",
+                        f"**Your answer to {label}** ({MANUAL[label]} points, graded "
+                        "by hand): write it in the cell below, in words and LaTeX ($...$).",
+                        _nbgrader(f"{label}-answer-head", solution=False, grade=False, locked=True),
+                    )
+                )
+                out["cells"].append(
+                    _cell(
+                        "markdown",
+                        f"### BEGIN SOLUTION\n{answer}\n### END SOLUTION\n",
+                        _nbgrader(f"{label}-answer", solution=True, grade=True, points=MANUAL[label]),
+                    )
+                )
                 points[label] = MANUAL[label]
             if label in GRADED:
                 spec = GRADED[label]
                 tests = textwrap.dedent(spec["tests"]).strip("\n")
                 # the cell ends on a statement: it has no value for nbgrader to try to score as a number
                 body = f"# Auto-graded: {label} ({spec['points']} points)\n{tests}\npass\n"
-                out["cells"].append(_cell("code", body,
-                                          _nbgrader(f"{label}-test", solution=False, grade=True,
-                                                    points=spec["points"], locked=True)))
+                out["cells"].append(
+                    _cell(
+                        "code",
+                        body,
+                        _nbgrader(f"{label}-test", solution=False, grade=True, points=spec["points"], locked=True),
+                    )
+                )
                 points[label] = points.get(label, 0) + spec["points"]
     if points:
         auto = sum(GRADED[label]["points"] for label in points if label in GRADED)
-        head = (f"**Assignment: {_title(nb)}** — {sum(points.values())} points: {auto} auto-graded (the "
-                "*Auto-graded* cells check your answers; run them to see what they check, some checks are "
-                f"hidden until grading), {sum(points.values()) - auto} graded by hand (the *Your answer* "
-                "cells).\n\nFill in every cell that says `YOUR CODE HERE` or `YOUR ANSWER HERE`, and keep the "
-                "names the exercises ask for. Do not delete, copy or move cells. Before you submit: restart the "
-                "kernel and run all cells, top to bottom. The reading and its code are the book's chapter; the "
-                "book's equation and reference labels appear as (eq-...) and [key].")
-        out["cells"].insert(0, _cell("markdown", head, _nbgrader("assignment-header", solution=False, grade=False,
-                                                                   locked=True)))
+        head = (
+            f"**Assignment: {_title(nb)}** — {sum(points.values())} points: {auto} auto-graded (the "
+            "*Auto-graded* cells check your answers; run them to see what they check, some checks are "
+            f"hidden until grading), {sum(points.values()) - auto} graded by hand (the *Your answer* "
+            "cells).\n\nFill in every cell that says `YOUR CODE HERE` or `YOUR ANSWER HERE`, and keep the "
+            "names the exercises ask for. Do not delete, copy or move cells. Before you submit: restart the "
+            "kernel and run all cells, top to bottom. The reading and its code are the book's chapter; the "
+            "book's equation and reference labels appear as (eq-...) and [key]."
+        )
+        out["cells"].insert(
+            0, _cell("markdown", head, _nbgrader("assignment-header", solution=False, grade=False, locked=True))
+        )
     out["metadata"] = {k: v for k, v in nb["metadata"].items() if k in ("kernelspec", "language_info")}
     return out, points
 
@@ -287,7 +324,7 @@ def _title(nb: dict) -> str:
     return "a chapter"
 
 
-NBGRADER_CONFIG = '''\
+NBGRADER_CONFIG = """\
 # nbgrader configuration for the ddnm-edu classroom edition (written by `ddnm-edu classroom export`; export
 # refuses to overwrite it once edited, unless --force).
 import os
@@ -305,7 +342,7 @@ c.GenerateFeedback.preprocessors = ["nbgrader.preprocessors.GetGrades",
                                     "nbgrader.preprocessors.ClearHiddenTests",
                                     "ddnm_edu.tools.feedback.StudentFeedback",
                                     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
-'''
+"""
 
 
 def export(out: Path, numbers: list[int] | None = None, course: Path | None = None, force: bool = False) -> dict:
@@ -323,8 +360,10 @@ def export(out: Path, numbers: list[int] | None = None, course: Path | None = No
         raise DDNMInputError(f"the course file grades no exercise in chapter(s) {numbers}; nothing to export.")
     config = out / "nbgrader_config.py"
     if config.exists() and config.read_text() != NBGRADER_CONFIG and not force:
-        raise DDNMInputError(f"{config} has been edited; export would overwrite it. Use --force to replace it, "
-                             "or export into another folder.")
+        raise DDNMInputError(
+            f"{config} has been edited; export would overwrite it. Use --force to replace it, "
+            "or export into another folder."
+        )
     (out / "source").mkdir(parents=True, exist_ok=True)
     config.write_text(NBGRADER_CONFIG)
     shutil.copy(spec.source, out / "course.toml")  # the instructor's record of what is graded, and how
@@ -357,10 +396,11 @@ def student_book(out: Path) -> Path:
     # notebooks), no repository or issue links
     for key in ("launch_buttons", "repository"):
         cfg.pop(key, None)
-    cfg.setdefault("html", {}).update(use_repository_button=False, use_issues_button=False,
-                                      use_edit_page_button=False)
-    (out / "_config.yml").write_text("# the student edition (ddnm-edu classroom student-book)\n"
-                                     + yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    cfg.setdefault("html", {}).update(use_repository_button=False, use_issues_button=False, use_edit_page_button=False)
+    (out / "_config.yml").write_text(
+        "# the student edition (ddnm-edu classroom student-book)\n"
+        + yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)
+    )
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     for part in toc["parts"]:
         part["chapters"] = [c for c in part["chapters"] if Path(c["file"]).name not in INSTRUCTOR_ONLY]
@@ -378,7 +418,7 @@ def student_book(out: Path) -> Path:
         while True:
             m = (END_RE if current else START_RE).search(text, pos)
             if not current:
-                kept.append(text[pos:m.start() if m else len(text)])
+                kept.append(text[pos : m.start() if m else len(text)])
             if not m:
                 break
             current = None if current else m["label"]
@@ -393,9 +433,13 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("export", help="an nbgrader course folder built from the book's exercises")
     e.add_argument("out", type=Path)
     e.add_argument("--chapters", type=int, nargs="+", help="chapter numbers (default: every chapter with exercises)")
-    e.add_argument("--course", type=Path, default=None,
-                   help="course file: which exercises are graded, points, tests (default: the repository's "
-                        "classroom/course.toml; copy it to change them)")
+    e.add_argument(
+        "--course",
+        type=Path,
+        default=None,
+        help="course file: which exercises are graded, points, tests (default: the repository's "
+        "classroom/course.toml; copy it to change them)",
+    )
     e.add_argument("--force", action="store_true", help="replace an edited nbgrader_config.py")
     s = sub.add_parser("student-book", help="the book's sources without solutions (then: jupyter-book build OUT)")
     s.add_argument("out", type=Path)

@@ -37,6 +37,7 @@ Input conventions:
     shared (default half a window), the shared pixels of each new window treated as observed.
     Local tasks only (not deblur, which mixes the whole image), one sample (no --samples).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,8 +79,10 @@ def check_model_name(model: str) -> None:
     from ..pretrained import registry
 
     if not is_folder(model) and model not in registry():
-        raise DDNMInputError(f"unknown model {model!r}: neither a shipped model ({', '.join(sorted(registry()))}) "
-                             "nor a folder holding a diffusers DDPM.")
+        raise DDNMInputError(
+            f"unknown model {model!r}: neither a shipped model ({', '.join(sorted(registry()))}) "
+            "nor a folder holding a diffusers DDPM."
+        )
 
 
 def load_prior(model: str, device: str = "cpu"):
@@ -105,11 +108,24 @@ class Restoration:
     std: torch.Tensor | None  # per-pixel std of K samples; None for one sample
 
 
-def restore(y: torch.Tensor, task: str, model_name: str, *, mask: torch.Tensor | None = None,
-            sigma_y: float = 0.0, steps: int = 100, eta: float = 0.85, seed: int = 0,
-            image_ids: Sequence[int] | None = None, blur_sigma: float = 1.0, device: str = "cpu",
-            progress: bool = False, samples: int = 1, overlap: int | None = None,
-            prior=None) -> Restoration:
+def restore(
+    y: torch.Tensor,
+    task: str,
+    model_name: str,
+    *,
+    mask: torch.Tensor | None = None,
+    sigma_y: float = 0.0,
+    steps: int = 100,
+    eta: float = 0.85,
+    seed: int = 0,
+    image_ids: Sequence[int] | None = None,
+    blur_sigma: float = 1.0,
+    device: str = "cpu",
+    progress: bool = False,
+    samples: int = 1,
+    overlap: int | None = None,
+    prior=None,
+) -> Restoration:
     """Restore y (B, C, h, w) in [-1, 1] -- one image or a batch, in one sampling run.
 
     ``model_name``: a shipped prior or a diffusers folder (:func:`load_prior`). When the restored image
@@ -143,17 +159,25 @@ def restore(y: torch.Tensor, task: str, model_name: str, *, mask: torch.Tensor |
     if H < size or W < size or (not op.has_window and (H, W) != (size, size)):
         need = f"{size // s}x{size // s}"
         why = f" ({size}x{size} model, scale {s})" if s > 1 else f" (the {model_name} model's size)"
-        more = (" or larger: larger images are restored window by window" if op.has_window else
-                f"; {task} mixes pixels across the whole image, so it works at the model's size only")
-        raise DDNMInputError(f"the input is {y.shape[-1]}x{y.shape[-2]} but {task} needs {need}{why}; "
-                             f"resize it to {need}{more}.")
+        more = (
+            " or larger: larger images are restored window by window"
+            if op.has_window
+            else f"; {task} mixes pixels across the whole image, so it works at the model's size only"
+        )
+        raise DDNMInputError(
+            f"the input is {y.shape[-1]}x{y.shape[-2]} but {task} needs {need}{why}; resize it to {need}{more}."
+        )
     large = (H, W) != (size, size)
     if large and samples > 1:
-        raise DDNMInputError(f"--samples works at the model's size ({size // s}x{size // s} inputs for {task}); "
-                             "this input is restored window by window: drop --samples.")
+        raise DDNMInputError(
+            f"--samples works at the model's size ({size // s}x{size // s} inputs for {task}); "
+            "this input is restored window by window: drop --samples."
+        )
     if overlap is not None and not large:
-        raise DDNMInputError(f"--overlap applies when the result is larger than the model ({size}x{size}); this "
-                             "one is exactly its size: drop --overlap.")
+        raise DDNMInputError(
+            f"--overlap applies when the result is larger than the model ({size}x{size}); this "
+            "one is exactly its size: drop --overlap."
+        )
     if task == "inpaint":  # whatever the file holds in the holes is not a measurement: y = A y_file
         y = op.A(y)
     ids = list(range(len(y))) if image_ids is None else list(image_ids)
@@ -161,12 +185,12 @@ def restore(y: torch.Tensor, task: str, model_name: str, *, mask: torch.Tensor |
         raise DDNMInputError(f"image_ids has {len(ids)} entries for {len(y)} images; give one per image.")
     run = dict(sigma_y=sigma_y, steps=steps, settings=SamplerSettings(eta=eta), progress=progress)
     if large:
-        out = restore_large(model, sched, op, y.to(device), window=size, overlap=overlap, seed=seed,
-                            image_ids=ids, **run)
+        out = restore_large(
+            model, sched, op, y.to(device), window=size, overlap=overlap, seed=seed, image_ids=ids, **run
+        )
         return Restoration(out.cpu(), op.A_pinv(y), op, None)
     if samples > 1:
-        drawn = posterior_samples(model, sched, op, y.to(device), k=samples, seed=seed, image_ids=ids,
-                                  **run)
+        drawn = posterior_samples(model, sched, op, y.to(device), k=samples, seed=seed, image_ids=ids, **run)
         return Restoration(drawn.mean.cpu(), op.A_pinv(y), op, drawn.std.cpu())
     gens = [spawn(seed, "image", i) for i in ids]
     res = ddnm_plus(model, sched, op, y.to(device), generator=gens, **run)
@@ -181,38 +205,71 @@ def main(argv: list[str] | None = None) -> int:
         return run_command("ddnm-edu classroom", classroom.main, argv[1:])
     ap = CommandParser(prog="ddnm-edu", description="ddnm-edu command line")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("classroom", help="classroom edition: `ddnm-edu classroom export OUT/` (nbgrader), "
-                                     "`ddnm-edu classroom student-book OUT/`", add_help=False)
-    r = sub.add_parser("restore", help="restore a degraded image file (the file is y)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub.add_parser(
+        "classroom",
+        help="classroom edition: `ddnm-edu classroom export OUT/` (nbgrader), `ddnm-edu classroom student-book OUT/`",
+        add_help=False,
+    )
+    r = sub.add_parser(
+        "restore",
+        help="restore a degraded image file (the file is y)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     r.add_argument("input", type=Path, nargs="+", help="image file(s) or folder(s) of images: each is a y")
     r.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
-    r.add_argument("--model", required=True, help="fashion-mnist-32, emoji-32, or a folder holding a diffusers "
-                   "DDPM (UNet2DModel and scheduler config; needs the diffusers package)")
-    r.add_argument("--overlap", type=int, default=None,
-                   help="pixels shared by neighbouring windows when the result is larger than the model "
-                        "(mask-shift; default half the model's size)")
-    r.add_argument("--out", type=Path, required=True,
-                   help="output file for one input; a folder (created if its parent exists) for several")
+    r.add_argument(
+        "--model",
+        required=True,
+        help="fashion-mnist-32, emoji-32, or a folder holding a diffusers "
+        "DDPM (UNet2DModel and scheduler config; needs the diffusers package)",
+    )
+    r.add_argument(
+        "--overlap",
+        type=int,
+        default=None,
+        help="pixels shared by neighbouring windows when the result is larger than the model "
+        "(mask-shift; default half the model's size)",
+    )
+    r.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output file for one input; a folder (created if its parent exists) for several",
+    )
     r.add_argument("--batch", type=int, default=64, help="images per sampling run when restoring several")
-    r.add_argument("--mask", type=Path, help="inpainting mask: white = observed, black = missing, thresholded at "
-                                             "mid-grey; transparent = missing")
-    r.add_argument("--sigma-y", type=float, default=0.0,
-                   help="noise std of the input on the book's [-1, 1] scale (the DDNM paper's sigma_y is on [0, 1]: "
-                        "paper 0.1 = 0.2 here)")
+    r.add_argument(
+        "--mask",
+        type=Path,
+        help="inpainting mask: white = observed, black = missing, thresholded at mid-grey; transparent = missing",
+    )
+    r.add_argument(
+        "--sigma-y",
+        type=float,
+        default=0.0,
+        help="noise std of the input on the book's [-1, 1] scale (the DDNM paper's sigma_y is on [0, 1]: "
+        "paper 0.1 = 0.2 here)",
+    )
     r.add_argument("--blur-sigma", type=float, default=1.0, help="Gaussian blur std in pixels (deblur)")
     r.add_argument("--steps", type=int, default=100)
     r.add_argument("--eta", type=float, default=0.85)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="cpu")
     r.add_argument("--strip", type=Path, help="also save a strip: y (enlarged), A_pinv y, result")
-    r.add_argument("--samples", type=int, default=1,
-                   help=f"draw K restorations (1 to {MAX_SAMPLES}, as one batch) and write their mean to --out; "
-                        "1 (default) writes one sample")
-    r.add_argument("--uncertainty", type=Path,
-                   help="with --samples >= 2: also write the per-pixel std of the samples as a colour map, "
-                        f"black = 0 to pale yellow = {UNCERTAINTY_VMAX} or more (std on the images' [-1, 1] "
-                        "scale; a file for one input, a folder for several)")
+    r.add_argument(
+        "--samples",
+        type=int,
+        default=1,
+        help=f"draw K restorations (1 to {MAX_SAMPLES}, as one batch) and write their mean to --out; "
+        "1 (default) writes one sample",
+    )
+    r.add_argument(
+        "--uncertainty",
+        type=Path,
+        help="with --samples >= 2: also write the per-pixel std of the samples as a colour map, "
+        f"black = 0 to pale yellow = {UNCERTAINTY_VMAX} or more (std on the images' [-1, 1] "
+        "scale; a file for one input, a folder for several)",
+    )
     args = ap.parse_args(argv)
     return run_command("ddnm-edu restore", _restore_command, args)
 
@@ -226,9 +283,11 @@ def _restore_command(args: argparse.Namespace) -> int:
     if not is_folder(args.model):  # a shipped model: a diffusion prior, not the specialist
         check_model_name(args.model)
         if arch_key(_record(args.model)) != "unet":
-            raise DDNMInputError(f"{args.model!r} is a supervised specialist (chapter 11), not a diffusion prior; "
-                                 f"restore uses one of: {', '.join(available('diffusion'))} (or a diffusers "
-                                 "folder).")
+            raise DDNMInputError(
+                f"{args.model!r} is a supervised specialist (chapter 11), not a diffusion prior; "
+                f"restore uses one of: {', '.join(available('diffusion'))} (or a diffusers "
+                "folder)."
+            )
     prior = load_prior(args.model, args.device)  # once, for every batch
     ch = prior[0].config.in_channels
     # transparent pixels onto the training background (a diffusers model's: black)
@@ -237,11 +296,13 @@ def _restore_command(args: argparse.Namespace) -> int:
     mask = read_mask(args.mask) if args.mask is not None else None
     want = 1 if args.task == "colorize" else ch
     if not 1 <= args.samples <= MAX_SAMPLES:
-        raise DDNMInputError(f"--samples must be between 1 and {MAX_SAMPLES} (the samples are drawn as one batch), "
-                             f"got {args.samples}.")
+        raise DDNMInputError(
+            f"--samples must be between 1 and {MAX_SAMPLES} (the samples are drawn as one batch), got {args.samples}."
+        )
     if args.uncertainty is not None and args.samples < 2:
-        raise DDNMInputError("--uncertainty needs --samples 2 or more (the spread of several samples); "
-                             "e.g. --samples 8.")
+        raise DDNMInputError(
+            "--uncertainty needs --samples 2 or more (the spread of several samples); e.g. --samples 8."
+        )
     if len(inputs) > 1 or args.input[0].is_dir():
         if args.strip:
             raise DDNMInputError("--strip works with one input file; drop it to restore several.")
@@ -250,17 +311,19 @@ def _restore_command(args: argparse.Namespace) -> int:
         ys = [read_image(p, want, background) for p in inputs]
         if len({tuple(y.shape) for y in ys}) > 1:
             sizes = sorted({f"{y.shape[-1]}x{y.shape[-2]}" for y in ys})
-            raise DDNMInputError(f"the inputs have different sizes ({', '.join(sizes)}); restore each size "
-                                 "separately.")
+            raise DDNMInputError(
+                f"the inputs have different sizes ({', '.join(sizes)}); restore each size separately."
+            )
         from tqdm.auto import tqdm
 
         y_all = torch.cat(ys)
         chunks = range(0, len(y_all), max(1, args.batch))
         for k in tqdm(chunks, desc=f"restoring {len(y_all)} images", disable=not sys.stderr.isatty()):
-            batch = y_all[k:k + args.batch]
-            got = restore(batch, args.task, args.model, image_ids=range(k, k + len(batch)),
-                          **_options(args, mask), prior=prior)
-            for i, out in enumerate(outs[k:k + args.batch]):
+            batch = y_all[k : k + args.batch]
+            got = restore(
+                batch, args.task, args.model, image_ids=range(k, k + len(batch)), **_options(args, mask), prior=prior
+            )
+            for i, out in enumerate(outs[k : k + args.batch]):
                 _write(got.x0_hat[i], out)
                 if stds:
                     _write(colour_map(got.std[i], UNCERTAINTY_VMAX), stds[k + i])
@@ -285,9 +348,18 @@ def _restore_command(args: argparse.Namespace) -> int:
 
 def _options(args: argparse.Namespace, mask: torch.Tensor | None) -> dict:
     """The command's options as :func:`restore`'s keywords."""
-    return dict(mask=mask, sigma_y=args.sigma_y, steps=args.steps, eta=args.eta, seed=args.seed,
-                blur_sigma=args.blur_sigma, device=args.device, progress=sys.stderr.isatty(),
-                samples=args.samples, overlap=args.overlap)
+    return dict(
+        mask=mask,
+        sigma_y=args.sigma_y,
+        steps=args.steps,
+        eta=args.eta,
+        seed=args.seed,
+        blur_sigma=args.blur_sigma,
+        device=args.device,
+        progress=sys.stderr.isatty(),
+        samples=args.samples,
+        overlap=args.overlap,
+    )
 
 
 def _write(image: torch.Tensor, out: Path) -> None:

@@ -3,6 +3,7 @@
 Needs the Debian packages dataset-fashion-mnist and fonts-noto-color-emoji, npm, and the ``data`` extra.
 Loading what ships is ``ddnm_edu.data.load``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,25 +30,38 @@ def build(out: Path = ASSETS, cache: Path = NPM_CACHE) -> dict:
     imgs, labels = fashion_mnist_raw("test")
     p = out / "fashion-mnist" / "test.npz"
     np.savez_compressed(p, images=imgs[:FASHION_TEST_SHIPPED], labels=labels[:FASHION_TEST_SHIPPED])
-    manifest["fashion-mnist/test.npz"] = {"n": FASHION_TEST_SHIPPED, "sha256": sha256(p),
-                                          "note": "first 1,000 images of the official test set"}
+    manifest["fashion-mnist/test.npz"] = {
+        "n": FASHION_TEST_SHIPPED,
+        "sha256": sha256(p),
+        "note": "first 1,000 images of the official test set",
+    }
     sets = emoji.build_all(Path(cache))
     (out / "emoji").mkdir(parents=True, exist_ok=True)
     for style in emoji.STYLES:
         x, texts = sets[style]["test"]
         p = out / "emoji" / EMOJI_TEST_FILES[style]
         np.savez_compressed(p, images=x, texts=np.array(texts))
-        manifest[f"emoji/{p.name}"] = {"n": len(x), "sha256": sha256(p), "style": style,
-                                       "source": emoji.SOURCES[style]}
+        manifest[f"emoji/{p.name}"] = {
+            "n": len(x),
+            "sha256": sha256(p),
+            "style": style,
+            "source": emoji.SOURCES[style],
+        }
     train = [(style, *sets[style]["train"]) for style in emoji.STYLES]
     p = out / "emoji" / "train.npz"
-    np.savez_compressed(p, images=np.concatenate([x for _, x, _ in train]),
-                        texts=np.array([t for _, _, ts in train for t in ts]),
-                        styles=np.array([s for s, x, _ in train for _ in range(len(x))]))
-    manifest["emoji/train.npz"] = {"n": sum(len(x) for _, x, _ in train), "sha256": sha256(p),
-                                   "per_style": {s: len(x) for s, x, _ in train},
-                                   "rendered_per_style": {s: sets[s]["rendered"] for s in emoji.STYLES},
-                                   "source": [emoji.SOURCES[s] for s in emoji.STYLES]}
+    np.savez_compressed(
+        p,
+        images=np.concatenate([x for _, x, _ in train]),
+        texts=np.array([t for _, _, ts in train for t in ts]),
+        styles=np.array([s for s, x, _ in train for _ in range(len(x))]),
+    )
+    manifest["emoji/train.npz"] = {
+        "n": sum(len(x) for _, x, _ in train),
+        "sha256": sha256(p),
+        "per_style": {s: len(x) for s, x, _ in train},
+        "rendered_per_style": {s: sets[s]["rendered"] for s in emoji.STYLES},
+        "source": [emoji.SOURCES[s] for s in emoji.STYLES],
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
 

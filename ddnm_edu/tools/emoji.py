@@ -22,6 +22,7 @@ same images. For ``openmoji`` and ``fluent-flat`` whole *base emoji* are held ou
 seeded 10 % of the base keys, the same keys in both styles): no variant of a held-out
 emoji is trained on in those styles.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,8 +39,11 @@ from ..errors import DDNMInputError
 
 EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 NPM_PACKAGES = {"openmoji": "openmoji@17.0.0", "fluent-flat": "fluentui-emoji@1.3.0"}
-SOURCES = {"noto": "Debian fonts-noto-color-emoji", "openmoji": "npm openmoji@17.0.0 (color/svg)",
-           "fluent-flat": "npm fluentui-emoji@1.3.0 (icons/flat)"}
+SOURCES = {
+    "noto": "Debian fonts-noto-color-emoji",
+    "openmoji": "npm openmoji@17.0.0 (color/svg)",
+    "fluent-flat": "npm fluentui-emoji@1.3.0 (icons/flat)",
+}
 TEST_FRACTION = 0.1
 SPLIT_SEED = 0
 PER_GROUP = 2
@@ -48,8 +52,14 @@ SIZE = 32
 SKIN_TONES = {chr(c) for c in range(0x1F3FB, 0x1F400)}
 ZWJ, VS16 = "\u200d", "\ufe0f"
 # man / woman -> person, boy / girl -> child, old man / old woman -> older person
-_MERGE = {"\U0001F468": "\U0001F9D1", "\U0001F469": "\U0001F9D1", "\U0001F466": "\U0001F9D2",
-          "\U0001F467": "\U0001F9D2", "\U0001F474": "\U0001F9D3", "\U0001F475": "\U0001F9D3"}
+_MERGE = {
+    "\U0001f468": "\U0001f9d1",
+    "\U0001f469": "\U0001f9d1",
+    "\U0001f466": "\U0001f9d2",
+    "\U0001f467": "\U0001f9d2",
+    "\U0001f474": "\U0001f9d3",
+    "\U0001f475": "\U0001f9d3",
+}
 _GENDER_SIGNS = ("\u2640", "\u2642")
 # Fluent's file names end in the skin tone: "thumbs-up-medium-dark"
 _FLUENT_TONES = ("-medium-light", "-medium-dark", "-default", "-medium", "-light", "-dark")
@@ -64,8 +74,18 @@ def base_key(text: str) -> str:
     """
     if text.startswith(":"):  # a name, e.g. ":man-blonde-hair:"
         words = [w for w in text.strip(":").split("-") if w]
-        merge = {"man": "person", "woman": "person", "men": "people", "women": "people", "boy": "child",
-                 "girl": "child", "mans": "persons", "womans": "persons", "mens": "peoples", "womens": "peoples"}
+        merge = {
+            "man": "person",
+            "woman": "person",
+            "men": "people",
+            "women": "people",
+            "boy": "child",
+            "girl": "child",
+            "mans": "persons",
+            "womans": "persons",
+            "mens": "peoples",
+            "womens": "peoples",
+        }
         return ":" + "-".join(merge.get(w, w) for w in words) + ":"
     t = "".join(_MERGE.get(c, c) for c in text if c not in SKIN_TONES and c != VS16)
     for sign in _GENDER_SIGNS:
@@ -205,8 +225,9 @@ def build_noto(font_path: Path = EMOJI_FONT) -> tuple[np.ndarray, list[str]]:
     from PIL import ImageFont
 
     if not font_path.exists():
-        raise DDNMInputError(f"{font_path} not found; install it with "
-                             "`apt-get update && apt-get install -y fonts-noto-color-emoji`.")
+        raise DDNMInputError(
+            f"{font_path} not found; install it with `apt-get update && apt-get install -y fonts-noto-color-emoji`."
+        )
     font = ImageFont.truetype(str(font_path), 109)
     return _dedup((t, render_noto(t, font)) for t in noto_sequences(font_path))
 
@@ -222,11 +243,17 @@ def fetch_npm(style: str, cache: Path) -> Path:
         return dest / "package"
     dest.mkdir(parents=True, exist_ok=True)
     try:
-        out = subprocess.run(["npm", "pack", spec, "--json", "--pack-destination", str(dest)], check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["npm", "pack", spec, "--json", "--pack-destination", str(dest)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError) as e:
-        raise DDNMInputError(f"could not download {spec} with `npm pack` ({e}); install Node.js/npm "
-                             f"(`apt-get install -y npm`) or unpack the tarball into {dest}.") from e
+        raise DDNMInputError(
+            f"could not download {spec} with `npm pack` ({e}); install Node.js/npm "
+            f"(`apt-get install -y npm`) or unpack the tarball into {dest}."
+        ) from e
     tgz = dest / json.loads(out)[0]["filename"]
     import tarfile
 
@@ -265,8 +292,13 @@ def fluent_text(name: str, names_to_emoji: dict[str, str]) -> str:
         return f":{name}:" if not tone or tone == "-default" else f":{base}:{tone[1:]}-tone:"
     text = names_to_emoji[base]
     if tone and tone != "-default":
-        mod = {"-light": 0x1F3FB, "-medium-light": 0x1F3FC, "-medium": 0x1F3FD, "-medium-dark": 0x1F3FE,
-               "-dark": 0x1F3FF}[tone]
+        mod = {
+            "-light": 0x1F3FB,
+            "-medium-light": 0x1F3FC,
+            "-medium": 0x1F3FD,
+            "-medium-dark": 0x1F3FE,
+            "-dark": 0x1F3FF,
+        }[tone]
         text += chr(mod)  # stands for the toned variant (grouping only; not a valid ZWJ placement)
     return text
 
@@ -295,8 +327,11 @@ def held_out_keys(keys: set[str]) -> set[str]:
 def build_all(cache: Path) -> dict[str, dict[str, tuple[np.ndarray, list[str]]]]:
     """Every style rendered, rebalanced and split: ``{style: {"train": (x, texts), "test": (x, texts)}}``."""
     om_pkg = fetch_npm("openmoji", cache)
-    rendered = {"noto": build_noto(), "openmoji": build_openmoji(om_pkg),
-                "fluent-flat": build_fluent_flat(fetch_npm("fluent-flat", cache), om_pkg)}
+    rendered = {
+        "noto": build_noto(),
+        "openmoji": build_openmoji(om_pkg),
+        "fluent-flat": build_fluent_flat(fetch_npm("fluent-flat", cache), om_pkg),
+    }
     keys = set()
     for style in ("openmoji", "fluent-flat"):
         keys |= {base_key(t) for t in rendered[style][1]}

@@ -2,6 +2,7 @@
 one line, ``AssertionError: <message>``, not as a traceback into the library. The hidden tests are removed
 by nbgrader's own ``ClearHiddenTests``, listed before this one in the exported ``nbgrader_config.py``.
 Imported by nbgrader only (it needs nbconvert, from the ``classroom`` extra)."""
+
 from __future__ import annotations
 
 from nbconvert.preprocessors import Preprocessor

@@ -3,6 +3,7 @@
 The conventions ``ddnm-edu restore --help`` states live here: values scaled by the file's bit depth,
 transparent pixels composited onto a background, masks thresholded at mid-grey.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import DDNMInputError
+
 
 def _to_unit_array(im, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Pixel values of a Pillow image scaled to [0, 1] by the file's bit depth: (H, W, C) and alpha (H, W) or None.
@@ -26,15 +28,19 @@ def _to_unit_array(im, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     if mode.startswith("I;16") or mode == "I":
         arr = np.asarray(im, dtype=np.float64)
         if arr.min() < 0 or arr.max() > 65535:
-            raise DDNMInputError(f"{path} is a {mode} image with values {arr.min():.0f}..{arr.max():.0f}, outside "
-                                 "the 16-bit range 0..65535; save it as an 8- or 16-bit PNG.")
+            raise DDNMInputError(
+                f"{path} is a {mode} image with values {arr.min():.0f}..{arr.max():.0f}, outside "
+                "the 16-bit range 0..65535; save it as an 8- or 16-bit PNG."
+            )
         return (arr / 65535.0)[..., None], None
     if mode == "F":
         arr = np.asarray(im, dtype=np.float64)
         if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
-            raise DDNMInputError(f"{path} is a floating-point (F) image with values outside [0, 1] "
-                                 f"({np.nanmin(arr):.3g}..{np.nanmax(arr):.3g}); scale it to [0, 1] or save an "
-                                 "8- or 16-bit PNG.")
+            raise DDNMInputError(
+                f"{path} is a floating-point (F) image with values outside [0, 1] "
+                f"({np.nanmin(arr):.3g}..{np.nanmax(arr):.3g}); scale it to [0, 1] or save an "
+                "8- or 16-bit PNG."
+            )
         return arr[..., None], None
     if mode in ("LA", "La", "P", "PA", "RGBA", "RGBa"):
         im = im.convert("LA" if mode.startswith("L") else "RGBA")
@@ -42,8 +48,10 @@ def _to_unit_array(im, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         return arr[..., :-1], arr[..., -1]
     if mode in ("LAB", "HSV", "RGBX"):  # other 8-bit colour modes (1, L, RGB, CMYK, YCbCr take read_image's path)
         return np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0, None
-    raise DDNMInputError(f"{path} has image mode {mode!r}, which restore does not read; save it as an 8- or "
-                         "16-bit grayscale or RGB(A) PNG.")
+    raise DDNMInputError(
+        f"{path} has image mode {mode!r}, which restore does not read; save it as an 8- or "
+        "16-bit grayscale or RGB(A) PNG."
+    )
 
 
 def read_image(path: Path, channels: int, background: float = 1.0) -> torch.Tensor:
@@ -91,15 +99,18 @@ def read_mask(path: Path) -> torch.Tensor:
     m = read_image(path, 1, background=0.0)[0, 0].double().add(1).div(2)  # (H, W) in [0, 1]
     grey = ((m > 0.2) & (m < 0.8)).double().mean().item()
     if grey > 0.05:
-        raise DDNMInputError(f"the mask {path} is not black and white: {100 * grey:.0f} % of its pixels are grey "
-                             "(between 20 % and 80 % brightness). Save a mask with white = observed and black = "
-                             "missing (values are thresholded at mid-grey).")
+        raise DDNMInputError(
+            f"the mask {path} is not black and white: {100 * grey:.0f} % of its pixels are grey "
+            "(between 20 % and 80 % brightness). Save a mask with white = observed and black = "
+            "missing (values are thresholded at mid-grey)."
+        )
     mask = (m > 0.5).float()
     frac = mask.mean().item()
     if frac == 0.0 or frac == 1.0:
         what = "no pixel as observed (all black)" if frac == 0 else "every pixel as observed (all white)"
-        raise DDNMInputError(f"the mask {path} marks {what}; white = observed, black = missing, and inpainting "
-                             "needs some of each.")
+        raise DDNMInputError(
+            f"the mask {path} marks {what}; white = observed, black = missing, and inpainting needs some of each."
+        )
     return mask
 
 
@@ -114,8 +125,10 @@ def check_output_path(path: Path, what: str = "--out") -> None:
     if path.is_dir():
         raise DDNMInputError(f"{what} {path} is a folder; give a file name such as {path / 'out.png'}.")
     if not folder.is_dir():
-        raise DDNMInputError(f"{what} {path}: the folder {folder} does not exist; create it first "
-                             f"(mkdir -p {folder}) or choose another path.")
+        raise DDNMInputError(
+            f"{what} {path}: the folder {folder} does not exist; create it first "
+            f"(mkdir -p {folder}) or choose another path."
+        )
     if not os.access(folder, os.W_OK):
         raise DDNMInputError(f"{what} {path}: the folder {folder} is not writable; choose another path.")
     Image.init()
@@ -185,6 +198,6 @@ def save_grid(images: torch.Tensor, path: Path, ncol: int = 8, scale: int = 2) -
     grid = np.full((C, nrow * (H + 2) + 2, ncol * (W + 2) + 2), 255, np.uint8)
     for i, im in enumerate(arr):
         r, c = divmod(i, ncol)
-        grid[:, 2 + r * (H + 2): 2 + r * (H + 2) + H, 2 + c * (W + 2): 2 + c * (W + 2) + W] = im
+        grid[:, 2 + r * (H + 2) : 2 + r * (H + 2) + H, 2 + c * (W + 2) : 2 + c * (W + 2) + W] = im
     img = Image.fromarray(grid[0] if C == 1 else grid.transpose(1, 2, 0))
     img.resize((img.width * scale, img.height * scale), Image.NEAREST).save(path)

@@ -16,6 +16,7 @@ samplers assume), AdamW, EMA of the weights (the EMA weights are what ships).
   on our 2-core AVX2 CPU; bf16 autocast (``--amp auto``) is used on CUDA and on
   CPUs with native bf16 only (on AVX2-only CPUs it is ~15x *slower*).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,12 +41,20 @@ from ..settings import model_device
 from ..unet import UNet, UNetConfig, count_parameters
 
 CONFIGS: dict[str, dict] = {
-    "fashion-mnist-32": dict(dataset="fashion-mnist", flip=True,
-                             unet=UNetConfig(in_channels=1, image_size=32, ch=32, ch_mult=(1, 2, 2),
-                                             num_res_blocks=2, attn_resolutions=(8,))),
-    "emoji-32": dict(dataset="emoji", flip=False,  # flags, arrows and text are not mirror-symmetric
-                     unet=UNetConfig(in_channels=3, image_size=32, ch=32, ch_mult=(1, 2, 2),
-                                     num_res_blocks=2, attn_resolutions=(8,))),
+    "fashion-mnist-32": dict(
+        dataset="fashion-mnist",
+        flip=True,
+        unet=UNetConfig(
+            in_channels=1, image_size=32, ch=32, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(8,)
+        ),
+    ),
+    "emoji-32": dict(
+        dataset="emoji",
+        flip=False,  # flags, arrows and text are not mirror-symmetric
+        unet=UNetConfig(
+            in_channels=3, image_size=32, ch=32, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(8,)
+        ),
+    ),
     # supervised specialists (chapter 11): a tiny Restormer trained for one degradation, L1 loss
     "restormer-sr4": dict(dataset="fashion-mnist", flip=True, task="sr4", restormer=RestormerConfig()),
     "restormer-denoise": dict(dataset="fashion-mnist", flip=True, task="denoise", restormer=RestormerConfig()),
@@ -67,9 +76,13 @@ def get_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--ema", type=float, default=0.9995)
-    ap.add_argument("--loss", choices=["mse", "min-snr"], default="mse",
-                    help="per-timestep weighting of the eps-MSE: 'mse' (DDPM's L_simple) or 'min-snr' "
-                         "(Min-SNR-gamma, Hang et al. 2023); see benchmarks/training.md")
+    ap.add_argument(
+        "--loss",
+        choices=["mse", "min-snr"],
+        default="mse",
+        help="per-timestep weighting of the eps-MSE: 'mse' (DDPM's L_simple) or 'min-snr' "
+        "(Min-SNR-gamma, Hang et al. 2023); see benchmarks/training.md",
+    )
     ap.add_argument("--snr-gamma", type=float, default=5.0, help="gamma of --loss min-snr")
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--sample-every", type=int, default=1000, help="write a sample grid every N steps (0: never)")
@@ -124,8 +137,15 @@ def load_training_images(dataset: str, n: int | None = None) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample_grid(model: torch.nn.Module, sched: NoiseSchedule, path: Path, n: int = 64, steps: int = 100,
-                seed: int = 0, eta: float = 1.0) -> None:
+def sample_grid(
+    model: torch.nn.Module,
+    sched: NoiseSchedule,
+    path: Path,
+    n: int = 64,
+    steps: int = 100,
+    seed: int = 0,
+    eta: float = 1.0,
+) -> None:
     """Unconditional samples as a PNG grid: stochastic DDIM (eta=1) with x0_t clipped, as in the model cards."""
     from ..sampling import sample
     from .images import save_grid
@@ -202,10 +222,15 @@ class Run:
         self.init_from = str(path)
         if rec is not None:
             self.init_steps, self.init_wall = int(rec["steps"]), 60.0 * float(rec["train_wall_minutes"])
-        self.say(f"initialised model and EMA from {path}"
-                 + (f" ({self.init_steps} steps already trained, by its record)" if rec is not None else
-                    " (no weights.json records its sha256: its earlier steps are not counted; give them to "
-                    "`python -m ddnm_edu.tools.weights export --init-steps N`)"))
+        self.say(
+            f"initialised model and EMA from {path}"
+            + (
+                f" ({self.init_steps} steps already trained, by its record)"
+                if rec is not None
+                else " (no weights.json records its sha256: its earlier steps are not counted; give them to "
+                "`python -m ddnm_edu.tools.weights export --init-steps N`)"
+            )
+        )
 
     def save(self) -> None:
         """checkpoint.pt (written atomically) and ema.pt, by the first process only."""
@@ -213,10 +238,21 @@ class Run:
             return
         key = arch_key(self.cfg)
         tmp = self.out / "checkpoint.tmp"
-        torch.save({"model": self.model.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
-                    "step": self.step, "wall_seconds": self.wall, "config": self.args.config,
-                    "init_steps": self.init_steps, "init_wall_seconds": self.init_wall, "init_from": self.init_from,
-                    key: self.cfg[key].to_dict()}, tmp)
+        torch.save(
+            {
+                "model": self.model.state_dict(),
+                "ema": self.ema.state_dict(),
+                "opt": self.opt.state_dict(),
+                "step": self.step,
+                "wall_seconds": self.wall,
+                "config": self.args.config,
+                "init_steps": self.init_steps,
+                "init_wall_seconds": self.init_wall,
+                "init_from": self.init_from,
+                key: self.cfg[key].to_dict(),
+            },
+            tmp,
+        )
         os.replace(tmp, self.ckpt_path)
         torch.save(self.ema.state_dict(), self.out / "ema.pt")
 
@@ -224,13 +260,25 @@ class Run:
         if self.rank != 0:
             return
         args, cfg = self.args, self.cfg
-        meta = dict(config=args.config, **{arch_key(cfg): cfg[arch_key(cfg)].to_dict()},
-                    task=cfg.get("task"), params=count_parameters(self.model),
-                    n_train=n_img, batch=args.batch, world_size=world, lr=args.lr, ema=args.ema,
-                    loss="l1" if "task" in cfg else args.loss,
-                    snr_gamma=args.snr_gamma if args.loss == "min-snr" and "task" not in cfg else None,
-                    amp=str(amp), compile=args.compile, device=str(device),
-                    torch=torch.__version__, threads=torch.get_num_threads(), hardware=_hardware(device))
+        meta = dict(
+            config=args.config,
+            **{arch_key(cfg): cfg[arch_key(cfg)].to_dict()},
+            task=cfg.get("task"),
+            params=count_parameters(self.model),
+            n_train=n_img,
+            batch=args.batch,
+            world_size=world,
+            lr=args.lr,
+            ema=args.ema,
+            loss="l1" if "task" in cfg else args.loss,
+            snr_gamma=args.snr_gamma if args.loss == "min-snr" and "task" not in cfg else None,
+            amp=str(amp),
+            compile=args.compile,
+            device=str(device),
+            torch=torch.__version__,
+            threads=torch.get_num_threads(),
+            hardware=_hardware(device),
+        )
         (self.out / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
         print(json.dumps(meta), flush=True)
 
@@ -256,8 +304,9 @@ def _all_stop(done: bool, distributed: bool) -> bool:
     return bool(flag.item())
 
 
-def train_loop(run: Run, fwd, images: torch.Tensor, sched: NoiseSchedule, amp, world: int, distributed: bool,
-               stop: dict) -> None:
+def train_loop(
+    run: Run, fwd, images: torch.Tensor, sched: NoiseSchedule, amp, world: int, distributed: bool, stop: dict
+) -> None:
     """Steps until --steps, --max-minutes or a signal: loss (DDPM's, or L1 for a specialist), AdamW with warm-up
     and gradient clipping, the EMA, the loss log, sample grids and timed checkpoints."""
     from tqdm import tqdm

@@ -4,6 +4,7 @@
 their sha256 and training facts in ``weights.json``; ``interpolate`` mixes two recorded weights files
 (WiSE-FT; data/candidates/README.md says what that gave). Loading is ``ddnm_edu.pretrained``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,9 @@ def export(run: Path, name: str, init_steps: int | None = None, init_minutes: fl
     """
     run = Path(run)
     if not (run / "checkpoint.pt").exists():
-        raise DDNMInputError(f"no checkpoint.pt in {run}; give the --out folder of a training run "
-                             "(python -m ddnm_edu.tools.train).")
+        raise DDNMInputError(
+            f"no checkpoint.pt in {run}; give the --out folder of a training run (python -m ddnm_edu.tools.train)."
+        )
     ck = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
     init_steps = int(ck.get("init_steps", 0)) if init_steps is None else init_steps
     init_minutes = float(ck.get("init_wall_seconds", 0.0)) / 60 if init_minutes is None else init_minutes
@@ -41,10 +43,16 @@ def export(run: Path, name: str, init_steps: int | None = None, init_minutes: fl
     model.load_state_dict(sd)
     arch = arch_key(ck)
     rec = {
-        "file": dst.name, "sha256": sha256(dst), arch: ck[arch], "params": count_parameters(model),
+        "file": dst.name,
+        "sha256": sha256(dst),
+        arch: ck[arch],
+        "params": count_parameters(model),
         **({"task": meta["task"], "loss": meta.get("loss")} if meta.get("task") else {}),
-        "dataset": meta.get("config", name), "steps": init_steps + int(ck["step"]), "batch": meta.get("batch"),
-        "lr": meta.get("lr"), "ema": meta.get("ema"),
+        "dataset": meta.get("config", name),
+        "steps": init_steps + int(ck["step"]),
+        "batch": meta.get("batch"),
+        "lr": meta.get("lr"),
+        "ema": meta.get("ema"),
         "train_wall_minutes": round(init_minutes + float(ck["wall_seconds"]) / 60, 1),
         **({"steps_before_this_run": init_steps} if init_steps else {}),
         "hardware": meta.get("hardware", f"{meta.get('device')} ({meta.get('threads')} threads)")
@@ -81,24 +89,36 @@ def interpolate(a: Path, b: Path, alpha: float, out: Path, name: str) -> dict:
     recs = [init_record(Path(f)) if Path(f).exists() else None for f in (a, b)]
     for f, r in zip((a, b), recs):
         if r is None:
-            raise DDNMInputError(f"{f}: missing, or no weights.json beside it or in the registry records its "
-                                 "sha256; interpolate recorded weights only.")
+            raise DDNMInputError(
+                f"{f}: missing, or no weights.json beside it or in the registry records its "
+                "sha256; interpolate recorded weights only."
+            )
     ra, rb = recs
     if ra[arch_key(ra)] != rb[arch_key(rb)]:
         raise DDNMInputError(f"{a} and {b} have different architectures; interpolation needs one architecture.")
     sa, sb = (load_state_dict_checked(Path(f), r["sha256"]) for f, r in ((a, ra), (b, rb)))
-    sd = {k: torch.lerp(sa[k].float(), sb[k].float(), alpha).to(sa[k].dtype).contiguous() for k in sa}  # (1-alpha) a + alpha b
+    sd = {
+        k: torch.lerp(sa[k].float(), sb[k].float(), alpha).to(sa[k].dtype).contiguous() for k in sa
+    }  # (1-alpha) a + alpha b
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dst = out / f"{name}.pt"
     torch.save(sd, dst)
     rec = {k: v for k, v in rb.items() if k not in ("file", "sha256", "final_loss", "status")}
-    rec.update(file=dst.name, sha256=sha256(dst), interpolated={
-        "alpha": alpha, "a": {"file": str(a), "sha256": ra["sha256"], "steps": ra["steps"]},
-        "b": {"file": str(b), "sha256": rb["sha256"], "steps": rb["steps"]}})
-    rec["status"] = (f"weight interpolation (WiSE-FT, Wortsman et al. 2022), no further training: "
-                     f"{1 - alpha:g} x {a} ({ra['steps']:,} steps, sha256 {ra['sha256'][:8]}) + {alpha:g} x "
-                     f"{b} ({rb['steps']:,} steps, sha256 {rb['sha256'][:8]}).")
+    rec.update(
+        file=dst.name,
+        sha256=sha256(dst),
+        interpolated={
+            "alpha": alpha,
+            "a": {"file": str(a), "sha256": ra["sha256"], "steps": ra["steps"]},
+            "b": {"file": str(b), "sha256": rb["sha256"], "steps": rb["steps"]},
+        },
+    )
+    rec["status"] = (
+        f"weight interpolation (WiSE-FT, Wortsman et al. 2022), no further training: "
+        f"{1 - alpha:g} x {a} ({ra['steps']:,} steps, sha256 {ra['sha256'][:8]}) + {alpha:g} x "
+        f"{b} ({rb['steps']:,} steps, sha256 {rb['sha256'][:8]})."
+    )
     side = out / "weights.json"
     reg = json.loads(side.read_text()) if side.exists() else {}
     reg[name] = rec
@@ -112,12 +132,18 @@ def main(argv=None) -> None:
     e = sub.add_parser("export", help="ship a run's EMA weights")
     e.add_argument("--run", type=Path, required=True)
     e.add_argument("--name", required=True)
-    e.add_argument("--init-steps", type=int, default=None,
-                   help="steps of the weights the run started from (default: as its checkpoint records)")
+    e.add_argument(
+        "--init-steps",
+        type=int,
+        default=None,
+        help="steps of the weights the run started from (default: as its checkpoint records)",
+    )
     e.add_argument("--init-minutes", type=float, default=None, help="their training wall time")
     i = sub.add_parser("interpolate", help="(1 - alpha) a + alpha b of two recorded weights files (WiSE-FT)")
     i.add_argument("--a", type=Path, required=True, help="weights file (e.g. ddnm_edu/assets/weights/emoji-32.pt)")
-    i.add_argument("--b", type=Path, required=True, help="weights file fine-tuned from a (e.g. data/candidates/emoji-32.pt)")
+    i.add_argument(
+        "--b", type=Path, required=True, help="weights file fine-tuned from a (e.g. data/candidates/emoji-32.pt)"
+    )
     i.add_argument("--alpha", type=float, required=True)
     i.add_argument("--name", required=True)
     i.add_argument("--out", type=Path, required=True, help="folder for <name>.pt and its weights.json record")

@@ -3,6 +3,7 @@
 
     python -m ddnm_edu.tools.evaluate models | compare | specialist   (see --help)
 """
+
 from __future__ import annotations
 
 import json
@@ -11,19 +12,66 @@ from pathlib import Path
 
 from ...errors import CommandParser, DDNMInputError
 from ...pretrained import WEIGHTS_DIR, available
-from .cards import (BUCKETS, bucket_losses, evaluate_model, nearest_neighbours, posterior_section,
-                    refresh_posterior_section, restoration_table, targets, tasks_for, write_card)
+from .cards import (
+    BUCKETS,
+    bucket_losses,
+    evaluate_model,
+    nearest_neighbours,
+    posterior_section,
+    refresh_posterior_section,
+    restoration_table,
+    targets,
+    tasks_for,
+    write_card,
+)
 from .common import BENCH_DIR, markdown_table, psnr_capped, score_cells, scores, stats
-from .compare import (COMPARE_TASKS, ZERO_SHOT_PEERS, compare_tasks, headline, headline_markdown, noisy_measurement,
-                      read_compare, run_compare, write_compare)
+from .compare import (
+    COMPARE_TASKS,
+    ZERO_SHOT_PEERS,
+    compare_tasks,
+    headline,
+    headline_markdown,
+    noisy_measurement,
+    read_compare,
+    run_compare,
+    write_compare,
+)
 from .specialist import SPECIALISTS, evaluate_specialist, run_specialist, specialist_markdown, specialist_problems
 
-__all__ = ["BENCH_DIR", "BUCKETS", "COMPARE_TASKS", "SPECIALISTS", "ZERO_SHOT_PEERS", "bucket_losses", "compare_tasks",
-           "evaluate_model", "evaluate_specialist", "headline", "headline_markdown", "main", "markdown_table",
-           "nearest_neighbours", "posterior_section", "refresh_posterior_section", "score_cells",
-           "noisy_measurement", "psnr_capped", "read_compare", "restoration_table", "run_compare", "run_specialist",
-           "scores", "specialist_markdown", "specialist_problems", "stats", "targets", "tasks_for", "write_card",
-           "write_compare"]
+__all__ = [
+    "BENCH_DIR",
+    "BUCKETS",
+    "COMPARE_TASKS",
+    "SPECIALISTS",
+    "ZERO_SHOT_PEERS",
+    "bucket_losses",
+    "compare_tasks",
+    "evaluate_model",
+    "evaluate_specialist",
+    "headline",
+    "headline_markdown",
+    "main",
+    "markdown_table",
+    "nearest_neighbours",
+    "posterior_section",
+    "refresh_posterior_section",
+    "score_cells",
+    "noisy_measurement",
+    "psnr_capped",
+    "read_compare",
+    "restoration_table",
+    "run_compare",
+    "run_specialist",
+    "scores",
+    "specialist_markdown",
+    "specialist_problems",
+    "stats",
+    "targets",
+    "tasks_for",
+    "write_card",
+    "write_compare",
+]
+
 
 def main(argv=None) -> None:
     ap = CommandParser(prog="python -m ddnm_edu.tools.evaluate", description=__doc__)
@@ -34,9 +82,13 @@ def main(argv=None) -> None:
     m.add_argument("--steps", type=int, default=100)
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--out", type=Path, default=WEIGHTS_DIR)
-    m.add_argument("--weights", type=Path, default=None,
-                   help="measure this state dict (e.g. runs/emoji-32/ema.pt) instead of the shipped file; "
-                        "use with one --name and an --out outside ddnm_edu/assets/weights")
+    m.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="measure this state dict (e.g. runs/emoji-32/ema.pt) instead of the shipped file; "
+        "use with one --name and an --out outside ddnm_edu/assets/weights",
+    )
     c = sub.add_parser("compare", help="DDNM vs DDNM+ vs DDRM vs DPS vs baselines on the held-out sets")
     size = c.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="8 images, 20 steps (minutes on a CPU; the default)")
@@ -75,4 +127,3 @@ def main(argv=None) -> None:
             evaluate_specialist(name, args.out, args.n or 256, args.seed)
             continue
         evaluate_model(name, args.n, args.steps, args.seed, args.out, weights=args.weights)
-

@@ -1,4 +1,5 @@
 """``python -m ddnm_edu.tools.evaluate``: see the package docstring."""
+
 from ...errors import run_command
 from . import main
 

@@ -1,4 +1,5 @@
 """What the evaluation programs share: the statistics over images, the capped PSNR and the scores of a method."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ... import metrics
+
 
 def stats(v: torch.Tensor) -> list[float]:
     """[mean, std, median] over images."""
@@ -27,7 +29,6 @@ def median_note(v: list[float]) -> str:
 BENCH_DIR = Path(__file__).resolve().parents[3] / "benchmarks"  # the repository's benchmarks/
 
 
-
 def markdown_table(header: list[str], rows) -> list[str]:
     """The one table writer: a Markdown table as lines (header, rule, a line per row of formatted cells)."""
     line = lambda cells: "|" + "|".join(f" {c} " if str(c) else " " for c in cells) + "|"  # noqa: E731
@@ -36,12 +37,18 @@ def markdown_table(header: list[str], rows) -> list[str]:
 
 def score_cells(v: dict) -> list[str]:
     """The cells of a method's :func:`scores`: PSNR mean ± std (median), SSIM mean ± std, consistency."""
-    return [f"{v['psnr'][0]:.2f} ± {v['psnr'][1]:.2f}{median_note(v['psnr'])}",
-            f"{v['ssim'][0]:.3f} ± {v['ssim'][1]:.3f}", f"{v['consistency'][0]:.1e}"]
+    return [
+        f"{v['psnr'][0]:.2f} ± {v['psnr'][1]:.2f}{median_note(v['psnr'])}",
+        f"{v['ssim'][0]:.3f} ± {v['ssim'][1]:.3f}",
+        f"{v['consistency'][0]:.1e}",
+    ]
 
 
 def scores(op, x_hat: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> dict[str, list[float]]:
     """The scores every table reports for a method, each as :func:`stats` over images: PSNR (capped),
     SSIM and consistency ||A x_hat - y|| / ||y||."""
-    return {"psnr": stats(psnr_capped(x_hat, x)), "ssim": stats(metrics.ssim(x_hat, x)),
-            "consistency": stats(metrics.consistency(op, x_hat, y))}
+    return {
+        "psnr": stats(psnr_capped(x_hat, x)),
+        "ssim": stats(metrics.ssim(x_hat, x)),
+        "consistency": stats(metrics.consistency(op, x_hat, y)),
+    }

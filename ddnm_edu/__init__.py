@@ -16,7 +16,8 @@ larger than the prior, window by window), ``diffusers_prior`` (any diffusers DDP
 ``ddrm`` and ``dps`` (the peers), ``baselines``, ``metrics``, ``unet``, ``restormer`` (the supervised
 specialist of chapter 11), ``data`` and ``pretrained`` (what ships), ``viz`` (figures and step
 viewers), ``check`` (self-checks for the exercises), ``linalg`` and ``toy`` (the small dense and 2-D
-examples of chapters 3-5, and an oracle Gaussian prior); ``errors`` and ``settings`` serve them all.
+examples of chapters 3-5, and an oracle Gaussian prior); ``errors`` and ``book_scale`` (the run sizes and
+the device) serve them all.
 ``ddnm_edu.tools`` is the tooling: the ``ddnm-edu`` command, training, model cards and benchmarks,
 shipping weights, rebuilding the datasets, and the classroom edition.
 """
@@ -56,7 +57,7 @@ from .sampling import (
 )
 from .posterior import posterior_samples
 from .schedule import NoiseSchedule
-from .settings import settings
+from .book_scale import settings
 from .pretrained import load_pretrained
 from .diffusers_prior import load_diffusers
 

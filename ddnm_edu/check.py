@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .linalg import penrose_errors
+
 
 class CheckFailed(AssertionError):
     """Your answer is not right yet; the message says how."""
@@ -72,7 +74,7 @@ def _matrix(A: Any, shape: tuple[int, ...] | None) -> Tensor:
     return _t(A, "A")
 
 
-PENROSE = ("A X A = A", "X A X = X", "(A X)^T = A X", "(X A)^T = X A")
+PENROSE = ("A X A = A", "X A X = X", "(A X)^T = A X", "(X A)^T = X A")  # penrose_errors' keys
 
 
 def pinv(X: Any, A: Any, shape: tuple[int, ...] | None = None, atol: float = 1e-8, quiet: bool = False) -> bool:
@@ -88,18 +90,7 @@ def pinv(X: Any, A: Any, shape: tuple[int, ...] | None = None, atol: float = 1e-
             f"your pseudo-inverse has shape {tuple(Xt.shape)}; for A of shape {tuple(M.shape)} it "
             f"must be {M.shape[1]} x {M.shape[0]} (columns of A become rows)."
         )
-    AX, XA = M @ Xt, Xt @ M
-    errs = dict(
-        zip(
-            PENROSE,
-            (
-                float((AX @ M - M).abs().max()),
-                float((XA @ Xt - Xt).abs().max()),
-                float((AX.T - AX).abs().max()),
-                float((XA.T - XA).abs().max()),
-            ),
-        )
-    )
+    errs = penrose_errors(M, Xt)
     scale = max(1.0, float(M.abs().max()), float(Xt.abs().max()))
     failing = {k: v for k, v in errs.items() if v > atol * scale}
     if failing:
@@ -107,7 +98,8 @@ def pinv(X: Any, A: Any, shape: tuple[int, ...] | None = None, atol: float = 1e-
         hint = (
             "It is not even a generalised inverse (condition 1), so A x_hat = y would not hold."
             if PENROSE[0] in failing
-            else "Condition 1 holds: it is a generalised inverse (enough for consistency) but not the Moore-Penrose one."
+            else "Condition 1 holds: it is a generalised inverse (enough for consistency) "
+            "but not the Moore-Penrose one."
         )
         raise CheckFailed("not the Moore-Penrose inverse:\n" + "\n".join(lines) + "\n" + hint)
     return _ok("all four Penrose conditions hold: this is the Moore-Penrose inverse.", quiet)

@@ -5,15 +5,17 @@ unseen (s_i = 0) or measured with an effective noise level sigma_y / s_i, and ea
 differently (DDRM eq. 7-8, and the ``efficient_generalized_steps`` of its reference code):
 
 * unseen:                 c' = c0 + sqrt(1 - eta^2) sigma' eps_c + eta sigma' z
-* noisier than y (s sigma' > sigma_y):   c' = eta_b (U^T y)_i / s_i + (1 - eta_b) c0 + sqrt(sigma'^2 - eta_b^2 sigma_y^2 / s_i^2) z
+* noisier than y (s sigma' > sigma_y):
+                          c' = eta_b (U^T y)_i / s_i + (1 - eta_b) c0 + sqrt(sigma'^2 - eta_b^2 sigma_y^2 / s_i^2) z
 * less noisy than y:      c' = c0 + sqrt(1 - eta^2) sigma' (y_i - s_i c0) / sigma_y + eta sigma' z
 
 with sigma' = sqrt(1 - alpha_bar_s) / sqrt(alpha_bar_s) the next noise level of the "variance
 exploding" view x / sqrt(alpha_bar), c0 = V^T x0_t and eps_c = V^T eps. Then x_s = sqrt(alpha_bar_s) V c'.
 
-Covered operators: every operator that carries its SVD (``op.singular_values``, ``op.Vt``, ``op.V``):
+Covered operators: every :class:`~ddnm_edu.operators.SVDOperator` (``op.singular_values``, ``op.Vt``, ``op.V``):
 Denoising, Inpainting, Colorization, SuperResolution (average pooling), CompressedSensing and Deblur
-(the Fourier basis, complex coordinates); not Composite. Simplification: x_T ~ N(0, I) instead of DDRM's y-conditioned start
+(the Fourier basis, complex coordinates); not Composite. Simplification: x_T ~ N(0, I) instead of DDRM's
+y-conditioned start
 (for T = 1000 the difference is of order sqrt(alpha_bar_T) ~ 0.006).
 """
 
@@ -27,7 +29,7 @@ from . import operators as ops
 from .errors import check_finite, check_int_range, check_sigma_y
 from .sampling import randn
 from .schedule import NoiseSchedule
-from .settings import model_device
+from .book_scale import model_device
 
 Tensor = torch.Tensor
 
@@ -54,6 +56,7 @@ def ddrm(
     device = model_device(model, y.device)
     y_device, y = y.device, y.to(device)
     x_like = op.A_pinv(y)
+    op = ops.require_svd(op, "the DDRM-style sampler")
     s = op.singular_values(tuple(x_like.shape[1:])).to(x_like)  # one per coordinate of V^T x
     ys = op.y_coords(y)  # U^T y at the coordinates it measures
     seen = s > 0

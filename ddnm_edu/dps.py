@@ -23,7 +23,7 @@ import torch
 from .errors import check_finite, check_int_range, check_nonnegative
 from .sampling import randn
 from .schedule import NoiseSchedule
-from .settings import model_device
+from .book_scale import model_device
 
 Tensor = torch.Tensor
 

@@ -7,9 +7,7 @@ getting a silently wrong image.
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 
 import torch
 
@@ -33,31 +31,6 @@ def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
 
 class DDNMInputError(ValueError):
     """Raised for input that would otherwise give a silently wrong result."""
-
-
-class CommandParser(argparse.ArgumentParser):
-    """``argparse.ArgumentParser`` whose usage errors are one line, like every other error of a command:
-    ``PROG: error: MESSAGE; see PROG --help.`` and exit code 2 (subcommands inherit it)."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)  # keep docstrings' layout
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help.\n")
-
-
-def run_command(prog: str, main, *args) -> int:
-    """Run a command's ``main(*args)`` and return its exit code: bad input (a :class:`DDNMInputError`)
-    becomes one line on stderr, ``PROG: error: MESSAGE``, and exit code 2 instead of a traceback.
-
-    Every entry point goes through it: ``ddnm-edu`` and ``python -m ddnm_edu.<tool>``.
-    """
-    try:
-        return main(*args) or 0
-    except DDNMInputError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
 
 
 def check_image_batch(x: torch.Tensor, name: str = "x", channels: int | None = None) -> None:

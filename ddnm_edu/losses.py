@@ -35,7 +35,6 @@ def diffusion_loss(
     sched: NoiseSchedule,
     x0: torch.Tensor,
     generator: torch.Generator | None = None,
-    amp_dtype=None,
     rule: str = "mse",
     gamma: float = 5.0,
 ) -> torch.Tensor:
@@ -45,11 +44,8 @@ def diffusion_loss(
     B = x0.shape[0]
     t = torch.randint(0, sched.T, (B,), generator=generator).to(x0.device)
     eps = torch.randn(x0.shape, generator=generator).to(x0.device)
-    if x0.ndim == 4:  # keep the channels_last layout of the batch (faster convolutions on CPU)
-        eps = eps.contiguous(memory_format=torch.channels_last)
     x_t = sched.add_noise(x0, eps, t)
-    with torch.autocast(x0.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-        pred = model(x_t, t)
+    pred = model(x_t, t)
     if rule == "mse":
         return F.mse_loss(pred.float(), eps)
     per_sample = (pred.float() - eps).pow(2).flatten(1).mean(1)  # (B,)

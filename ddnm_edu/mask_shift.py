@@ -30,7 +30,7 @@ from typing import Sequence
 import torch
 
 from .errors import DDNMInputError
-from .operators import LinearOperator
+from .operators import Colorization, Denoising, Inpainting, LinearOperator, SuperResolution
 from .rng import spawn
 from .sampling import SamplerSettings, ddnm_plus
 from .schedule import NoiseSchedule
@@ -67,6 +67,38 @@ def window_starts(length: int, window: int, overlap: int, grid: int = 1) -> list
     return starts
 
 
+# --------------------------------------------------------------------------- one window of each operator
+#: the operators that act on each pixel (or block) locally: a window of y measures a window of x
+WINDOWED = (SuperResolution, Inpainting, Colorization, Denoising)
+
+
+def grid(op: LinearOperator) -> int:
+    """Window corners and sizes must lie on this pixel grid: a super-resolution block's side, else 1."""
+    return op.scale if isinstance(op, SuperResolution) else 1
+
+
+def window_of(op: LinearOperator, y: Tensor, top: int, left: int, size: int) -> tuple[LinearOperator, Tensor]:
+    """(A_w, y_w): the operator and measurement of the ``size`` x ``size`` window of x at (top, left)."""
+    if not isinstance(op, WINDOWED):
+        raise DDNMInputError(
+            f"{op!r} mixes pixels across the whole image, so a window of y does not "
+            "measure a window of x; mask-shift restoration needs a local operator "
+            "(sr2, sr4, inpaint, colorize, denoise)."
+        )
+    if isinstance(op, SuperResolution):  # y holds one number per s x s block
+        s = op.scale
+        if top % s or left % s or size % s:
+            raise DDNMInputError(
+                f"a window of {op!r} must hold whole {s}x{s} blocks; got corner ({top}, {left}) and size {size}."
+            )
+        return op, y[..., top // s : (top + size) // s, left // s : (left + size) // s]
+    y_w = y[..., top : top + size, left : left + size]
+    if isinstance(op, Inpainting):  # the window's part of the mask
+        op.A_pinv(y)  # the mask fits the whole image (one clear line if not)
+        return Inpainting(op.mask[..., top : top + size, left : left + size]), y_w
+    return op, y_w  # colorization, denoising: the same operator on fewer pixels
+
+
 def _default_overlap(window: int, grid: int = 1) -> int:
     """Half a window (the official code's 128 for 256), rounded down to whole blocks."""
     return window // 2 // grid * grid
@@ -76,8 +108,6 @@ class KnownPixels(LinearOperator):
     """A window's operator in mask-shift: ``base`` everywhere, and the pixels in ``known`` (1 = already
     restored) observed exactly. A_w x = m x + (1 - m) A^dagger A x is an orthogonal projector when m holds
     whole blocks of A, so A_w^dagger = A_w. Its measurement: :meth:`measurement`."""
-
-    name = "known-pixels"
 
     def __init__(self, base: LinearOperator, known: Tensor):
         self.base, self.m = base, known.float()  # (1 or C, H, W) or (B, C, H, W)
@@ -126,12 +156,12 @@ def restore_large(
 
     ``op`` and ``y`` describe the whole image (e.g. ``SuperResolution(4)`` and a 16 x 16 y for a 64 x 64
     result); ``overlap`` defaults to half a window, as the official code. Windows are restored in rows
-    from the top left; window w of image i draws from ``rng.spawn(seed, "image", image_ids[i],
-    "window", w)`` (``image_ids`` default 0..B-1). Returns x0_hat for the whole image, on y's device.
+    from the top left; window k of image i draws from ``rng.spawn(seed, "image", image_ids[i],
+    "window", k)`` (``image_ids`` default 0..B-1). Returns x0_hat for the whole image, on y's device.
     With ``sigma_y > 0`` the scalar noise rule is used (the SVD rules need an SVD of each window's
     operator, which the known pixels do not have).
     """
-    g = op.grid
+    g = grid(op)
     overlap = _default_overlap(window, g) if overlap is None else overlap
     shape = op.x_shape(y)
     B, C, H, W = shape
@@ -153,11 +183,11 @@ def restore_large(
     lefts = window_starts(W, window, overlap, g)
     canvas = torch.zeros(shape, dtype=y.dtype, device=y.device)
     done = torch.zeros((1, 1, H, W), dtype=y.dtype, device=y.device)
-    w = 0
+    k = 0  # window k, in rows from the top left
     for top in tops:
         for left in lefts:
             sl = (..., slice(top, top + window), slice(left, left + window))
-            op_w, y_w = op.window(y, top, left, window)
+            op_w, y_w = window_of(op, y, top, left, window)
             known = done[sl][0]
             if known.any():
                 op_w = KnownPixels(op_w, known)
@@ -171,9 +201,9 @@ def restore_large(
                 steps=steps,
                 settings=settings or SamplerSettings(),
                 progress=progress,
-                generator=[spawn(seed, "image", i, "window", w) for i in ids],
+                generator=[spawn(seed, "image", i, "window", k) for i in ids],
             )
             canvas[sl] = res.x0_hat.to(canvas)
             done[sl] = 1
-            w += 1
+            k += 1
     return canvas

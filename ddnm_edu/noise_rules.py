@@ -57,7 +57,7 @@ import math
 import torch
 
 from .errors import DDNMInputError
-from .operators import LinearOperator
+from .operators import LinearOperator, SVDOperator, require_svd
 from .schedule import NoiseSchedule, StepCoefs
 
 Tensor = torch.Tensor
@@ -132,7 +132,7 @@ SCALAR_GAIN_LIMIT = 10.0
 
 def warn_if_scalar_fails(op: LinearOperator, x_shape: tuple[int, int, int]) -> None:
     """Warn when A^dagger amplifies noise so much that the scalar rule is the wrong choice."""
-    if not op.has_svd:
+    if not isinstance(op, SVDOperator):
         return
     s = op.singular_values(x_shape)
     gain = float(1 / s[s > 0].min()) if bool((s > 0).any()) else 1.0
@@ -165,6 +165,7 @@ def noise_by_direction(
     groups ``"null"`` and ``"s=<singular value>"``. A correct rule gives measured ~ target in each group.
     """
     check_rule(noise_rule, "ddim")
+    op = require_svd(op, "noise_by_direction")
     gen = torch.Generator().manual_seed(seed)
     x = torch.zeros((n, *shape), dtype=torch.float64)
     y = op.measure(x, sigma_y, generator=gen)

@@ -18,16 +18,12 @@ refinement stage, and a global residual: the network predicts a correction added
 
 Here the input is A^dagger y (for average-pool super-resolution: y upsampled by replication), the same
 size as x, and the output an estimate of x. ``SpatialSelfAttention`` is the ordinary ViT-style
-attention over pixels, kept only to *measure* the cost difference (``attention_cost``).
+attention over pixels, kept only to *measure* the cost difference (``ddnm_edu.tools.attention_cost``).
 """
 
 from __future__ import annotations
 
 import math
-import os
-import sys
-import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -235,79 +231,6 @@ def receptive_field(
     return x.grad.abs().sum(dim=(0, 1)) > 0
 
 
-@dataclass
-class CostRow:
-    size: int  # image side (pixels)
-    pixels: int  # H * W
-    mdta_ms: float
-    spatial_ms: float
-    mdta_peak_mb: float  # peak of tensor memory allocated during one forward pass
-    spatial_peak_mb: float
-
-
-@contextmanager
-def _quiet_stderr():
-    """Silence the profiler's C++ start/stop lines, which go straight to file descriptor 2."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _peak_bytes(fn) -> float:
-    """Peak bytes of CPU tensors allocated and alive during ``fn()``: the running sum of the allocation
-    (+) and free (-) events that the PyTorch profiler records with ``profile_memory=True``, in time order."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    events = sorted(
-        (e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
-    )
-    live = peak = 0
-    for _, nbytes in events:
-        live += nbytes
-        peak = max(peak, live)
-    return float(peak)
-
-
-def attention_cost(sizes: list[int], dim: int = 32, heads: int = 1, repeats: int = 5, seed: int = 0) -> list[CostRow]:
-    """Measure one forward pass of MDTA and of spatial self-attention on a (1, dim, s, s) input for each
-    side s in ``sizes``: wall time (ms, on one CPU thread, the fastest of ``repeats`` runs -- the one least
-    disturbed by other work on the machine) and peak tensor memory (MB, from the profiler's allocation events)."""
-    torch.manual_seed(seed)
-    mdta, spatial = MDTA(dim, heads).eval(), SpatialSelfAttention(dim, heads).eval()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread: no waiting on a busy core's sibling thread, the same on every machine
-    try:
-        return _cost_rows(sizes, dim, mdta, spatial, repeats)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _cost_rows(sizes, dim, mdta, spatial, repeats) -> list[CostRow]:
-    rows = []
-    with torch.no_grad():
-        for s in sizes:
-            x = torch.randn(1, dim, s, s)
-            res = {}
-            for name, mod in (("mdta", mdta), ("spatial", spatial)):
-                mod(x)  # warm-up
-                times = []
-                for _ in range(repeats):
-                    t0 = time.perf_counter()
-                    mod(x)
-                    times.append(time.perf_counter() - t0)
-                res[name] = (1e3 * min(times), _peak_bytes(lambda: mod(x)) / 2**20)
-            rows.append(CostRow(s, s * s, res["mdta"][0], res["spatial"][0], res["mdta"][1], res["spatial"][1]))
-    return rows
-
-
 # --------------------------------------------------------------------------- the specialist's tasks
 #: The degradations a specialist is trained for. sigma is on the images' [-1, 1] scale, like sigma_y
 #: everywhere in the book (0.2 here = 0.1 on the paper's [0, 1] scale).
@@ -334,11 +257,7 @@ def measure(task: str, x0: Tensor, generator: torch.Generator | None = None) -> 
     return y, op.A_pinv(y)
 
 
-def supervised_loss(
-    model: nn.Module, task: str, x0: Tensor, generator: torch.Generator | None = None, amp_dtype=None
-) -> Tensor:
+def supervised_loss(model: nn.Module, task: str, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """The paper's training loss: L1 between the restored image f(A^dagger y) and the clean x0."""
     _, x_in = measure(task, x0, generator)
-    with torch.autocast(x0.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-        pred = model(x_in.contiguous(memory_format=torch.channels_last) if x_in.ndim == 4 else x_in)
-    return F.l1_loss(pred.float(), x0)
+    return F.l1_loss(model(x_in).float(), x0)

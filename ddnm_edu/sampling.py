@@ -45,9 +45,9 @@ from tqdm.auto import tqdm
 from . import noise_rules
 from .errors import DDNMInputError, check_finite, check_int_range, check_sigma_y, warn_user
 from .noise_rules import NOISE_RULES, check_rule, lambda_and_std  # noqa: F401 (re-exported)
-from .operators import LinearOperator
+from .operators import LinearOperator, require_svd
 from .schedule import NoiseSchedule
-from .settings import model_device
+from .book_scale import model_device
 
 Tensor = torch.Tensor
 Model = Callable[[Tensor, Tensor], Tensor]
@@ -216,6 +216,7 @@ def ddnm_plus_steps(
     y, x, gen, moves, sigma_y = _prepare(model, sched, op, y, sigma_y, steps, s, generator, seed, x_T)
     svd = s.noise_rule != "scalar" and sigma_y > 0  # Sigma_t = V diag(lambda_i) V^T (appendix)
     if svd:
+        op = require_svd(op, f"noise_rule={s.noise_rule!r}")
         sv = op.singular_values(tuple(x.shape[1:])).to(x)  # s_i per coordinate of V^T x; 0 = null
     elif sigma_y > 0:
         noise_rules.warn_if_scalar_fails(op, tuple(x.shape[1:]))

@@ -8,7 +8,7 @@ parameters for the shipped 32x32 configurations; ``model(x_t, t) -> eps``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn

@@ -14,6 +14,8 @@ import yaml
 
 from browser import ARTEFACTS, ROOT, offline_browser, require, serve
 
+pytestmark = pytest.mark.slow  # make test runs it, make check skips it
+
 HTML = ROOT / "_build" / "html"
 
 

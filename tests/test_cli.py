@@ -13,6 +13,8 @@ from ddnm_edu import data
 from ddnm_edu.tools import cli
 from ddnm_edu import operators as ops
 
+pytestmark = pytest.mark.slow  # commands, training, evaluation: make test runs it, make check skips it
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -1,7 +1,7 @@
 """Every command answers bad input with one line on stderr and exit code 2, never a traceback.
 
 The entry points (``python -m ddnm_edu.tools.<tool>`` and ``ddnm-edu``) share one wrapper,
-:func:`ddnm_edu.errors.run_command`, and one parser class whose usage errors are one line too.
+:func:`ddnm_edu.tools.command.run_command`, and one parser class whose usage errors are one line too.
 Each case runs the real command in a subprocess, with the system Fashion-MNIST folder hidden
 where the case is about a missing dataset.
 """
@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.slow  # commands, training, evaluation: make test runs it, make check skips it
 
 ROOT = Path(__file__).resolve().parent.parent
 MISSING = "{tmp}/missing.pt"

@@ -11,6 +11,8 @@ from ddnm_edu import baselines
 from ddnm_edu.tools import evaluate
 from ddnm_edu import operators as ops
 
+pytestmark = pytest.mark.slow  # commands, training, evaluation: make test runs it, make check skips it
+
 
 def test_evaluate_models_quick(tmp_path):
     r = evaluate.evaluate_model(

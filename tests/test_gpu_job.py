@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # make test runs it, make check skips it
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

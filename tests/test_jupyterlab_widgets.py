@@ -20,11 +20,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from browser import ARTEFACTS, ROOT, chromium_path, offline_browser
+
+pytestmark = pytest.mark.slow  # make test runs it, make check skips it
 
 LIVE_CHAPTERS = ["07-ddnm", "08-ddnm-plus"]
 TIMINGS: dict = {}

@@ -8,10 +8,9 @@ import torch
 import ddnm_edu as de
 from ddnm_edu import operators as ops
 from ddnm_edu.errors import DDNMInputError
-from ddnm_edu.mask_shift import KnownPixels, restore_large, window_starts
+from ddnm_edu.mask_shift import WINDOWED, KnownPixels, restore_large, window_of, window_starts
 from ddnm_edu.rng import spawn
 from ddnm_edu.toy import StationaryGaussianPrior
-from test_sampling import random_unet  # noqa: F401 (fixture)
 
 
 def test_window_starts_slide_by_the_stride_and_end_at_the_border():
@@ -53,7 +52,7 @@ def test_one_window_is_plain_ddnm(sched, random_unet):
 
 def test_bad_requests_are_refused_before_any_window_runs(sched, random_unet):
     op = ops.Deblur(ops.gaussian_kernel(1.0))
-    assert not op.has_window and ops.SuperResolution(2).has_window
+    assert not isinstance(op, WINDOWED) and isinstance(ops.SuperResolution(2), WINDOWED)
     with pytest.raises(DDNMInputError, match="local operator"):
         restore_large(random_unet, sched, op, op.A(torch.zeros(1, 3, 64, 64)), window=32)
     sr4 = ops.SuperResolution(4)
@@ -160,7 +159,7 @@ def test_mask_shift_inpainting_keeps_every_observed_pixel(sched, field):
     # what a window restored is kept: later windows treat it as observed, so the first window's region is
     # exactly the first window restored alone (window w of image i draws from spawn(0, "image", i,
     # "window", w))
-    op_0, y_0 = op.window(y, 0, 0, 32)
+    op_0, y_0 = window_of(op, y, 0, 0, 32)
     gens = [spawn(0, "image", i, "window", 0) for i in range(4)]
     first = de.ddnm_plus(prior, sched, op_0, y_0, steps=20, generator=gens).x0_hat
     torch.testing.assert_close(r[..., :32, :32], first, atol=0, rtol=0)

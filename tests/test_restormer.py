@@ -85,14 +85,11 @@ def test_gdfn_is_the_papers_gating():
     x = torch.randn(2, 8, 6, 6)
     hidden = 16
     wp, wd = g.project_in.weight, g.dw.weight
-    path = (
-        lambda i: F.conv2d(
-            F.conv2d(x, wp[i * hidden : (i + 1) * hidden]),  # noqa: E731
-            wd[i * hidden : (i + 1) * hidden],
-            padding=1,
-            groups=hidden,
-        )
-    )
+
+    def path(i):  # W_d^i W_p^i X: a 1x1 convolution, then the depth-wise 3x3 one
+        rows = slice(i * hidden, (i + 1) * hidden)
+        return F.conv2d(F.conv2d(x, wp[rows]), wd[rows], padding=1, groups=hidden)
+
     with torch.no_grad():
         want = g.project_out(F.gelu(path(0)) * path(1))
         assert torch.allclose(g(x), want, atol=1e-5)
@@ -109,7 +106,9 @@ def test_layer_norm_normalises_each_pixel_over_its_channels():
 def test_attention_cost_spatial_grows_quadratically_mdta_linearly():
     """Peak tensor memory of one forward pass (the profiler's allocation events): doubling the side
     quadruples H*W; spatial attention's (HW x HW) map grows ~16x, MDTA's memory ~4x."""
-    rows = R.attention_cost([16, 32], dim=16, repeats=1)
+    from ddnm_edu.tools.attention_cost import attention_cost
+
+    rows = attention_cost([16, 32], dim=16, repeats=1)
     small, big = rows
     assert big.pixels == 4 * small.pixels
     assert big.spatial_peak_mb / small.spatial_peak_mb > 10
@@ -145,7 +144,7 @@ def test_task_measurements():
 @pytest.mark.parametrize(
     "op",
     [ops.SuperResolution(4), ops.Inpainting(ops.Inpainting.box_mask(32, 12)), ops.CompressedSensing(0.25, seed=0)],
-    ids=lambda op: op.name,
+    ids=repr,
 )
 def test_rectification_makes_any_estimate_consistent(op):
     """x_hat = A^dagger y + (I - A^dagger A) f(y): A x_hat = y for any f, and a perfect f is unchanged."""

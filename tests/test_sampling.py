@@ -1,7 +1,5 @@
 """DDNM / DDNM+ samplers: oracle recovery, consistency, DDNM+ variance rule, time travel, seeds, errors."""
 
-import math
-
 import pytest
 import torch
 
@@ -36,17 +34,6 @@ def images(n=2, c=3, size=32, seed=0):
 def oracle(sched, x0):
     """eps computed from the true x0: the perfect denoiser for this one image."""
     return lambda x_t, t: sched.predict_eps(x_t, x0, t)
-
-
-@pytest.fixture(scope="module")
-def random_unet():
-    """An untrained UNet (PyTorch's default init, also for the layers the UNet zero-initialises): arbitrary eps."""
-    torch.manual_seed(0)
-    m = UNet(UNetConfig(in_channels=3, ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(16,)))
-    for mod in m.modules():
-        if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)):
-            mod.reset_parameters()
-    return m.eval()
 
 
 @pytest.mark.parametrize("name", list(make_ops()))
@@ -190,7 +177,7 @@ def test_ddnm_plus_noisy_y_runs_and_lambda_drops_at_the_end(sched, random_unet):
     res = de.ddnm_plus(random_unet, sched, op, y, sigma_y=0.1, steps=10, settings=S(eta=0.85), trace=True)
     lams = [s.lam for s in res.trace]
     assert lams[0] == 1.0 and lams[-1] == 0.0  # the last step (sigma_t = 0) does not copy the noise of y
-    assert all(0 <= l <= 1 for l in lams)
+    assert all(0 <= lam <= 1 for lam in lams)
 
 
 # --- time travel -------------------------------------------------------------------------------
@@ -458,26 +445,26 @@ def test_travel_from_official_matches_reference_and_variants_differ(sched, rando
         S(travel_from="x0", **kw)
 
 
-def literal_algorithm_2(steps, l):
+def literal_algorithm_2(steps, length):
     """The paper's Algorithm 2, lines 2-8, transcribed with t = steps .. 1 (paper) = index t - 1 (ours)."""
     visited, T = [steps - 1], steps
     for t in range(T, 0, -1):
-        L = min(T - t, l)  # line 3
+        L = min(T - t, length)  # line 3 (the paper's l)
         visited += [t - 1 + u for u in range(1, L + 1)]  # line 4: x_{t+L} ~ q(x_{t+L} | x_t)
         for j in range(L, -1, -1):  # line 5: for j = L..0
             visited.append(t + j - 2)  # line 8: x_{t+j-1}, as an index
     return visited
 
 
-@pytest.mark.parametrize("steps,l", [(1, 3), (5, 0), (6, 2), (20, 5)])
-def test_paper_algorithm_2_schedule(steps, l):
-    ts = de.paper_travel_schedule(steps, l)
-    assert ts == literal_algorithm_2(steps, l)
+@pytest.mark.parametrize("steps,length", [(1, 3), (5, 0), (6, 2), (20, 5)])
+def test_paper_algorithm_2_schedule(steps, length):
+    ts = de.paper_travel_schedule(steps, length)
+    assert ts == literal_algorithm_2(steps, length)
     assert ts[0] == steps - 1 and ts[-1] == -1
     assert all(abs(a - b) == 1 for a, b in zip(ts, ts[1:]))
     nfe = sum(1 for a, b in zip(ts, ts[1:]) if b < a)
-    assert nfe == sum(min(steps - 1 - k, l) + 1 for k in range(steps))
-    if l == 0:
+    assert nfe == sum(min(steps - 1 - k, length) + 1 for k in range(steps))
+    if length == 0:
         assert ts == de.travel_schedule(steps)
 
 
@@ -583,7 +570,8 @@ def test_sampler_results_identical_to_before_for_the_same_seed(sched):
     the optimised loop (coefficients precomputed as Python floats, checks once) must reproduce it. When the
     weights are re-exported the reference is rewritten the same way, with the old sampler (last: the
     6,177-step weights, session 10, on an Intel Xeon). Another CPU's convolution kernels round differently
-    (up to 8e-7 between an AMD EPYC and an Intel Xeon with AMX), so the check allows 1e-5 absolute. It guards the loop's logic: a wrong coefficient
+    (up to 8e-7 between an AMD EPYC and an Intel Xeon with AMX), so the check allows 1e-5 absolute. It guards the
+    loop's logic: a wrong coefficient
     formula, a skipped or repeated step or other noise moves pixels by far more than that. A change that only
     rounds differently (say, coefficients kept in float32 instead of float64) may well pass: this test does
     not guard float precision."""

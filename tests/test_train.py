@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # commands, training, evaluation: make test runs it, make check skips it
+
 CANDIDATES = Path(__file__).resolve().parents[1] / "data" / "candidates"  # trained, not shipped
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # make test runs it, make check skips it
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -11,8 +11,8 @@ the DDNM rectification ``project(x0_t, y)`` (eq. 13), the dense matrix
 ``as_matrix(shape)`` for small shapes, and ``check_pinv(shape)`` which reports
 which of the four Penrose conditions hold.
 
-An operator whose SVD A = U diag(s) V^T is known in closed form also carries it:
-``singular_values(shape)``, ``Vt(x)`` and ``V(c)``. The DDRM-style sampler and DDNM+'s
+An operator whose SVD A = U diag(s) V^T is known in closed form is an :class:`SVDOperator` and
+carries it: ``singular_values(shape)``, ``Vt(x)`` and ``V(c)``. The DDRM-style sampler and DDNM+'s
 per-direction noise rule use only these, so they work for any operator that has them.
 
 * ``pixels.py``: Denoising, Inpainting, Colorization (an SVD per pixel)
@@ -22,7 +22,7 @@ per-direction noise rule use only these, so they work for any operator that has 
 * ``tasks.py``: the named tasks (``from_name("sr4")``) that the CLI, evaluation and tests share
 """
 
-from .base import LinearOperator, PinvReport, orthonormal_basis_with_ones, rectify
+from .base import LinearOperator, PinvReport, SVDOperator, orthonormal_basis_with_ones, rectify, require_svd
 from .blocks import CompressedSensing, SuperResolution, hadamard
 from .blur import Deblur, gaussian_kernel
 from .composite import Composite
@@ -31,6 +31,8 @@ from .tasks import TASKS, from_name, noise_level
 
 __all__ = [
     "LinearOperator",
+    "SVDOperator",
+    "require_svd",
     "PinvReport",
     "rectify",
     "orthonormal_basis_with_ones",

@@ -9,7 +9,8 @@ Everything else derives from those two, once, in :class:`LinearOperator`:
 ``range_part(x) = A^dagger A x``, ``null_part(x) = (I - A^dagger A) x`` (eq. 3),
 the DDNM rectification ``project(x0_t, y)`` (eq. 13), the dense matrix
 ``as_matrix(shape)`` for small shapes, and ``check_pinv(shape)`` which reports
-which of the four Penrose conditions hold.
+which of the four Penrose conditions hold. :class:`SVDOperator` adds the closed-form SVD that some
+operators carry.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import DDNMInputError, warn_user
+from ..linalg import penrose_errors
 from ..rng import spawn
 
 Tensor = torch.Tensor
@@ -27,12 +29,13 @@ Tensor = torch.Tensor
 
 @dataclass
 class PinvReport:
-    """Which Penrose conditions A^dagger satisfies (max abs error of each, dense float64 check).
+    """Which Penrose conditions X = A^dagger satisfies (max abs error of each, dense float64 check,
+    :func:`ddnm_edu.linalg.penrose_errors`).
 
-    1. A A^+ A = A      (generalised inverse: what DDNM needs for consistency)
-    2. A^+ A A^+ = A^+  (reflexive)
-    3. (A A^+)^T = A A^+
-    4. (A^+ A)^T = A^+ A
+    1. A X A = A      (generalised inverse: what DDNM needs for consistency)
+    2. X A X = X      (reflexive)
+    3. (A X)^T = A X
+    4. (X A)^T = X A
     All four together characterise the Moore-Penrose inverse.
     """
 
@@ -46,7 +49,7 @@ class PinvReport:
     @property
     def consistent(self) -> bool:
         """Condition 1: A (A^+ y) = y for every y in the range of A, so DDNM's x0_hat is consistent."""
-        return self.holds["A A+ A = A"]
+        return self.holds["A X A = A"]
 
     @property
     def moore_penrose(self) -> bool:
@@ -54,17 +57,13 @@ class PinvReport:
 
     def __str__(self) -> str:
         rows = [
-            f"  {'holds' if self.holds[k] else 'FAILS'}  {k:<22} max error {v:.2e}" for k, v in self.errors.items()
+            f"  {'holds' if self.holds[k] else 'FAILS'}  {k:<16} max error {v:.2e}" for k, v in self.errors.items()
         ]
         return "Penrose conditions:\n" + "\n".join(rows)
 
 
 class LinearOperator:
     """Base class: subclasses implement ``A`` and ``A_pinv``; projections derive from them here."""
-
-    name = "operator"
-    #: True when A_pinv is the Moore-Penrose inverse (not just a generalised inverse).
-    moore_penrose = True
 
     # --- the two maps a subclass provides ---------------------------------------------------
     def A(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> y
@@ -102,24 +101,6 @@ class LinearOperator:
         g = spawn(seed, "measure") if generator is None else generator
         return y + sigma_y * torch.randn(y.shape, generator=g, dtype=y.dtype).to(y.device)
 
-    # --- one window of a larger image (mask-shift restoration, ddnm_edu/mask_shift.py) ----------
-    #: window corners and sizes must lie on this pixel grid (a super-resolution block's side)
-    grid = 1
-
-    @property
-    def has_window(self) -> bool:
-        """Whether :meth:`window` exists: the operator acts on each pixel (or block) locally."""
-        return type(self).window is not LinearOperator.window
-
-    def window(self, y: Tensor, top: int, left: int, size: int) -> tuple["LinearOperator", Tensor]:
-        """(A_w, y_w): the operator and measurement of the ``size`` x ``size`` window of x at (top, left)
-        alone. Only operators that act on each pixel (or block) locally have one."""
-        raise DDNMInputError(
-            f"{self!r} mixes pixels across the whole image, so a window of y does not "
-            "measure a window of x; mask-shift restoration needs a local operator "
-            "(sr2, sr4, inpaint, colorize, denoise)."
-        )
-
     # --- derived once for every operator ----------------------------------------------------
     def range_part(self, x: Tensor) -> Tensor:
         """A^dagger A x: the part of x that the measurement sees (DDNM eq. 3)."""
@@ -136,36 +117,6 @@ class LinearOperator:
         x0_hat = A^dagger y + (I - A^dagger A) x0_t; with lam = lambda_t it is DDNM+ eq. 17.
         """
         return x0_t - lam * self.A_pinv(self.A(x0_t) - y)
-
-    # --- the SVD A = U diag(s) V^T, for the operators that have it in closed form -------------
-    # Coordinates c = V^T x keep a batch dimension and an operator-specific layout (pixels, blocks,
-    # frequencies); s has that layout without the batch. The DDRM-style sampler and DDNM+'s
-    # per-direction noise rule work only through these three methods, whatever the operator.
-    @property
-    def has_svd(self) -> bool:
-        """True when this operator carries its SVD (it overrides :meth:`singular_values`)."""
-        return type(self).singular_values is not LinearOperator.singular_values
-
-    def singular_values(self, x_shape: tuple[int, int, int]) -> Tensor:
-        """s_i for each coordinate of V^T x on images of ``x_shape = (C, H, W)``; 0 = a null direction."""
-        raise DDNMInputError(
-            f"{self!r} has no closed-form SVD here; the DDRM-style sampler and "
-            "noise_rule='svd' need one (Denoising, Inpainting, Colorization, "
-            "SuperResolution, CompressedSensing and Deblur have it)."
-        )
-
-    def Vt(self, x: Tensor) -> Tensor:
-        """The coordinates V^T x of a batch of images (V^H x, complex, in a Fourier basis)."""
-        raise NotImplementedError(f"{self!r} has no closed-form SVD")
-
-    def V(self, c: Tensor) -> Tensor:
-        """The images V c of a batch of coordinates (the inverse of :meth:`Vt`)."""
-        raise NotImplementedError(f"{self!r} has no closed-form SVD")
-
-    def y_coords(self, y: Tensor) -> Tensor:
-        """U^T y, placed at the coordinates it measures (0 elsewhere): s_i c_i = (U^T y)_i for y = A x."""
-        x = self.A_pinv(y)
-        return self.singular_values(tuple(x.shape[1:])).to(y) * self.Vt(x)
 
     # --- dense views for teaching and tests ----------------------------------------------------
     def as_matrix(self, shape: tuple[int, int, int], dtype: torch.dtype = torch.float64) -> Tensor:
@@ -186,18 +137,11 @@ class LinearOperator:
 
         Warns when A A^dagger A != A, because then DDNM's x0_hat is *not* consistent with y.
         """
-        M, P = self.as_matrix(shape), self.pinv_matrix(shape)
-        MP, PM = M @ P, P @ M
-        errors = {
-            "A A+ A = A": float((MP @ M - M).abs().max()),
-            "A+ A A+ = A+": float((PM @ P - P).abs().max()),
-            "(A A+)^T = A A+": float((MP.T - MP).abs().max()),
-            "(A+ A)^T = A+ A": float((PM.T - PM).abs().max()),
-        }
+        errors = penrose_errors(self.as_matrix(shape), self.pinv_matrix(shape))
         report = PinvReport(errors, atol)
         if warn and not report.consistent:
             warn_user(
-                f"{self!r}: A A^dagger A != A (max error {errors['A A+ A = A']:.2e}); DDNM's "
+                f"{self!r}: A A^dagger A != A (max error {errors['A X A = A']:.2e}); DDNM's "
                 "x0_hat will not be consistent with y. Use a true generalised inverse "
                 "(e.g. the Moore-Penrose inverse of the whole composite)."
             )
@@ -215,6 +159,43 @@ class LinearOperator:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+class SVDOperator(LinearOperator):
+    """An operator that also carries its SVD A = U diag(s) V^T in closed form (deepinv's
+    ``DecomposablePhysics``): the DDRM-style sampler and DDNM+'s per-direction noise rule need one.
+
+    Coordinates c = V^T x keep a batch dimension and an operator-specific layout (pixels, blocks,
+    frequencies); s has that layout without the batch. Samplers work only through these three methods,
+    whatever the operator.
+    """
+
+    def singular_values(self, x_shape: tuple[int, int, int]) -> Tensor:
+        """s_i for each coordinate of V^T x on images of ``x_shape = (C, H, W)``; 0 = a null direction."""
+        raise NotImplementedError
+
+    def Vt(self, x: Tensor) -> Tensor:
+        """The coordinates V^T x of a batch of images (V^H x, complex, in a Fourier basis)."""
+        raise NotImplementedError
+
+    def V(self, c: Tensor) -> Tensor:
+        """The images V c of a batch of coordinates (the inverse of :meth:`Vt`)."""
+        raise NotImplementedError
+
+    def y_coords(self, y: Tensor) -> Tensor:
+        """U^T y, placed at the coordinates it measures (0 elsewhere): s_i c_i = (U^T y)_i for y = A x."""
+        x = self.A_pinv(y)
+        return self.singular_values(tuple(x.shape[1:])).to(y) * self.Vt(x)
+
+
+def require_svd(op: LinearOperator, who: str) -> SVDOperator:
+    """``op`` itself, if it carries its SVD; otherwise one clear line naming the operators that do."""
+    if not isinstance(op, SVDOperator):
+        raise DDNMInputError(
+            f"{op!r} has no closed-form SVD here; {who} needs one (Denoising, Inpainting, "
+            "Colorization, SuperResolution, CompressedSensing and Deblur have it)."
+        )
+    return op
 
 
 def rectify(op: LinearOperator, y: Tensor, estimate: Tensor) -> Tensor:

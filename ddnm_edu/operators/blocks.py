@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DDNMInputError, check_image_batch
-from .base import LinearOperator, orthonormal_basis_with_ones
+from .base import SVDOperator, orthonormal_basis_with_ones
 
 Tensor = torch.Tensor
 
@@ -38,7 +38,7 @@ def _block_V(basis: Tensor, c: Tensor, k: int) -> Tensor:
     return blocks.reshape(B, C, k, k, h, w).permute(0, 1, 4, 2, 5, 3).reshape(B, C, h * k, w * k)
 
 
-class BlockSVD:
+class BlockSVD(SVDOperator):
     """The SVD of an operator that measures, in every k x k block, the first ``m`` rows of an orthonormal
     basis of the block's k^2 pixels, each with singular value ``s``: set ``self.svd_block = (basis, k, m, s)``."""
 
@@ -60,13 +60,11 @@ class BlockSVD:
         return _block_V(basis, c, k)
 
 
-class SuperResolution(BlockSVD, LinearOperator):
+class SuperResolution(BlockSVD):
     """Average pooling by ``scale``; A^dagger replicates each low-res pixel into a scale x scale block.
 
     A A^T = I / scale^2, so the Moore-Penrose inverse A^T (A A^T)^{-1} = scale^2 A^T is block replication.
     """
-
-    name = "sr"
 
     def __init__(self, scale: int = 4):
         if isinstance(scale, bool) or int(scale) != scale or scale < 1:
@@ -96,18 +94,6 @@ class SuperResolution(BlockSVD, LinearOperator):
     def A_adjoint(self, y: Tensor) -> Tensor:
         return self.A_pinv(y) / self.scale**2
 
-    @property
-    def grid(self) -> int:  # a window holds whole blocks
-        return self.scale
-
-    def window(self, y: Tensor, top: int, left: int, size: int) -> tuple[LinearOperator, Tensor]:
-        s = self.scale
-        if top % s or left % s or size % s:
-            raise DDNMInputError(
-                f"a window of {self!r} must hold whole {s}x{s} blocks; got corner ({top}, {left}) and size {size}."
-            )
-        return self, y[..., top // s : (top + size) // s, left // s : (left + size) // s]
-
     def __repr__(self) -> str:
         return f"SuperResolution(scale={self.scale})"
 
@@ -122,7 +108,7 @@ def hadamard(n: int, dtype: torch.dtype = torch.float64) -> Tensor:
     return H
 
 
-class CompressedSensing(BlockSVD, LinearOperator):
+class CompressedSensing(BlockSVD):
     """Block compressed sensing with randomly signed, permuted Walsh-Hadamard rows.
 
     Each channel is cut into blocks of ``block x block`` pixels (n = block^2, a power of 4);
@@ -131,8 +117,6 @@ class CompressedSensing(BlockSVD, LinearOperator):
     rows (Phi Phi^T = I), so A^dagger = A^T is the Moore-Penrose inverse.
     y has shape (B, C*m, H/block, W/block): the m measurements of each block stacked as channels.
     """
-
-    name = "cs"
 
     def __init__(self, ratio: float = 0.25, seed: int = 0, block: int = 32):
         if not 0 < ratio <= 1:

@@ -7,7 +7,7 @@ import math
 import torch
 
 from ..errors import DDNMInputError, check_finite, check_image_batch
-from .base import LinearOperator
+from .base import SVDOperator
 
 Tensor = torch.Tensor
 
@@ -21,7 +21,7 @@ def gaussian_kernel(sigma: float = 1.0, size: int | None = None) -> Tensor:
     return k / k.sum()
 
 
-class Deblur(LinearOperator):
+class Deblur(SVDOperator):
     """Circular convolution with ``kernel`` (via the FFT): A x = F^-1 (K . F x).
 
     A is diagonal in Fourier space with entries K(w), so its pseudo-inverse is diagonal too:
@@ -30,8 +30,6 @@ class Deblur(LinearOperator):
     Moore-Penrose inverse of the *truncated* operator (like numpy.linalg.pinv's rcond), and
     A A^dagger A = A holds only on the kept frequencies -- ``check_pinv`` shows by how much it fails.
     """
-
-    name = "deblur"
 
     def __init__(self, kernel: Tensor, rcond: float = 1e-3):
         k = torch.as_tensor(kernel, dtype=torch.float64)
@@ -42,7 +40,6 @@ class Deblur(LinearOperator):
             raise DDNMInputError(f"rcond must be >= 0, got {rcond}.")
         self.kernel, self.rcond = k, float(rcond)
         self._cache: dict = {}
-        self.moore_penrose = True  # of the truncated operator; see class docstring
 
     def _centred_kernel(self, H: int, W: int) -> Tensor:
         """The kernel zero-padded to H x W with its centre at pixel (0, 0) (float64)."""

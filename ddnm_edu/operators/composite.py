@@ -19,9 +19,6 @@ class Composite(LinearOperator):
     on a small shape, or rely on the samplers' consistency probe, which warns.
     """
 
-    name = "composite"
-    moore_penrose = False
-
     def __init__(self, ops: list[LinearOperator]):
         if len(ops) < 1 or not all(isinstance(o, LinearOperator) for o in ops):
             raise DDNMInputError(

@@ -1,4 +1,5 @@
-"""Operators that act pixel by pixel: denoising (A = I), inpainting (a 0/1 mask) and colorization (the mean of R, G, B).
+"""Operators that act pixel by pixel: denoising (A = I), inpainting (a 0/1 mask) and colorization
+(the mean of R, G, B).
 
 Their SVD is per pixel, so V^T x costs no more than A x.
 """
@@ -10,15 +11,13 @@ import math
 import torch
 
 from ..errors import DDNMInputError, check_finite, check_image_batch
-from .base import LinearOperator, orthonormal_basis_with_ones
+from .base import SVDOperator, orthonormal_basis_with_ones
 
 Tensor = torch.Tensor
 
 
-class Denoising(LinearOperator):
+class Denoising(SVDOperator):
     """A = I: y = x + n. A^dagger = I and the null space is {0}."""
-
-    name = "denoise"
 
     def A(self, x: Tensor) -> Tensor:
         check_image_batch(x)
@@ -31,9 +30,6 @@ class Denoising(LinearOperator):
     def A_adjoint(self, y: Tensor) -> Tensor:
         return y
 
-    def window(self, y: Tensor, top: int, left: int, size: int) -> tuple[LinearOperator, Tensor]:
-        return self, y[..., top : top + size, left : left + size]
-
     # SVD: V = I, s = 1 for every pixel
     def singular_values(self, x_shape: tuple[int, int, int]) -> Tensor:
         return torch.ones(x_shape)
@@ -45,13 +41,11 @@ class Denoising(LinearOperator):
         return c
 
 
-class Inpainting(LinearOperator):
+class Inpainting(SVDOperator):
     """A = diag(mask) with mask 1 = observed, 0 = missing; y keeps the full size with zeros where missing.
 
     A is a diagonal 0/1 projector, so it is its own Moore-Penrose inverse: A^dagger = A.
     """
-
-    name = "inpaint"
 
     def __init__(self, mask: Tensor):
         mask = torch.as_tensor(mask)
@@ -84,12 +78,6 @@ class Inpainting(LinearOperator):
     def A_pinv(self, y: Tensor) -> Tensor:
         check_image_batch(y, "y")
         return y * self._m(y)
-
-    def window(self, y: Tensor, top: int, left: int, size: int) -> tuple[LinearOperator, Tensor]:
-        self._m(y)  # the mask fits the whole image
-        return Inpainting(self.mask[..., top : top + size, left : left + size]), y[
-            ..., top : top + size, left : left + size
-        ]
 
     def A_adjoint(self, y: Tensor) -> Tensor:
         return self.A_pinv(y)
@@ -126,10 +114,9 @@ class Inpainting(LinearOperator):
         return m
 
 
-class Colorization(LinearOperator):
+class Colorization(SVDOperator):
     """Gray = mean of R, G, B: A = [1/3 1/3 1/3] per pixel, A^dagger = [1 1 1]^T (replicate the gray value)."""
 
-    name = "colorize"
     _basis = orthonormal_basis_with_ones(3)  # rows: (1, 1, 1)/sqrt 3, then two more
 
     def A(self, x: Tensor) -> Tensor:  # (B, 3, H, W) -> (B, 1, H, W)
@@ -139,9 +126,6 @@ class Colorization(LinearOperator):
     def A_pinv(self, y: Tensor) -> Tensor:  # (B, 1, H, W) -> (B, 3, H, W)
         check_image_batch(y, "y", channels=1)
         return y.repeat(1, 3, 1, 1)
-
-    def window(self, y: Tensor, top: int, left: int, size: int) -> tuple[LinearOperator, Tensor]:
-        return self, y[..., top : top + size, left : left + size]
 
     def A_adjoint(self, y: Tensor) -> Tensor:
         return self.A_pinv(y) / 3

@@ -5,4 +5,6 @@
 * ``evaluate`` (model cards, the paper's comparison in miniature, the specialists against DDNM)
 * ``datasets`` and ``emoji`` (rebuild ``data/`` from Debian, PyPI and npm)
 * ``classroom`` (nbgrader assignments and the student edition)
+* ``command`` (what every command shares: one-line errors, exit code 2)
+* ``attention_cost`` (chapter 11's measurement of MDTA against spatial attention)
 """

@@ -49,7 +49,8 @@ from typing import Sequence
 import torch
 
 from .. import operators as ops
-from ..errors import CommandParser, DDNMInputError, check_int_range, check_sigma_y, run_command
+from ..errors import DDNMInputError, check_int_range, check_sigma_y
+from .command import CommandParser, run_command
 from ..rng import spawn
 from ..viz import UNCERTAINTY_VMAX, colour_map  # the std that --uncertainty maps to the top of its scale
 from .images import check_output_folder, check_output_path, expand_inputs, read_image, read_mask, write_image
@@ -137,7 +138,7 @@ def restore(
     file's index): an image gives the same result in any batch, and no two images, samples or
     windows share noise. With ``samples=K > 1``, x0_hat is the mean of K samples (drawn as one
     batch) and std their per-pixel std (B, C, H, W); with one sample std is None."""
-    from ..mask_shift import restore_large
+    from ..mask_shift import WINDOWED, restore_large
     from ..posterior import posterior_samples
     from ..sampling import SamplerSettings, ddnm_plus
 
@@ -156,12 +157,13 @@ def restore(
     op = ops.from_name(task, size, mask=mask, blur_sigma=blur_sigma)
     s = int(task[2:]) if task.startswith("sr") else 1
     H, W = y.shape[-2] * s, y.shape[-1] * s  # the restored image's size
-    if H < size or W < size or (not op.has_window and (H, W) != (size, size)):
+    local = isinstance(op, WINDOWED)  # restored window by window when larger than the model
+    if H < size or W < size or (not local and (H, W) != (size, size)):
         need = f"{size // s}x{size // s}"
         why = f" ({size}x{size} model, scale {s})" if s > 1 else f" (the {model_name} model's size)"
         more = (
             " or larger: larger images are restored window by window"
-            if op.has_window
+            if local
             else f"; {task} mixes pixels across the whole image, so it works at the model's size only"
         )
         raise DDNMInputError(

@@ -6,14 +6,13 @@ Loading what ships is ``ddnm_edu.data.load``.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
 from ..data import EMOJI_TEST_FILES, FASHION_TEST_SHIPPED, NPM_CACHE, ASSETS, fashion_mnist_raw, sha256
-from ..errors import CommandParser, run_command
+from .command import CommandParser, run_command
 
 
 def build(out: Path = ASSETS, cache: Path = NPM_CACHE) -> dict:

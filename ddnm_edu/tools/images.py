@@ -17,7 +17,8 @@ from ..errors import DDNMInputError
 def _to_unit_array(im, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Pixel values of a Pillow image scaled to [0, 1] by the file's bit depth: (H, W, C) and alpha (H, W) or None.
 
-    8-bit modes with alpha or a transparent colour key (LA, RGBA, P, tRNS) and LAB/HSV/RGBX divide by 255; 16-bit grayscale (I;16*) and 32-bit integer
+    8-bit modes with alpha or a transparent colour key (LA, RGBA, P, tRNS) and LAB/HSV/RGBX divide by 255;
+    16-bit grayscale (I;16*) and 32-bit integer
     (I, which is how Pillow opens 16-bit PNGs) divide by 65,535; float images (F) must already be in [0, 1].
     Any other mode, or values outside the range of the mode, raise DDNMInputError naming the mode.
     """

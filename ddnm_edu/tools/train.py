@@ -32,12 +32,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import CommandParser, DDNMInputError, run_command
+from ..errors import DDNMInputError
+from .command import CommandParser, run_command
 from ..pretrained import arch_key, init_record
 from ..losses import diffusion_loss, ema_update
 from ..restormer import Restormer, RestormerConfig, supervised_loss
 from ..schedule import NoiseSchedule
-from ..settings import model_device
+from ..book_scale import model_device
 from ..unet import UNet, UNetConfig, count_parameters
 
 CONFIGS: dict[str, dict] = {
@@ -326,10 +327,12 @@ def train_loop(
             lr = args.lr * min(1.0, (run.step + 1) / args.warmup)
             for grp in run.opt.param_groups:
                 grp["lr"] = lr
-            if "task" in cfg:  # a supervised specialist: L1 of f(A^dagger y) against x0
-                loss = supervised_loss(fwd, cfg["task"], x0, gen, amp)
-            else:
-                loss = diffusion_loss(fwd, sched, x0, gen, amp, args.loss, args.snr_gamma)
+            # bf16 autocast where it pays (--amp); the losses themselves are the book's, in float32
+            with torch.autocast(x0.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                if "task" in cfg:  # a supervised specialist: L1 of f(A^dagger y) against x0
+                    loss = supervised_loss(fwd, cfg["task"], x0, gen)
+                else:
+                    loss = diffusion_loss(fwd, sched, x0, gen, args.loss, args.snr_gamma)
             run.opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)

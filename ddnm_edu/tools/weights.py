@@ -7,7 +7,6 @@ their sha256 and training facts in ``weights.json``; ``interpolate`` mixes two r
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -15,7 +14,8 @@ from pathlib import Path
 import torch
 
 from ..data import sha256
-from ..errors import CommandParser, DDNMInputError, run_command
+from ..errors import DDNMInputError
+from .command import CommandParser, run_command
 from ..pretrained import REGISTRY, WEIGHTS_DIR, arch_key, build, init_record, load_state_dict_checked, registry
 from ..unet import count_parameters
 

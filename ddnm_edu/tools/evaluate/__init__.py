@@ -10,7 +10,8 @@ import json
 import time
 from pathlib import Path
 
-from ...errors import CommandParser, DDNMInputError
+from ...errors import DDNMInputError
+from ..command import CommandParser
 from ...pretrained import WEIGHTS_DIR, available
 from .cards import (
     BUCKETS,

@@ -1,6 +1,6 @@
 """``python -m ddnm_edu.tools.evaluate``: see the package docstring."""
 
-from ...errors import run_command
+from ..command import run_command
 from . import main
 
 raise SystemExit(run_command("python -m ddnm_edu.tools.evaluate", main))

@@ -24,7 +24,7 @@ from ... import operators as ops
 from ...pretrained import _record, load_pretrained
 from ...sampling import ddnm, sample
 from ...schedule import NoiseSchedule
-from ...settings import best_device, model_device
+from ...book_scale import best_device, model_device
 from ..images import save_grid
 from .common import BENCH_DIR, markdown_table, psnr_capped, score_cells, scores, stats
 
@@ -110,7 +110,8 @@ def targets(name: str, restoration: dict) -> list[dict]:
 
     fashion-mnist-32 (100 steps, 256 held-out images): DDNM 4x SR >= 21.3 dB, 12x12 box >= 27.0 dB.
     emoji-32, on every held-out set (each style, and ``noto-unseen`` in ``benchmarks/prior_check.py``): DDNM
-    ahead of bicubic on 4x SR and of biharmonic on random-50 % inpainting; the mean of 4 DDNM samples ahead of biharmonic on the 12x12 box; colorization ahead of the
+    ahead of bicubic on 4x SR and of biharmonic on random-50 % inpainting; the mean of 4 DDNM samples ahead of
+    biharmonic on the 12x12 box; colorization ahead of the
     gray image on the mean and on most images. ``restoration`` is one table (fashion) or
     ``{style: table}`` (emoji).
     """
@@ -271,7 +272,7 @@ def write_card(name: str, rec: dict, r: dict, out: Path) -> None:
         f"| parameters | {rec['params']:,} |",
         f"| architecture | ch {rec['unet']['ch']}, mult {rec['unet']['ch_mult']}, "
         f"{rec['unet']['num_res_blocks']} res blocks/level, attention at {rec['unet']['attn_resolutions']} |",
-        f"| schedule | linear beta 1e-4 to 0.02, T = 1000 |",
+        "| schedule | linear beta 1e-4 to 0.02, T = 1000 |",
         f"| optimiser steps | {rec['steps']:,} (batch {rec['batch']}, AdamW lr {rec['lr']}, EMA {rec['ema']}) |",
         f"| hardware | {rec['hardware']} |",
         f"| training wall time | {rec['train_wall_minutes']} min (wall clock while the run was alive, "

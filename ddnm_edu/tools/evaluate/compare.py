@@ -13,7 +13,7 @@ from ... import baselines, data, metrics
 from ... import operators as ops
 from ...pretrained import available, load_pretrained, registry
 from ...schedule import NoiseSchedule
-from ...settings import best_device
+from ...book_scale import best_device
 from .common import markdown_table, score_cells, scores
 
 COMPARE_TASKS = (
@@ -81,7 +81,7 @@ def run_compare(
         base = baselines.classical(task, op, y)
         if base is not None:
             outs[base[0]] = (base[1], 0, 0.0)
-        if op.has_svd:  # the DDRM-style sampler works in the operator's singular basis
+        if isinstance(op, ops.SVDOperator):  # the DDRM-style sampler works in the operator's singular basis
             timed("DDRM", lambda: ddrm_mod.ddrm(model, sched, op, y, sigma_y=sy, steps=steps, seed=seed), steps)
         timed("DPS", lambda: dps(model, sched, op, y, steps=steps, seed=seed), steps)
         timed("DDNM", lambda: ddnm_plus(model, sched, op, y, steps=steps, seed=seed).x0_hat, steps)
@@ -172,7 +172,8 @@ def write_compare(rows: list[dict], out: Path, label: str, seconds: float) -> No
     lines = [
         f"# Zero-shot restoration in miniature ({label})",
         "",
-        f"`python -m ddnm_edu.tools.evaluate compare --{label}` — {rows[0]['n'] if rows else 0} held-out images per task "
+        f"`python -m ddnm_edu.tools.evaluate compare --{label}` — "
+        f"{rows[0]['n'] if rows else 0} held-out images per task "
         f"(Fashion-MNIST; emoji for colorization), {rows[0]['steps'] if rows else 0} sampling steps, seed 0, "
         f"eta 0.85; models: "
         + ", ".join(f"{k} ({reg[k]['steps']:,} training steps)" for k in available("diffusion"))

@@ -14,7 +14,7 @@ from ... import baselines, data
 from ... import operators as ops
 from ...pretrained import _record, load_pretrained
 from ...schedule import NoiseSchedule
-from ...settings import best_device
+from ...book_scale import best_device
 from ..images import save_grid
 from .common import markdown_table, score_cells, scores
 from .compare import noisy_measurement

@@ -18,7 +18,8 @@ trained on (``emoji.unseen_base``: no sibling in another skin tone or gender). N
   (per-pixel variance, unbiased). Both equal the MMSE for an exact sampler: the ratio is 1. Above 1 the
   samples share a bias, or spread too little.
 * calibration (``Samples.calibration``): coverage of |x - mean| <= 2 std against what a calibrated spread gives
-  (``posterior.calibrated_coverage``: Student's t, K - 1 degrees of freedom), and the rank correlation of std with |x - mean|; the spread's range part (0 for noise-free DDNM).
+  (``posterior.calibrated_coverage``: Student's t, K - 1 degrees of freedom), and the rank correlation
+  of std with |x - mean|; the spread's range part (0 for noise-free DDNM).
 * The supervised specialist (``restormer-sr4``) where one exists.
 """
 
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import time
 from pathlib import Path
@@ -109,7 +109,8 @@ def write_markdown(report: dict, out: Path) -> str:
         "",
         f"`{info['command']}` — {info['n']} held-out images per task (Fashion-MNIST test; emoji without a "
         f"training sibling), K = {info['k']} samples each, {info['steps']} steps, eta 0.85, noise-free y; "
-        f"{info['machine']}, {info['minutes']:.1f} min. PSNR in dB (mean over images, capped at {PSNR_CAP_DB:.1f} dB).",
+        f"{info['machine']}, {info['minutes']:.1f} min. "
+        f"PSNR in dB (mean over images, capped at {PSNR_CAP_DB:.1f} dB).",
         "",
     ]
     head = (

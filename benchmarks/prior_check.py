@@ -122,10 +122,9 @@ def report(info: dict, res: dict) -> str:
     lines = [
         f"# {info['name']}: shipped weights vs {'the run' if info.get('run_is_dir') else 'the weights'} {info['run']}",
         "",
-        f"`python benchmarks/prior_check.py --name {info['name']} --run {info['run']} --n {info['n']} --steps {info['steps']}` "
-        f"({info['seconds'] / 60:.1f} min, torch threads: {info['threads']}). Shipped: {info['shipped_steps']:,} steps; run: "
-        + _run_training(info)
-        + ".",
+        f"`python benchmarks/prior_check.py --name {info['name']} --run {info['run']} --n {info['n']} "
+        f"--steps {info['steps']}` ({info['seconds'] / 60:.1f} min, torch threads: {info['threads']}). "
+        f"Shipped: {info['shipped_steps']:,} steps; run: " + _run_training(info) + ".",
         "",
         *([f"The measured weights, as their record says: {info['run_status']}", ""] if info.get("run_status") else []),
         *(

@@ -39,7 +39,7 @@ def make_run(method: str, batch: int, threads: int | None):
     if threads:
         torch.set_num_threads(threads)
     sched = de.NoiseSchedule.linear(1000)
-    from ddnm_edu.settings import best_device
+    from ddnm_edu.book_scale import best_device
 
     dev = best_device()
     model = de.load_pretrained("fashion-mnist-32", dev)
@@ -189,7 +189,8 @@ def main() -> None:
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=HERE.parent).stdout
                 runs.append(json.loads(out.strip().splitlines()[-1]))
                 print(runs[-1], flush=True)
-    machine = f"{platform.machine()}, {platform.processor() or 'cpu'}, threads {runs[0]['threads']}, device {runs[0]['device']}"
+    cpu = platform.processor() or "cpu"
+    machine = f"{platform.machine()}, {cpu}, threads {runs[0]['threads']}, device {runs[0]['device']}"
     report = {
         "steps": args.steps,
         "repeats": args.repeats,
@@ -268,7 +269,9 @@ def write_markdown(report: dict, out: Path) -> str:
         "",
         f"`python benchmarks/speed.py` — {report['steps']} steps (= NFE), 4× SR on Fashion-MNIST 32×32, "
         f"fashion-mnist-32 UNet, {report['repeats']} interleaved runs per method and batch "
-        f"({report.get('mode', 'one process per run')}; command: `{report.get('command', 'python benchmarks/speed.py')}`); machine: {report['machine']}. `unet` = the same number "
+        f"({report.get('mode', 'one process per run')}; "
+        f"command: `{report.get('command', 'python benchmarks/speed.py')}`); machine: {report['machine']}. "
+        "`unet` = the same number "
         "of bare model calls in `torch.inference_mode()` (the true limit: no autograd bookkeeping; the samplers "
         "run in inference mode too); DDNM+ runs with sigma_y = 0.1 (noise scaling).",
         "",
@@ -351,6 +354,10 @@ def write_markdown(report: dict, out: Path) -> str:
         "each round, in an order that rotates from round to round; the paired ratios compare runs of the "
         "same round, so a slow spell of the machine cancels. Single runs on a shared "
         "machine vary (fastest–slowest column); the fastest run is the least disturbed by other load.",
+        "",
+        "The sampler is one flat loop over the book's own functions (`ddnm_edu/sampling.py`): no float "
+        "cache of the schedule, no chunked noise, no switch that turns the operators' input checks off. "
+        "What those bought when they existed, paired before/after: `benchmarks/sampler-overhead.md`.",
     ]
     (out / "speed.md").write_text("\n".join(lines) + "\n")
     return "\n".join(lines)

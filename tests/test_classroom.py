@@ -1,6 +1,7 @@
 """The classroom edition: nbgrader assignments exported from the book's exercises, graded end to end with
 the real nbgrader, and the student edition of the book's sources (no solutions left)."""
 
+import ast
 import html
 import json
 import os
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from ddnm_edu.tools import classroom as C
+
+pytestmark = pytest.mark.slow  # make test runs it, make check skips it
 
 ROOT = Path(__file__).resolve().parent.parent
 COURSE = C.load_course()  # classroom/course.toml: what is graded, and how
@@ -510,29 +513,95 @@ def test_every_auto_graded_exercise_has_a_table_of_wrong_answers_and_chapters_4_
     assert all(len(chapters.get(n, [])) >= 2 for n in range(4, 10)), chapters
 
 
-@pytest.mark.timeout(3000)
+def _assigned(code: str) -> list[str]:
+    """The names a piece of code assigns (``x = ...``, ``x += ...``, ``a, b = ...``)."""
+    names = set()
+    for node in ast.walk(ast.parse(code)):
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            names |= {t.id for target in targets for t in ast.walk(target) if isinstance(t, ast.Name)}
+    return sorted(names)
+
+
+class _Kernel:
+    """One Jupyter kernel that runs code cells and reports what nbgrader would score as failed: an error,
+    or anything on stderr (nbgrader gives such a test cell 0 points)."""
+
+    def __init__(self, cwd: Path):
+        from jupyter_client.manager import start_new_kernel
+
+        env = dict(os.environ, PYTHONPATH=str(ROOT), DDNM_EDU_SCALE="cpu", OMP_NUM_THREADS="2")
+        self.km, self.kc = start_new_kernel(kernel_name="python3", cwd=str(cwd), env=env)
+
+    def run(self, code: str, timeout: int = 600) -> list[str]:
+        msg_id = self.kc.execute(code)
+        failed = []
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=timeout)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "error":
+                failed.append(f"{content['ename']}: {content['evalue']}")
+            elif kind == "stream" and content["name"] == "stderr":
+                failed.append(content["text"])
+            elif kind == "status" and content["execution_state"] == "idle":
+                return failed
+
+    def close(self):
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+
+
+@pytest.mark.timeout(2400)
 def test_graders_score_every_wrong_answer_zero(tmp_path):
-    """Submission k of a chapter holds the k-th wrong answer of each of its auto-graded exercises (the book's
-    solutions elsewhere); nbgrader autograde must give each spoiled exercise 0 points."""
+    """Every wrong answer of ``WRONG`` fails its grader, hidden tests included, without executing a chapter
+    once per wrong answer. Each chapter's nbgrader source (solutions and hidden tests in place) runs once in
+    a kernel; then, for each wrong answer, the exercise's cells run again with the wrong answer after its
+    last solution cell, through its grader cell, which must fail as nbgrader would score it (an error, or
+    anything on stderr); then the names the wrong answer reassigned are restored and the exercise's cells
+    run again, which must pass. Real nbgrader grades the book's solutions of every chapter (above) and
+    spoiled submissions of chapters 4-5 and the course workflow (``test_nbgrader_generate_and_autograde``,
+    ``test_the_course_workflow_with_two_students``)."""
     pytest.importorskip("nbgrader")
     course = tmp_path / "course"
     summary = C.export(course)
+    checked = 0
     for a, labels in summary.items():
         auto = [label for label in labels if label in COURSE.auto]
         if not auto:
             continue
-        _nbgrader(course, "generate_assignment", a, "--force")
-        release = json.loads((course / "release" / a / f"{a}.ipynb").read_text())
-        source = json.loads((course / "source" / a / f"{a}.ipynb").read_text())
-        variants = max(len(WRONG[label]) for label in auto)
-        for k in range(variants):
-            d = course / "submitted" / f"wrong{k}" / a
-            d.mkdir(parents=True)
-            spoiled = {label: WRONG[label][k] for label in auto if k < len(WRONG[label])}
-            (d / f"{a}.ipynb").write_text(json.dumps(_spoil(release, source, spoiled)))
-        _nbgrader(course, "autograde", a, "--create", "--force")
-        for k in range(variants):
-            scores = _scores(course, a, f"wrong{k}")
+        cells = [
+            c
+            for c in json.loads((course / "source" / a / f"{a}.ipynb").read_text())["cells"]
+            if c["cell_type"] == "code"
+        ]
+        for c in cells:
+            c["source"] = "".join(c["source"])
+        ids = [c["metadata"].get("nbgrader", {}).get("grade_id", "") for c in cells]
+        kernel = _Kernel(course / "source" / a)
+        try:
+            kernel.run("import copy as _copy")
+            for i, c in enumerate(cells):
+                failed = kernel.run(c["source"])
+                assert not (failed and ids[i].endswith("-test")), (a, ids[i], failed)  # the book's solutions pass
             for label in auto:
-                if k < len(WRONG[label]):
-                    assert scores[f"{label}-test"][0] == 0, (label, WRONG[label][k], scores[f"{label}-test"])
+                sols = [i for i, g in enumerate(ids) if g.startswith(f"{label}-solution")]
+                test = ids.index(f"{label}-test")
+                span = range(sols[0], test + 1)  # the exercise's cells, through its grader
+                for code in WRONG[label]:
+                    # keep what the wrong answer reassigns (it may replace an earlier cell's result)
+                    kernel.run(
+                        f"_saved = {{k: _copy.deepcopy(v) for k, v in globals().items() if k in {_assigned(code)!r}}}"
+                    )
+                    for i in span:  # as _spoil: the wrong answer runs after the last solution cell
+                        failed = kernel.run(cells[i]["source"] + (f"\n{code}\n" if i == sols[-1] else ""))
+                    assert failed, (label, code)  # the grader cell fails
+                    kernel.run("globals().update(_saved)")
+                    for i in span:
+                        failed = kernel.run(cells[i]["source"])
+                    assert not failed, (label, "the book's answer again", failed)
+                    checked += 1
+        finally:
+            kernel.close()
+    assert checked == sum(len(v) for v in WRONG.values())

@@ -12,14 +12,14 @@ fence. This module splits a chapter at those fences and
   the exercises the course file grades automatically (``classroom/course.toml`` by default, outside the
   package), by an auto-graded test cell with points (answers checked with ``ddnm_edu.check``; ``### BEGIN
   HIDDEN TESTS`` where a visible test would give the answer away), and, for its open questions, a manually
-  graded answer cell -- plus a minimal ``nbgrader_config.py``. ``nbgrader generate_assignment <chapter>`` then writes the student version.
+  graded answer cell -- plus a minimal ``nbgrader_config.py``. ``nbgrader generate_assignment <chapter>``
+  then writes the student version.
 * **student-book**: a copy of the book's sources (``_config.yml``, ``_toc.yml``, ``book/``) with every
   solution removed, for ``make book-student``.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import functools
 import json
@@ -29,7 +29,8 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import CommandParser, DDNMInputError, run_command
+from ..errors import DDNMInputError
+from .command import CommandParser, run_command
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (book/ beside ddnm_edu/)
 BOOK = ROOT / "book"
@@ -396,6 +397,8 @@ def student_book(out: Path) -> Path:
     # notebooks), no repository or issue links
     for key in ("launch_buttons", "repository"):
         cfg.pop(key, None)
+    # share the book's execution cache: chapters whose code the edition keeps are not executed again
+    cfg.setdefault("execute", {})["cache"] = str(ROOT / "_build" / ".jupyter_cache")
     cfg.setdefault("html", {}).update(use_repository_button=False, use_issues_button=False, use_edit_page_button=False)
     (out / "_config.yml").write_text(
         "# the student edition (ddnm-edu classroom student-book)\n"

@@ -8,8 +8,8 @@
 The modules here teach, one concept each: ``schedule`` (the forward process and the one
 reverse-step formula), ``losses`` (DDPM's training loss and the EMA), ``operators`` (A, A^dagger,
 the range/null projections, each operator's closed-form SVD, and the named tasks),
-``sampling`` (DDIM, DDPM, DDNM's Algorithm 1 and DDNM+), ``rng`` (independent random streams from
-one seed), ``noise_rules`` (DDNM+ noise scaling),
+``sampling`` (DDIM, DDPM, DDNM's Algorithm 1 and DDNM+), ``travel`` (the time-travel schedule), ``rng``
+(independent random streams from one seed), ``noise_rules`` (DDNM+ noise scaling),
 ``posterior`` (K samples of a restoration, their spread and its calibration), ``mask_shift`` (images
 larger than the prior, window by window), ``diffusers_prior`` (any diffusers DDPM as the prior,
 ``load_diffusers``; diffusers itself is imported only when a model is loaded: the ``diffusers`` extra),

@@ -97,3 +97,29 @@ def check_int_range(value: int, name: str, low: int, high: int | None = None, hi
         rng = f">= {low}" if high is None else f"between {low} and {high}"
         raise DDNMInputError(f"{name} must be {rng}, got {v}.{hint}")
     return v
+
+
+def check_eps(eps: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The model's noise prediction in x's dtype, refused if its shape is wrong or it is not finite."""
+    if eps.shape != x.shape:
+        raise DDNMInputError(
+            f"the model returned shape {tuple(eps.shape)} for x_t of shape "
+            f"{tuple(x.shape)}; is it a model for these images?"
+        )
+    if not bool(torch.isfinite(eps).all()):
+        raise DDNMInputError(
+            "the model returned NaN or infinite noise predictions: check its weights "
+            "and that x_t is in its expected range."
+        )
+    return eps.to(x.dtype)
+
+
+def check_channels(model, channels: int) -> None:
+    """Refuse a model whose config says it works on another number of channels."""
+    ch = getattr(getattr(model, "config", None), "in_channels", None)
+    if ch is not None and channels != ch:
+        raise DDNMInputError(
+            f"the model works on {ch}-channel images but this task produces "
+            f"{channels}-channel images; use a {ch}-channel model or task (e.g. "
+            "colorization needs an RGB model)."
+        )

@@ -18,7 +18,7 @@ import zlib
 import numpy as np
 import torch
 
-from .errors import check_int_range
+from .errors import DDNMInputError, check_int_range
 
 
 def spawn(seed: int, *key: int | str) -> torch.Generator:
@@ -36,3 +36,23 @@ def spawn(seed: int, *key: int | str) -> torch.Generator:
 def spawn_many(seed: int, n: int, *key: int | str) -> list[torch.Generator]:
     """``n`` independent streams ``spawn(seed, *key, i)`` for i = 0..n-1 (one per image or sample)."""
     return [spawn(seed, *key, i) for i in range(n)]
+
+
+def generators(
+    generator: torch.Generator | list[torch.Generator] | None, seed: int | None, batch: int
+) -> torch.Generator | list[torch.Generator]:
+    """What a sampler draws from: the generator given (one, or one per image of a batch of ``batch``),
+    or ``torch.Generator().manual_seed(seed)`` (seed 0 when neither is given; not both)."""
+    if generator is None:
+        return torch.Generator().manual_seed(check_int_range(seed or 0, "seed", 0))
+    if seed is not None:
+        raise DDNMInputError("give seed= or generator=, not both: the generator decides the noise.")
+    if isinstance(generator, torch.Generator):
+        return generator
+    generator = list(generator)
+    if len(generator) != batch or not all(isinstance(g, torch.Generator) for g in generator):
+        raise DDNMInputError(
+            f"generator must be one torch.Generator or a list of {batch} (one per "
+            f"image); got {len(generator)} items. de.rng.spawn_many makes them."
+        )
+    return generator

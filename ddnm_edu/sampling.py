@@ -6,12 +6,12 @@ Line numbers are those of the DDNM paper's Algorithm 1 (1: x_T ~ N(0, I); 2: for
 t to t_next < t (code timesteps are 0-indexed: paper t = code t + 1) in :func:`ddnm_plus_steps`:
 
 1. eps = model(x_t, t), the paper's Z_theta(x_t, t)               (inside line 3)
-2. x0_t = sched.predict_x0(x_t, eps, t)                           (line 3; clipped to [-1, 1])
+2. x0_t = sched.predict_x0(x_t, eps, t)                           (line 3; clip_x0: to [-1, 1])
 3. x0_hat = op.project(x0_t, y, lambda_t)                         (line 4; DDNM+ eq. 17)
 4. x_next = c_x0 x0_hat + c_xt x_t + scale (c_eps eps + sigma z)  (line 5, sched.step_coefs)
 
 The loop yields each step (smalldiffusion's ``samples``); :func:`ddnm_plus` runs it to the end.
-:func:`sample_steps` / :func:`sample` are the same loop without lines 4 and the operator.
+:func:`sample_steps` / :func:`sample` are the same loop without line 4 and the operator.
 
 **The eta convention.** ``kind="ddim"`` (default) follows the DDNM / DDRM code:
 the fresh-noise std is sigma_t = eta * sqrt(1 - alpha_bar_s) and the model's eps keeps
@@ -25,13 +25,10 @@ Both budget the *whole* noise of the step, B_t = sqrt(1 - alpha_bar_s) for DDIM 
 posterior std for DDPM steps); budgeting only the fresh part eta * sqrt(1 - alpha_bar_s) would
 give lambda_t = 0 at eta = 0, i.e. ignore y. With sigma_y = 0 both are DDNM.
 
-**Time travel (DDNM+ / RePaint).** After every ``travel_length`` steps the sampler
-jumps back ``travel_length`` steps and denoises again, ``travel_repeat`` times in all
-(travel_repeat = 1: no travel) -- RePaint's jump schedule, which the official DDNM code uses.
-:func:`travel_schedule` gives the visited step indices, :func:`nfe_count` the number of model
-calls; :func:`paper_travel_schedule` is the paper's Algorithm 2 as printed (travel at every step).
-``travel_from`` chooses what a jump re-noises (the current sample, as the paper, or the latest
-x0_t, as the official samplers). A jump is a move with t_next > t.
+**Time travel (DDNM+ / RePaint)** is in ``travel.py``: which step indices a run visits
+(:func:`travel_schedule`, RePaint's jump schedule, which the official DDNM code uses) and its model calls
+(:func:`nfe_count`). ``travel_from`` chooses what a jump re-noises (the current sample, as the paper, or
+the latest x0_t, as the official samplers). A jump is a move with t_next > t.
 """
 
 from __future__ import annotations
@@ -43,73 +40,18 @@ import torch
 from tqdm.auto import tqdm
 
 from . import noise_rules
-from .errors import DDNMInputError, check_finite, check_int_range, check_sigma_y, warn_user
+from .errors import DDNMInputError, check_channels, check_eps, check_finite, check_int_range, check_sigma_y, warn_user
 from .noise_rules import NOISE_RULES, check_rule, lambda_and_std  # noqa: F401 (re-exported)
 from .operators import LinearOperator, require_svd
+from .rng import generators
 from .schedule import NoiseSchedule
+from .travel import nfe_count, paper_travel_schedule, travel_schedule  # noqa: F401 (re-exported)
 from .book_scale import model_device
 
 Tensor = torch.Tensor
 Model = Callable[[Tensor, Tensor], Tensor]
 Generator = torch.Generator | list[torch.Generator]  # one for the batch, or one per image
 TRAVEL_FROM = ("x_t", "x0_t", "x0_hat")
-
-
-# --------------------------------------------------------------------------- time travel
-def travel_schedule(steps: int, travel_length: int = 1, travel_repeat: int = 1) -> list[int]:
-    """Step indices visited, from ``steps - 1`` down to -1 (clean), with RePaint-style jumps back.
-
-    Index i stands for timestep ``NoiseSchedule.timesteps(steps)[::-1][i]``; -1 is clean data.
-    A decrease i -> j is a denoising step (one model call); an increase i -> i + 1 is a forward
-    (re-noising) step. Same construction as ``get_schedule_jump`` in the RePaint / DDNM code.
-    """
-    steps = check_int_range(steps, "steps", 1)
-    travel_repeat = check_int_range(travel_repeat, "travel_repeat", 1, hint=" Use 1 for no time travel.")
-    if travel_repeat > 1:
-        travel_length = check_int_range(
-            travel_length, "travel_length", 1, max(1, steps - 1), f" It must be smaller than steps={steps}."
-        )
-        if steps < 2:
-            raise DDNMInputError("time travel needs steps >= 2.")
-    jumps = {j: travel_repeat - 1 for j in range(0, steps - travel_length, travel_length)} if travel_repeat > 1 else {}
-    t, ts = steps, []
-    while t >= 1:
-        t -= 1
-        ts.append(t)
-        if jumps.get(t, 0) > 0:
-            jumps[t] -= 1
-            for _ in range(travel_length):
-                t += 1
-                ts.append(t)
-    ts.append(-1)
-    return ts
-
-
-def paper_travel_schedule(steps: int, travel_length: int) -> list[int]:
-    """Step indices visited by the DDNM paper's Algorithm 2 as printed, in the same format as :func:`travel_schedule`.
-
-    At *every* step index k (from ``steps - 1`` down to 0) it jumps forward L = min(steps - 1 - k, l),
-    x_{k+L} ~ q(x_{k+L} | x_k) (line 4), then denoises L + 1 times down to k - 1 (lines 5-8). So every
-    step travels, and NFE = sum_k (min(steps - 1 - k, l) + 1), about (l + 1) x steps. The library's
-    :func:`travel_schedule` (RePaint's ``get_schedule_jump``, which the official code uses) travels only
-    every ``travel_length`` steps, ``travel_repeat - 1`` times.
-    """
-    steps = check_int_range(steps, "steps", 1)
-    travel_length = check_int_range(travel_length, "travel_length", 0)
-    ts, k = [steps - 1], steps - 1
-    while k >= 0:
-        L = min(steps - 1 - k, travel_length)
-        ts.extend(k + u for u in range(1, L + 1))  # re-noise, one level at a time
-        ts.extend(k + u for u in range(L - 1, -2, -1))  # denoise back down to k - 1
-        k -= 1
-    return ts
-
-
-def nfe_count(steps: int, travel_length: int = 1, travel_repeat: int = 1) -> int:
-    """Model calls of a run: steps + travel_length * (travel_repeat - 1) * #jump points."""
-    if travel_repeat <= 1:
-        return steps
-    return steps + travel_length * (travel_repeat - 1) * len(range(0, steps - travel_length, travel_length))
 
 
 # --------------------------------------------------------------------------- settings and results
@@ -330,7 +272,7 @@ def _prepare(model, sched, op, y, sigma_y, steps, settings, generator, seed, x_T
     check_channels(model, A_pinv_y.shape[1])
     device = model_device(model, y.device)
     dtype = y.dtype if y.dtype.is_floating_point else torch.float32
-    gen = _generator(generator, seed, A_pinv_y.shape[0])
+    gen = generators(generator, seed, A_pinv_y.shape[0])
     x = randn(A_pinv_y.shape, gen, dtype) if x_T is None else x_T.to(dtype)  # line 1
     return y.to(device, dtype), x.to(device), gen, _moves(sched, steps, settings), sigma_y
 
@@ -359,50 +301,6 @@ def randn(
     else:
         z = torch.stack([torch.randn(shape[1:], generator=g, dtype=dtype) for g in generator])
     return z.to(device)
-
-
-def _generator(generator, seed: int | None, batch: int) -> Generator:
-    """The generator given (one, or one per image), or ``torch.Generator().manual_seed(seed)``
-    (seed 0 when neither is given)."""
-    if generator is None:
-        return torch.Generator().manual_seed(check_int_range(seed or 0, "seed", 0))
-    if seed is not None:
-        raise DDNMInputError("give seed= or generator=, not both: the generator decides the noise.")
-    if isinstance(generator, torch.Generator):
-        return generator
-    generator = list(generator)
-    if len(generator) != batch or not all(isinstance(g, torch.Generator) for g in generator):
-        raise DDNMInputError(
-            f"generator must be one torch.Generator or a list of {batch} (one per "
-            f"image); got {len(generator)} items. de.rng.spawn_many makes them."
-        )
-    return generator
-
-
-def check_eps(eps: Tensor, x: Tensor) -> Tensor:
-    """The model's noise prediction in x's dtype, refused if its shape is wrong or it is not finite."""
-    if eps.shape != x.shape:
-        raise DDNMInputError(
-            f"the model returned shape {tuple(eps.shape)} for x_t of shape "
-            f"{tuple(x.shape)}; is it a model for these images?"
-        )
-    if not bool(torch.isfinite(eps).all()):
-        raise DDNMInputError(
-            "the model returned NaN or infinite noise predictions: check its weights "
-            "and that x_t is in its expected range."
-        )
-    return eps.to(x.dtype)
-
-
-def check_channels(model, channels: int) -> None:
-    """Refuse a model whose config says it works on another number of channels."""
-    ch = getattr(getattr(model, "config", None), "in_channels", None)
-    if ch is not None and channels != ch:
-        raise DDNMInputError(
-            f"the model works on {ch}-channel images but this task produces "
-            f"{channels}-channel images; use a {ch}-channel model or task (e.g. "
-            "colorization needs an RGB model)."
-        )
 
 
 def _trace_step(op: LinearOperator, y: Tensor, st: Step) -> TraceStep:
@@ -457,7 +355,7 @@ def sample_steps(
     SamplerSettings(eta=eta, kind=kind)  # checks eta and kind
     steps = check_int_range(steps, "steps", 1, sched.T, f" Choose 1 <= steps <= T={sched.T}.")
     check_channels(model, shape[1])
-    gen = _generator(generator, seed, shape[0])
+    gen = generators(generator, seed, shape[0])
     device = model_device(model, torch.device("cpu"))
     x = (randn(shape, gen) if x_T is None else x_T.float()).to(device)  # x_T ~ N(0, I)
     for t, t_next in sched.timestep_pairs(steps):

@@ -567,7 +567,7 @@ def test_child_streams_never_collide():
 def test_sampler_results_identical_to_before_for_the_same_seed(sched):
     """tests/data/sampler_reference.pt was written by the sampler as it was before the speed work
     (commit 6115c3f: its ddnm_edu, run on the shipped fashion-mnist-32 weights in the default memory format):
-    the optimised loop (coefficients precomputed as Python floats, checks once) must reproduce it. When the
+    the flat loop of today (coefficients computed at each step) must reproduce it. When the
     weights are re-exported the reference is rewritten the same way, with the old sampler (last: the
     6,177-step weights, session 10, on an Intel Xeon). Another CPU's convolution kernels round differently
     (up to 8e-7 between an AMD EPYC and an Intel Xeon with AMX), so the check allows 1e-5 absolute. It guards the

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ..errors import DDNMInputError
 from .command import CommandParser, run_command
+from .myst import plain_markdown
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (book/ beside ddnm_edu/)
 BOOK = ROOT / "book"
@@ -178,41 +179,6 @@ def _nbgrader(grade_id: str, solution: bool, grade: bool, points: int | None = N
     if points is not None:
         meta["points"] = points
     return {"nbgrader": meta}
-
-
-DIRECTIVE_RE = re.compile(
-    r"```\{(?P<name>[a-z-]+)\}[ \t]*(?P<title>[^\n]*)\n(?P<opts>(?::[^\n]*\n)*)(?P<body>.*?)\n```[ \t]*(?:\n|$)", re.S
-)
-ROLE_RE = re.compile(r"\{(?P<role>[a-z]+)\}`(?P<arg>[^`]*)`")
-LABELLED_MATH_RE = re.compile(r"\n\$\$[ \t]*\((?P<label>[\w:-]+)\)[ \t]*(?=\n|$)")
-
-
-def _role(m: re.Match) -> str:
-    role, arg = m["role"], m["arg"]
-    if role == "eq":
-        return f"({arg})"
-    if role == "cite":
-        return "[" + ", ".join(a.strip() for a in arg.split(",")) + "]"
-    if role == "math":
-        return f"${arg}$"
-    shown = re.match(r"(?s)(.*?)\s*<[^>]*>$", arg)  # {ref}`text <target>` -> text
-    return shown[1] if shown else arg
-
-
-def plain_markdown(text: str) -> str:
-    """MyST as plain Jupyter Markdown: exercise and other directives as bold-titled paragraphs or quotes,
-    {eq}/{cite}/{math}/{ref} roles as text, and a labelled equation's label as its \\tag."""
-
-    def directive(m: re.Match) -> str:
-        title = m["title"].strip() or m["name"].capitalize()
-        label = re.search(r"^:label:[ \t]*(\S+)", m["opts"], re.M)
-        if m["name"] == "exercise":  # a bold title, the body as it is
-            return f"**Exercise ({label[1] if label else ''}): {title}**\n\n{m['body']}\n"
-        return "\n".join([f"> **{title}**", ">"] + [f"> {line}".rstrip() for line in m["body"].splitlines()]) + "\n"
-
-    text = DIRECTIVE_RE.sub(directive, text)
-    text = LABELLED_MATH_RE.sub(lambda m: f"\n\\tag{{{m['label']}}}\n$$", text)
-    return ROLE_RE.sub(_role, text)
 
 
 # --------------------------------------------------------------------------- the two editions

@@ -109,6 +109,39 @@ class Restoration:
     std: torch.Tensor | None  # per-pixel std of K samples; None for one sample
 
 
+def _check_size(y, task: str, model_name: str, op, size: int, samples: int, overlap: int | None) -> bool:
+    """Refuse an input of the wrong size for the task and the model (one line naming the size to use);
+    return whether the result is larger than the model (then it is restored window by window)."""
+    from ..mask_shift import WINDOWED
+
+    s = int(task[2:]) if task.startswith("sr") else 1
+    H, W = y.shape[-2] * s, y.shape[-1] * s  # the restored image's size
+    local = isinstance(op, WINDOWED)  # restored window by window when larger than the model
+    if H < size or W < size or (not local and (H, W) != (size, size)):
+        need = f"{size // s}x{size // s}"
+        why = f" ({size}x{size} model, scale {s})" if s > 1 else f" (the {model_name} model's size)"
+        more = (
+            " or larger: larger images are restored window by window"
+            if local
+            else f"; {task} mixes pixels across the whole image, so it works at the model's size only"
+        )
+        raise DDNMInputError(
+            f"the input is {y.shape[-1]}x{y.shape[-2]} but {task} needs {need}{why}; resize it to {need}{more}."
+        )
+    large = (H, W) != (size, size)
+    if large and samples > 1:
+        raise DDNMInputError(
+            f"--samples works at the model's size ({size // s}x{size // s} inputs for {task}); "
+            "this input is restored window by window: drop --samples."
+        )
+    if overlap is not None and not large:
+        raise DDNMInputError(
+            f"--overlap applies when the result is larger than the model ({size}x{size}); this "
+            "one is exactly its size: drop --overlap."
+        )
+    return large
+
+
 def restore(
     y: torch.Tensor,
     task: str,
@@ -138,7 +171,7 @@ def restore(
     file's index): an image gives the same result in any batch, and no two images, samples or
     windows share noise. With ``samples=K > 1``, x0_hat is the mean of K samples (drawn as one
     batch) and std their per-pixel std (B, C, H, W); with one sample std is None."""
-    from ..mask_shift import WINDOWED, restore_large
+    from ..mask_shift import restore_large
     from ..posterior import posterior_samples
     from ..sampling import SamplerSettings, ddnm_plus
 
@@ -155,31 +188,7 @@ def restore(
     if task == "inpaint" and mask is None:
         raise DDNMInputError("--task inpaint needs --mask MASK.png (white = observed, black = missing).")
     op = ops.from_name(task, size, mask=mask, blur_sigma=blur_sigma)
-    s = int(task[2:]) if task.startswith("sr") else 1
-    H, W = y.shape[-2] * s, y.shape[-1] * s  # the restored image's size
-    local = isinstance(op, WINDOWED)  # restored window by window when larger than the model
-    if H < size or W < size or (not local and (H, W) != (size, size)):
-        need = f"{size // s}x{size // s}"
-        why = f" ({size}x{size} model, scale {s})" if s > 1 else f" (the {model_name} model's size)"
-        more = (
-            " or larger: larger images are restored window by window"
-            if local
-            else f"; {task} mixes pixels across the whole image, so it works at the model's size only"
-        )
-        raise DDNMInputError(
-            f"the input is {y.shape[-1]}x{y.shape[-2]} but {task} needs {need}{why}; resize it to {need}{more}."
-        )
-    large = (H, W) != (size, size)
-    if large and samples > 1:
-        raise DDNMInputError(
-            f"--samples works at the model's size ({size // s}x{size // s} inputs for {task}); "
-            "this input is restored window by window: drop --samples."
-        )
-    if overlap is not None and not large:
-        raise DDNMInputError(
-            f"--overlap applies when the result is larger than the model ({size}x{size}); this "
-            "one is exactly its size: drop --overlap."
-        )
+    large = _check_size(y, task, model_name, op, size, samples, overlap)
     if task == "inpaint":  # whatever the file holds in the holes is not a measurement: y = A y_file
         y = op.A(y)
     ids = list(range(len(y))) if image_ids is None else list(image_ids)

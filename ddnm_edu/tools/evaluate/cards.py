@@ -246,6 +246,62 @@ def evaluate_model(
     return result
 
 
+def _restoration_lines(name: str, r: dict) -> list[str]:
+    """The card's restoration tables: one per art style for emoji, one for Fashion-MNIST."""
+    lines: list[str] = []
+    tables = r["restoration"] if name.startswith("emoji") else {None: r["restoration"]}
+    for style, table in tables.items():
+        n_img = r["n_images"][style] if style else r["n_images"]
+        where = f" ({style} style)" if style else ""
+        lines += ["", f"## Restoration on {n_img} held-out images{where} (DDNM {r['steps']} steps, eta 0.85)", ""]
+        if style is None or style == next(iter(tables)):
+            lines += [
+                f"PSNR: mean ± std (median) over images, each image's PSNR capped at {metrics.PSNR_CAP_DB:.1f} "
+                "dB, the 8-bit rounding limit, so that exact reconstructions do not dominate the mean; SSIM: "
+                "mean ± std; consistency: ||A x - y|| / ||y||; ahead of baseline: the share of images on which "
+                "the method's PSNR beats the classical method's (A^dagger y's where there is none: for "
+                "colorization, the gray image).",
+                "",
+            ]
+        lines += markdown_table(
+            ["task", "method", "PSNR (dB)", "SSIM", "consistency", "ahead of baseline"],
+            [
+                [task, m, *score_cells(v), "—" if m == ms["_baseline"] else f"{100 * v['beats_baseline']:.0f} %"]
+                for task, ms in table.items()
+                for m, v in ms.items()
+                if not m.startswith("_")
+            ],
+        )
+    return lines
+
+
+def _target_lines(r: dict) -> list[str]:
+    """The card's table of the targets the model is trained towards (none: no lines)."""
+    lines: list[str] = []
+    if r.get("targets"):
+        lines += [
+            "",
+            "## Targets",
+            "",
+            "What this model is trained towards (`evaluate.targets`); PSNR means in dB.",
+            "",
+            *markdown_table(
+                ["style", "target", "value", "versus", "met"],
+                [
+                    [
+                        t["style"],
+                        t["target"],
+                        f"{t['value']:.2f}" + (f" (ahead on {100 * t['wins']:.0f} %)" if "wins" in t else ""),
+                        f"{t['versus']:.2f}",
+                        "yes" if t["met"] else "**no**",
+                    ]
+                    for t in r["targets"]
+                ],
+            ),
+        ]
+    return lines
+
+
 def write_card(name: str, rec: dict, r: dict, out: Path) -> None:
     if name.startswith("emoji"):
         m = json.loads((data.ASSETS / "manifest.json").read_text())["emoji/train.npz"]
@@ -307,50 +363,7 @@ def write_card(name: str, rec: dict, r: dict, out: Path) -> None:
             "",
             f"![sample / nearest training image, in pairs]({name}-nearest.png)",
         ]
-    tables = r["restoration"] if name.startswith("emoji") else {None: r["restoration"]}
-    for style, table in tables.items():
-        n_img = r["n_images"][style] if style else r["n_images"]
-        where = f" ({style} style)" if style else ""
-        lines += ["", f"## Restoration on {n_img} held-out images{where} (DDNM {r['steps']} steps, eta 0.85)", ""]
-        if style is None or style == next(iter(tables)):
-            lines += [
-                f"PSNR: mean ± std (median) over images, each image's PSNR capped at {metrics.PSNR_CAP_DB:.1f} "
-                "dB, the 8-bit rounding limit, so that exact reconstructions do not dominate the mean; SSIM: "
-                "mean ± std; consistency: ||A x - y|| / ||y||; ahead of baseline: the share of images on which "
-                "the method's PSNR beats the classical method's (A^dagger y's where there is none: for "
-                "colorization, the gray image).",
-                "",
-            ]
-        lines += markdown_table(
-            ["task", "method", "PSNR (dB)", "SSIM", "consistency", "ahead of baseline"],
-            [
-                [task, m, *score_cells(v), "—" if m == ms["_baseline"] else f"{100 * v['beats_baseline']:.0f} %"]
-                for task, ms in table.items()
-                for m, v in ms.items()
-                if not m.startswith("_")
-            ],
-        )
-    if r.get("targets"):
-        lines += [
-            "",
-            "## Targets",
-            "",
-            "What this model is trained towards (`evaluate.targets`); PSNR means in dB.",
-            "",
-            *markdown_table(
-                ["style", "target", "value", "versus", "met"],
-                [
-                    [
-                        t["style"],
-                        t["target"],
-                        f"{t['value']:.2f}" + (f" (ahead on {100 * t['wins']:.0f} %)" if "wins" in t else ""),
-                        f"{t['versus']:.2f}",
-                        "yes" if t["met"] else "**no**",
-                    ]
-                    for t in r["targets"]
-                ],
-            ),
-        ]
+    lines += _restoration_lines(name, r) + _target_lines(r)
     lines += posterior_section(name)
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
 

@@ -41,6 +41,26 @@ def noisy_measurement(op, x: torch.Tensor, sigma_y: float, seed: int = 0) -> tor
     return op.measure(x, sigma_y, generator=torch.Generator().manual_seed(10_000 + seed))
 
 
+def _rows(task, dataset, sy, op, x, y, outs: dict, steps: int) -> list[dict]:
+    """One row per method: its scores on the task, NFE and seconds."""
+    rows = []
+    for name, (xh, nfe, secs) in outs.items():
+        rows.append(
+            {
+                "task": task,
+                "dataset": dataset,
+                "sigma_y": sy,
+                "method": name,
+                "nfe": nfe,
+                **scores(op, xh, x, y),
+                "seconds": round(secs, 2),
+                "n": len(x),
+                "steps": steps,
+            }
+        )
+    return rows
+
+
 def run_compare(
     quick: bool = True,
     n: int | None = None,
@@ -106,20 +126,7 @@ def run_compare(
             [ddnm_plus(model, sched, op, y, sigma_y=sy, steps=steps, seed=seed + k).x0_hat for k in range(n_mean)]
         )
         outs[f"DDNM mean of {n_mean}"] = (samples.mean(0), steps * n_mean, 0.0)
-        for name, (xh, nfe, secs) in outs.items():
-            rows.append(
-                {
-                    "task": task,
-                    "dataset": dataset,
-                    "sigma_y": sy,
-                    "method": name,
-                    "nfe": nfe,
-                    **scores(op, xh, x, y),
-                    "seconds": round(secs, 2),
-                    "n": len(x),
-                    "steps": steps,
-                }
-            )
+        rows += _rows(task, dataset, sy, op, x, y, outs, steps)
         best = max((r for r in rows if r["task"] == task), key=lambda r: r["psnr"][0])
         print(f"{task}: best {best['method']} {best['psnr'][0]:.2f} dB", flush=True)
     return rows

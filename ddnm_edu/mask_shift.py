@@ -31,6 +31,7 @@ import torch
 
 from .errors import DDNMInputError
 from .operators import Colorization, Denoising, Inpainting, LinearOperator, SuperResolution
+from .rng import stream_ids
 from .rng import spawn
 from .sampling import SamplerSettings, ddnm_plus
 from .schedule import NoiseSchedule
@@ -176,9 +177,7 @@ def restore_large(
             f"mask-shift with sigma_y > 0 needs noise_rule='scalar' (a window's known pixels "
             f"have no SVD view); got noise_rule={settings.noise_rule!r}."
         )
-    ids = range(B) if image_ids is None else list(image_ids)
-    if len(ids) != B:
-        raise DDNMInputError(f"image_ids has {len(ids)} entries for {B} images; give one per image.")
+    ids = stream_ids(image_ids, B)
     tops = window_starts(H, window, overlap, g)
     lefts = window_starts(W, window, overlap, g)
     canvas = torch.zeros(shape, dtype=y.dtype, device=y.device)

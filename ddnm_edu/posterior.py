@@ -22,6 +22,7 @@ import torch
 
 from .errors import DDNMInputError, check_int_range
 from .operators import LinearOperator
+from .rng import stream_ids
 from .rng import spawn
 from .sampling import Model, SamplerSettings, ddnm_plus
 from .schedule import NoiseSchedule
@@ -135,10 +136,7 @@ def posterior_samples(
     if not isinstance(y, torch.Tensor) or y.ndim < 2:
         raise DDNMInputError("y must be a batch tensor (N, ...); use y[None] for one measurement.")
     n = y.shape[0]
-    ids = range(n) if image_ids is None else list(image_ids)
-    if len(ids) != n:
-        raise DDNMInputError(f"image_ids has {len(ids)} entries for {n} measurements; give one per image.")
-    gens = [spawn(seed, "image", i, "sample", j) for i in ids for j in range(k)]
+    gens = [spawn(seed, "image", i, "sample", j) for i in stream_ids(image_ids, n) for j in range(k)]
     res = ddnm_plus(
         model,
         sched,

@@ -14,6 +14,7 @@ the same seed gives the same numbers on every device. The samplers draw from the
 from __future__ import annotations
 
 import zlib
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -36,6 +37,15 @@ def spawn(seed: int, *key: int | str) -> torch.Generator:
 def spawn_many(seed: int, n: int, *key: int | str) -> list[torch.Generator]:
     """``n`` independent streams ``spawn(seed, *key, i)`` for i = 0..n-1 (one per image or sample)."""
     return [spawn(seed, *key, i) for i in range(n)]
+
+
+def stream_ids(ids: Sequence[int] | None, n: int) -> list[int]:
+    """The indices that key the streams of ``n`` images (``spawn(seed, "image", id, ...)``): 0..n-1 by
+    default, or the images' indices in a larger set (a folder, so results do not depend on batching)."""
+    ids = list(range(n)) if ids is None else list(ids)
+    if len(ids) != n:
+        raise DDNMInputError(f"image_ids has {len(ids)} entries for {n} images; give one per image.")
+    return ids
 
 
 def generators(

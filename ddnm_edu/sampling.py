@@ -160,6 +160,7 @@ def ddnm_plus_steps(
     if svd:
         op = require_svd(op, f"noise_rule={s.noise_rule!r}")
         sv = op.singular_values(tuple(x.shape[1:])).to(x)  # s_i per coordinate of V^T x; 0 = null
+        seen = sv > 0  # the measured directions
     elif sigma_y > 0:
         noise_rules.warn_if_scalar_fails(op, tuple(x.shape[1:]))
     x0_t = x0_hat = None  # the latest estimates (what a jump may re-noise)
@@ -186,7 +187,7 @@ def ddnm_plus_steps(
             lam_i, d1, d2 = noise_rules.svd_rule(c, sv, sigma_y, s.noise_rule)
             x0_hat = x0_t - op.V(lam_i * op.Vt(op.A_pinv(op.A(x0_t) - y)))  # line 4
             x_next = c.c_x0 * x0_hat + op.V(d1 * op.Vt(z) + d2 * op.Vt(eps))  # line 5
-            lam = float(lam_i[sv > 0].mean()) if bool((sv > 0).any()) else 1.0
+            lam = float(lam_i[seen].mean()) if bool(seen.any()) else 1.0
         yield Step(t, t_next, x, x0_t, x0_hat, x_next, lam)
         x = x_next
 
@@ -212,7 +213,7 @@ def ddnm_plus(
     * ``settings`` (:class:`SamplerSettings`, default ``SamplerSettings()``): eta, the step kind,
       clipping, the noise rule and time travel.
     * ``generator``: a CPU ``torch.Generator``, or one per image (image b then gets exactly the
-      noise, and the result, of a run of that image alone with ``generator[b]``); or ``seed``
+      noise of a run of that image alone with ``generator[b]``, and its result up to float rounding); or ``seed``
       (not both): ``torch.Generator().manual_seed(seed)``, seed 0 by default. x_T is drawn first,
       then one z per move.
     * ``trace``: keep every step (CPU copies, with A^dagger y, the null part and the consistency).
@@ -237,7 +238,9 @@ def ddnm_plus(
     for st in run:  # each step once, in inference mode; a trace keeps CPU copies of what it saw
         x, nfe = st.x_next, nfe + 1
         if trace:
-            kept.append(_trace_step(op, y, st))
+            if not kept:  # A^dagger y is the same at every step: computed once
+                A_pinv_y = op.A_pinv(y.to(st.x0_hat)).detach().to("cpu", torch.float32)
+            kept.append(_trace_step(op, y, A_pinv_y, st))
     s = settings or SamplerSettings()
     return RestorationResult(
         x0_hat=_finite(x).to(y.device).clone(),
@@ -303,7 +306,7 @@ def randn(
     return z.to(device)
 
 
-def _trace_step(op: LinearOperator, y: Tensor, st: Step) -> TraceStep:
+def _trace_step(op: LinearOperator, y: Tensor, A_pinv_y: Tensor, st: Step) -> TraceStep:
     """A step with what the viewer shows: A^dagger y, the null part, the consistency (CPU float32)."""
     y = y.to(st.x0_hat)
     cons = float((op.A(st.x0_hat) - y).norm()) / max(float(y.norm()), 1e-30)
@@ -313,7 +316,7 @@ def _trace_step(op: LinearOperator, y: Tensor, st: Step) -> TraceStep:
         st.t_next,
         cpu(st.x_t),
         cpu(st.x0_t),
-        cpu(op.A_pinv(y)),
+        A_pinv_y,
         cpu(op.null_part(st.x0_t)),
         cpu(st.x0_hat),
         st.lam,
@@ -327,11 +330,12 @@ def _clone(r):
 
 
 def _finite(x: Tensor) -> Tensor:
-    """One check at the end instead of one per step."""
+    """The result is finite (the model's eps is checked at every step; x_T or the operator may still
+    bring NaN or infinity in)."""
     if not bool(torch.isfinite(x).all()):
         raise DDNMInputError(
-            "sampling produced NaN or infinite values: the model returned non-finite "
-            "noise predictions (check its weights and that x_t is in its range)."
+            "sampling produced NaN or infinite values although the model's noise predictions were finite: "
+            "check x_T and the operator (A, A_pinv) for NaN or overflow."
         )
     return x
 

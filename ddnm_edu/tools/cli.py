@@ -51,6 +51,7 @@ import torch
 from .. import operators as ops
 from ..errors import DDNMInputError, check_int_range, check_sigma_y
 from .command import CommandParser, run_command
+from ..rng import stream_ids
 from ..rng import spawn
 from ..viz import UNCERTAINTY_VMAX, colour_map  # the std that --uncertainty maps to the top of its scale
 from .images import check_output_folder, check_output_path, expand_inputs, read_image, read_mask, write_image
@@ -191,9 +192,7 @@ def restore(
     large = _check_size(y, task, model_name, op, size, samples, overlap)
     if task == "inpaint":  # whatever the file holds in the holes is not a measurement: y = A y_file
         y = op.A(y)
-    ids = list(range(len(y))) if image_ids is None else list(image_ids)
-    if len(ids) != len(y):
-        raise DDNMInputError(f"image_ids has {len(ids)} entries for {len(y)} images; give one per image.")
+    ids = stream_ids(image_ids, len(y))
     run = dict(sigma_y=sigma_y, steps=steps, settings=SamplerSettings(eta=eta), progress=progress)
     if large:
         out = restore_large(

@@ -16,10 +16,10 @@ STAMP := $(VENV)/.installed
 .PHONY: book book-student test check lint venv clean help
 
 # The book's execution cache (jupyter-cache, _config.yml) keys on each notebook's code cells; the
-# outputs also depend on the library and its shipped weights and data, so a change there clears it.
+# outputs also depend on the library and its shipped weights and data (data/), so a change there clears it.
 CACHE := _build/.jupyter_cache
 CACHE_STAMP := _build/.library-stamp
-LIBRARY := $(shell find ddnm_edu -type f -not -name '*.pyc' -not -path '*/__pycache__/*') pyproject.toml
+LIBRARY := $(shell find ddnm_edu data -type f -not -name '*.pyc' -not -path '*/__pycache__/*' -not -path 'data/candidates/*') pyproject.toml
 
 help:
 	@echo "make book          - install and build the book (_build/html/index.html)"

@@ -7,7 +7,7 @@ Run it on the device machine with ``PYTHONPATH=.`` from the repository root (no 
 It never writes into the repository: new weights, cards and tables go to OUT, and the session that
 called it checks them and commits what improved. Stages, each given what is left of the budget:
 
-1. ``train``: both models continue from ``ddnm_edu/assets/weights/<name>.pt`` (``python -m ddnm_edu.tools.train``, bf16
+1. ``train``: both models continue from ``data/weights/<name>.pt`` (``python -m ddnm_edu.tools.train``, bf16
    autocast on CUDA, ``--batch`` images per step, ``--max-minutes`` each). Fashion-MNIST needs its training
    images: the Debian package, or the two ``train-*-idx*-ubyte.gz`` files in ``--fashion-dir`` (copy
    them into the working tree, untracked, before the run so that they travel with it).
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     weights = out / "weights"
     if weights.exists():
         shutil.rmtree(weights)
-    shutil.copytree(ROOT / "ddnm_edu" / "assets" / "weights", weights)  # start from the shipped registry
+    shutil.copytree(ROOT / "data" / "weights", weights)  # start from the shipped registry
     env = dict(os.environ, PYTHONPATH=str(ROOT), DDNM_EDU_WEIGHTS=str(weights))
     if (args.fashion_dir / "train-images-idx3-ubyte.gz").exists():
         env["DDNM_EDU_FASHION_DIR"] = str(args.fashion_dir)
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
                 "--out",
                 str(out / "runs" / name),
                 "--init-from",
-                str(ROOT / "ddnm_edu" / "assets" / "weights" / f"{name}.pt"),
+                str(ROOT / "data" / "weights" / f"{name}.pt"),
                 "--max-minutes",
                 str(per_model),
                 "--batch",

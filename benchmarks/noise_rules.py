@@ -47,7 +47,7 @@ def run(n: int, steps: int, seed: int = 0, eta: float = 0.85) -> list[dict]:
         model = de.load_pretrained(f"{dataset}-32")
         x = de.data.load(dataset, "test", n=n)
         for sy in SIGMAS:
-            y = op.measure(x, sy, generator=torch.Generator().manual_seed(seed + 1))
+            y = op.measure(x, sy, seed=seed)  # n from rng.spawn(seed, "measure"), not the samplers' stream
             out = {"DDNM": de.ddnm(model, sched, op, y, steps=steps, eta=eta, seed=seed)}
             for rule in ("scalar", "svd", "svd-official"):
                 out[f"DDNM+ {rule}"] = de.ddnm_plus(

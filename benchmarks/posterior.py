@@ -3,7 +3,7 @@ prediction and the supervised specialist, and how well the samples' spread predi
 
     python benchmarks/posterior.py            # -> benchmarks/posterior.md and posterior.json (~30 min, 2 cores)
 
-It also rewrites the "What DDNM samples" section of each diffusion model's card in ddnm_edu/assets/weights
+It also rewrites the "What DDNM samples" section of each diffusion model's card in data/weights
 (``evaluate.refresh_posterior_section``; the rest of the card is left as its evaluation wrote it).
 
 For each task, K = 16 DDNM samples of each of N held-out images (``de.posterior_samples``, one batch):

@@ -64,7 +64,7 @@ def checkpoints(run: Path) -> list[tuple[int, float, dict, dict]]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", action="append", required=True, help="label=run_folder")
-    ap.add_argument("--base", type=Path, default=Path("ddnm_edu/assets/weights/fashion-mnist-32.pt"))
+    ap.add_argument("--base", type=Path, default=Path("data/weights/fashion-mnist-32.pt"))
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--every", type=int, default=1, help="score every k-th checkpoint (plus the last)")

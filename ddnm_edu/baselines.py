@@ -3,7 +3,7 @@
 * ``bicubic_upsample`` -- super-resolution by bicubic interpolation of y.
 * ``biharmonic_inpaint`` -- fills the missing pixels with a smooth (biharmonic) surface (scikit-image).
 * ``wiener_deconvolve`` -- deblurring with a Wiener filter.
-The range-only answer A^dagger y is ``op.A_pinv(y)``; :func:`classical` picks the method for a task.
+The range-only answer A^dagger y is ``op.A_pinv(y)``; :func:`classical` picks the method for an operator.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .operators import Deblur, Inpainting
-from .operators.tasks import split_name
+from .operators import Deblur, Inpainting, SuperResolution
 
 Tensor = torch.Tensor
 
@@ -35,15 +34,14 @@ def biharmonic_inpaint(y: Tensor, op: Inpainting) -> Tensor:
     return torch.from_numpy(np.stack(out)).to(y)
 
 
-def classical(task: str, op, y: Tensor) -> tuple[str, Tensor] | None:
-    """(name, result) of the classical method for a named task (``operators.TASKS``), or None where there is
-    none (colorization: gray replication *is* A^dagger y; compressed sensing; denoising)."""
-    base = split_name(task)[0]
-    if base.startswith("sr"):
+def classical(op, y: Tensor) -> tuple[str, Tensor] | None:
+    """(name, result) of the classical method for operator ``op``, or None where there is none
+    (colorization: gray replication *is* A^dagger y; compressed sensing; denoising)."""
+    if isinstance(op, SuperResolution):
         return "bicubic", bicubic_upsample(y, op.scale)
-    if base.startswith("inpaint"):
+    if isinstance(op, Inpainting):
         return "biharmonic", biharmonic_inpaint(y, op)
-    if base.startswith("deblur"):
+    if isinstance(op, Deblur):
         return "Wiener", wiener_deconvolve(y, op, nsr=1e-3)
     return None
 

@@ -1,15 +1,15 @@
 """Datasets: Fashion-MNIST (grayscale) and emoji in three art styles (RGB), all 32x32 in [-1, 1].
 
-What ships inside the package, in ``ddnm_edu/assets/`` (so an installed wheel has it; found with
-``importlib.resources``, never through a checkout's layout): the held-out test sets and the emoji
-training set (small). The Fashion-MNIST training set is read from the Debian package
-``dataset-fashion-mnist`` when training. How the emoji set is made: :mod:`ddnm_edu.tools.emoji`.
+What ships, in the repository's ``data/`` (an installed wheel carries it as ``ddnm_edu/assets/``;
+:data:`ASSETS` is whichever is there): the held-out test sets and the emoji training set (small).
+The Fashion-MNIST training set is read from the Debian package ``dataset-fashion-mnist`` when
+training. How the emoji set is made: :mod:`ddnm_edu.tools.emoji`.
 
 Rebuild the shipped arrays from the package managers (Debian, PyPI, npm) with ``ddnm_edu.tools.datasets``::
 
     apt-get update && apt-get install -y dataset-fashion-mnist fonts-noto-color-emoji npm
     pip install -e ".[data]"
-    python -m ddnm_edu.tools.datasets build   # writes ddnm_edu/assets/
+    python -m ddnm_edu.tools.datasets build   # writes data/
 
 ``load(name, split)`` returns a float32 tensor (N, C, 32, 32) in [-1, 1].
 """
@@ -27,8 +27,16 @@ import torch
 
 from .errors import DDNMInputError
 
-#: the package's own data: datasets, manifest.json, and the shipped weights in weights/
-ASSETS = Path(str(files("ddnm_edu") / "assets"))
+
+def _assets() -> Path:
+    """The shipped data: ``ddnm_edu/assets/`` in an installed wheel (pyproject.toml maps the
+    repository's ``data/`` there), else ``data/`` beside the package in a checkout."""
+    installed = Path(str(files("ddnm_edu"))) / "assets"
+    return installed if installed.is_dir() else Path(__file__).resolve().parent.parent / "data"
+
+
+#: the shipped data: datasets, manifest.json, and the shipped weights in weights/
+ASSETS = _assets()
 # DDNM_EDU_FASHION_DIR points elsewhere (e.g. a copy carried to a GPU machine without the Debian package)
 FASHION_DIR = Path(os.environ.get("DDNM_EDU_FASHION_DIR", "/usr/share/datasets/fashion-mnist"))
 DATASETS = ("fashion-mnist", "emoji")

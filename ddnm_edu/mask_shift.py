@@ -31,8 +31,7 @@ import torch
 
 from .errors import DDNMInputError
 from .operators import Colorization, Denoising, Inpainting, LinearOperator, SuperResolution
-from .rng import stream_ids
-from .rng import spawn
+from .rng import spawn, stream_ids
 from .sampling import SamplerSettings, ddnm_plus
 from .schedule import NoiseSchedule
 

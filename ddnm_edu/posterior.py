@@ -22,8 +22,7 @@ import torch
 
 from .errors import DDNMInputError, check_int_range
 from .operators import LinearOperator
-from .rng import stream_ids
-from .rng import spawn
+from .rng import spawn, stream_ids
 from .sampling import Model, SamplerSettings, ddnm_plus
 from .schedule import NoiseSchedule
 

@@ -1,7 +1,7 @@
 """The shipped pretrained UNets: ``load_pretrained(name, device)``, checked against a recorded sha256.
 
-Weights live in ``ddnm_edu/assets/weights/<name>.pt`` (the EMA weights written by ``ddnm_edu.tools.train``), and
-``ddnm_edu/assets/weights/weights.json`` records, for each, its sha256 and how it was made. Nothing is
+Weights live in ``data/weights/<name>.pt`` (the EMA weights written by ``ddnm_edu.tools.train``), and
+``data/weights/weights.json`` records, for each, its sha256 and how it was made. Nothing is
 downloaded: a missing or altered file is an error that says what to do.
 
 Export a training run's EMA weights into the repository with ``ddnm_edu.tools.weights``::
@@ -37,7 +37,7 @@ def build(rec: dict) -> torch.nn.Module:
     return UNet(UNetConfig.from_dict(rec["unet"]))
 
 
-# DDNM_EDU_WEIGHTS: another folder laid out like ddnm_edu/assets/weights (the GPU job writes new weights there)
+# DDNM_EDU_WEIGHTS: another folder laid out like data/weights (the GPU job writes new weights there)
 WEIGHTS_DIR = Path(os.environ["DDNM_EDU_WEIGHTS"]) if os.environ.get("DDNM_EDU_WEIGHTS") else ASSETS / "weights"
 REGISTRY = WEIGHTS_DIR / "weights.json"
 

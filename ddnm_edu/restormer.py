@@ -231,29 +231,16 @@ def receptive_field(
     return x.grad.abs().sum(dim=(0, 1)) > 0
 
 
-# --------------------------------------------------------------------------- the specialist's tasks
-#: The degradations a specialist is trained for. sigma is on the images' [-1, 1] scale, like sigma_y
-#: everywhere in the book (0.2 here = 0.1 on the paper's [0, 1] scale).
-TASKS: dict[str, dict] = {
-    "sr4": dict(sigma=0.0, about="4x average-pool super-resolution; the network sees A^dagger y (y replicated 4x4)"),
-    "denoise": dict(sigma=0.2, about="Gaussian denoising, sigma_y = 0.2 on [-1, 1]; sees y"),
-}
-
-
-def task_operator(task: str):
-    """The linear operator A of a specialist's task (``TASKS``; built by ``operators.from_name``)."""
-    from . import operators as ops
-    from .errors import DDNMInputError
-
-    if task not in TASKS:
-        raise DDNMInputError(f"unknown specialist task {task!r}; use one of {', '.join(TASKS)}.")
-    return ops.from_name(task)
-
-
+# --------------------------------------------------------------------------- the specialist's task
 def measure(task: str, x0: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-    """(y, network input A^dagger y) for clean images x0 (B, C, H, W) in [-1, 1]: y = A x0 + sigma n."""
-    op = task_operator(task)
-    y = op.measure(x0, TASKS[task]["sigma"], generator=generator if generator is not None else torch.default_generator)
+    """(y, network input A^dagger y) for clean images x0 (B, C, H, W) in [-1, 1]: y = A x0 + sigma_y n,
+    with A and sigma_y from the task table (``operators.TASKS``; the shipped specialists' tasks are
+    ``sr4`` and ``denoise-noisy0.2``). For denoising A^dagger y = y; for 4x SR, y replicated 4 x 4."""
+    from . import operators as ops
+
+    sigma_y = ops.get_task(task).sigma_y
+    op = ops.from_name(task, x0.shape[-1])
+    y = op.measure(x0, sigma_y, generator=generator if generator is not None else torch.default_generator)
     return y, op.A_pinv(y)
 
 

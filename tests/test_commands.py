@@ -79,9 +79,7 @@ def test_python_m_entry_points_give_one_line_and_exit_2(tmp_path, tool, args, hi
     if hide:  # the Debian dataset folder, as on a machine without the package
         env["DDNM_EDU_FASHION_DIR"] = str(tmp_path / "no-dataset")
     (tmp_path / "weights").mkdir()
-    (tmp_path / "weights" / "weights.json").write_text(
-        (ROOT / "ddnm_edu" / "assets" / "weights" / "weights.json").read_text()
-    )
+    (tmp_path / "weights" / "weights.json").write_text((ROOT / "data" / "weights" / "weights.json").read_text())
     argv = [a.format(tmp=tmp_path) for a in args]
     r = subprocess.run(
         [sys.executable, "-m", f"ddnm_edu.tools.{tool}", *argv],

@@ -18,7 +18,7 @@ def _sha(p: Path) -> str:
 
 
 def test_gpu_job_dry_run(tmp_path):
-    shipped = {p.name: _sha(p) for p in (ROOT / "ddnm_edu" / "assets" / "weights").iterdir()}
+    shipped = {p.name: _sha(p) for p in (ROOT / "data" / "weights").iterdir()}
     r = subprocess.run(
         [sys.executable, "benchmarks/gpu_job.py", "--out", str(tmp_path), "--quick", "--budget-minutes", "6"],
         cwd=ROOT,
@@ -37,4 +37,4 @@ def test_gpu_job_dry_run(tmp_path):
     assert (tmp_path / "benchmarks" / "results-dryrun.md").exists()
     assert "passed" in (tmp_path / "tests.log").read_text()
     # the repository's shipped weights are untouched
-    assert {p.name: _sha(p) for p in (ROOT / "ddnm_edu" / "assets" / "weights").iterdir()} == shipped
+    assert {p.name: _sha(p) for p in (ROOT / "data" / "weights").iterdir()} == shipped

@@ -54,13 +54,13 @@ def test_guard_installs_the_package_where_it_is_missing(monkeypatch):
     assert all(kw.get("check") for _, kw in calls)
 
 
-def test_data_and_weights_are_the_packages_own():
-    """The library finds its data and weights inside its own package (ddnm_edu/assets), as an installed
-    wheel has them; tests/test_wheel.py checks that from outside the checkout."""
+def test_data_and_weights_are_the_checkouts_data_folder():
+    """In a checkout the library finds its data and weights in the top-level data/ (an installed wheel
+    has them as ddnm_edu/assets; tests/test_wheel.py checks that from outside the checkout)."""
     from ddnm_edu import data
     from ddnm_edu.pretrained import WEIGHTS_DIR
 
-    assert data.ASSETS == Path(data.__file__).resolve().parent / "assets"
+    assert data.ASSETS == ROOT / "data" and not (ROOT / "ddnm_edu" / "assets").exists()
     assert (data.ASSETS / "manifest.json").exists() and (WEIGHTS_DIR / "weights.json").exists()
 
 

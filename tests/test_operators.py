@@ -233,7 +233,8 @@ def test_pinv_warnings_name_the_readers_line(sched):
 
 # --- one home for the named tasks and for the measurement -----------------------------------------
 def test_every_named_task_builds_its_operator():
-    """operators.from_name is the one table from a task name to A (CLI, evaluation, specialists, tests)."""
+    """operators.TASKS is the one table from a task name to A, sigma_y and what it is (CLI, evaluation,
+    specialists, tests): sigma_y is a field, the noisy tasks share their base task's A."""
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     for name in ops.TASKS:
         extra = {"mask": ops.Inpainting.box_mask(32, 8)} if name == "inpaint" else {}
@@ -243,8 +244,16 @@ def test_every_named_task_builds_its_operator():
     assert isinstance(ops.from_name("sr4"), ops.SuperResolution) and ops.from_name("sr4").scale == 4
     assert ops.from_name("deblur-gauss1").rcond == 1e-3
     assert torch.equal(ops.from_name("inpaint-box12").mask, ops.Inpainting(ops.Inpainting.box_mask(32, 12)).mask)
-    assert ops.noise_level("sr4-noisy0.1") == 0.1 and ops.noise_level("cs25") == 0.0
+    assert ops.get_task("sr4-noisy0.1").sigma_y == 0.1 and ops.get_task("cs25").sigma_y == 0.0
+    assert ops.get_task("denoise-noisy0.2").sigma_y == 0.2  # the denoising specialist's task
     assert isinstance(ops.from_name("cs25-noisy0.2"), ops.CompressedSensing)
+    for name, task in ops.TASKS.items():  # a noisy task is its base task's A with its own sigma_y
+        if "-noisy" in name:
+            base = name.split("-noisy")[0]
+            assert task.build is ops.TASKS[base].build and task.sigma_y == float(name.split("-noisy")[1])
+    from ddnm_edu.tools.cli import TASKS as CLI_TASKS
+
+    assert CLI_TASKS == ("sr2", "sr4", "inpaint", "colorize", "deblur", "denoise")
     with pytest.raises(DDNMInputError, match="unknown task 'sr3'; available: sr2, sr4"):
         ops.from_name("sr3")
     with pytest.raises(DDNMInputError, match="needs a mask"):

@@ -19,7 +19,8 @@ per-direction noise rule use only these, so they work for any operator that has 
 * ``blocks.py``: SuperResolution (average pooling), CompressedSensing (an SVD per block)
 * ``blur.py``: Deblur (circular convolution; its SVD is the Fourier basis)
 * ``composite.py``: Composite (a product, with the reverse-order pseudo-inverse; no SVD)
-* ``tasks.py``: the named tasks (``from_name("sr4")``) that the CLI, evaluation and tests share
+* ``tasks.py``: the one task table (``TASKS["sr4-noisy0.1"]``: A, sigma_y, what it is) that the CLI,
+  the evaluation, the specialists and the tests share
 """
 
 from .base import LinearOperator, PinvReport, SVDOperator, orthonormal_basis_with_ones, rectify, require_svd
@@ -27,7 +28,7 @@ from .blocks import CompressedSensing, SuperResolution, hadamard
 from .blur import Deblur, gaussian_kernel
 from .composite import Composite
 from .pixels import Colorization, Denoising, Inpainting
-from .tasks import TASKS, from_name, noise_level
+from .tasks import TASKS, Task, from_name, get_task
 
 __all__ = [
     "LinearOperator",
@@ -46,6 +47,7 @@ __all__ = [
     "gaussian_kernel",
     "Composite",
     "TASKS",
+    "Task",
+    "get_task",
     "from_name",
-    "noise_level",
 ]

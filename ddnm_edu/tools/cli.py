@@ -51,12 +51,11 @@ import torch
 from .. import operators as ops
 from ..errors import DDNMInputError, check_int_range, check_sigma_y
 from .command import CommandParser, run_command
-from ..rng import stream_ids
-from ..rng import spawn
+from ..rng import spawn, stream_ids
 from ..viz import UNCERTAINTY_VMAX, colour_map  # the std that --uncertainty maps to the top of its scale
 from .images import check_output_folder, check_output_path, expand_inputs, read_image, read_mask, write_image
 
-TASKS = ("sr2", "sr4", "inpaint", "colorize", "deblur", "denoise")  # of operators.TASKS, for a file y
+TASKS = tuple(name for name, task in ops.TASKS.items() if task.restores_files)  # y read from a file
 MAX_SAMPLES = 256  # K samples of B images are one batch of B K images
 
 

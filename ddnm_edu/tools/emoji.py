@@ -1,6 +1,6 @@
 """The emoji dataset: three openly licensed art styles rendered the same way, rebalanced, split.
 
-Styles (licences in ``ddnm_edu/assets/README.md``):
+Styles (licences in ``data/README.md``):
 
 * ``noto``        -- Noto Color Emoji, Debian ``fonts-noto-color-emoji`` (OFL 1.1 / Apache 2.0);
 * ``openmoji``    -- OpenMoji 17.0.0, npm ``openmoji`` (CC BY-SA 4.0), ``color/svg``;

@@ -37,6 +37,7 @@ from .command import CommandParser, run_command
 from ..pretrained import arch_key, init_record
 from ..losses import diffusion_loss, ema_update
 from ..restormer import Restormer, RestormerConfig, supervised_loss
+from ..rng import spawn
 from ..schedule import NoiseSchedule
 from ..book_scale import model_device
 from ..unet import UNet, UNetConfig, count_parameters
@@ -58,7 +59,9 @@ CONFIGS: dict[str, dict] = {
     ),
     # supervised specialists (chapter 11): a tiny Restormer trained for one degradation, L1 loss
     "restormer-sr4": dict(dataset="fashion-mnist", flip=True, task="sr4", restormer=RestormerConfig()),
-    "restormer-denoise": dict(dataset="fashion-mnist", flip=True, task="denoise", restormer=RestormerConfig()),
+    "restormer-denoise": dict(
+        dataset="fashion-mnist", flip=True, task="denoise-noisy0.2", restormer=RestormerConfig()
+    ),
 }
 
 
@@ -313,7 +316,7 @@ def train_loop(
     from tqdm import tqdm
 
     args, cfg = run.args, run.cfg
-    gen = torch.Generator().manual_seed(args.seed * 1000 + run.rank + 7919 * run.step)
+    gen = spawn(args.seed, "rank", run.rank, "from step", run.step)  # a resumed run draws a fresh stream
     log_f = open(run.out / "loss.csv", "a", newline="") if run.rank == 0 else None
     log = csv.writer(log_f) if log_f else None
     if log_f is not None and log_f.tell() == 0:
@@ -369,7 +372,7 @@ def main(argv=None) -> None:
     if args.batch % world:
         raise DDNMInputError(f"--batch {args.batch} must be divisible by the number of processes ({world}).")
     amp = _amp_dtype(args.amp, device)
-    torch.manual_seed(args.seed + rank)
+    torch.manual_seed(spawn(args.seed, "rank", rank, "init").initial_seed())
     run = Run(args, cfg, device, rank)
     fwd = run.model
     if distributed:

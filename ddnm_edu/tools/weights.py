@@ -1,6 +1,6 @@
 """Ship and mix weights: ``python -m ddnm_edu.tools.weights export | interpolate | list``.
 
-``export`` copies a training run's EMA weights into ``ddnm_edu/assets/weights/`` (or ``DDNM_EDU_WEIGHTS``) and records
+``export`` copies a training run's EMA weights into ``data/weights/`` (or ``DDNM_EDU_WEIGHTS``) and records
 their sha256 and training facts in ``weights.json``; ``interpolate`` mixes two recorded weights files
 (WiSE-FT; data/candidates/README.md says what that gave). Loading is ``ddnm_edu.pretrained``.
 """
@@ -21,7 +21,7 @@ from ..unet import count_parameters
 
 
 def export(run: Path, name: str, init_steps: int | None = None, init_minutes: float | None = None) -> dict:
-    """Copy a run's EMA weights to ddnm_edu/assets/weights/<name>.pt and record them in weights.json.
+    """Copy a run's EMA weights to data/weights/<name>.pt and record them in weights.json.
 
     Steps and wall time are totals: those of the weights the run started from (``--init-from``,
     recorded in its checkpoint; ``init_steps`` / ``init_minutes`` override it) plus the run's own.
@@ -140,7 +140,7 @@ def main(argv=None) -> None:
     )
     e.add_argument("--init-minutes", type=float, default=None, help="their training wall time")
     i = sub.add_parser("interpolate", help="(1 - alpha) a + alpha b of two recorded weights files (WiSE-FT)")
-    i.add_argument("--a", type=Path, required=True, help="weights file (e.g. ddnm_edu/assets/weights/emoji-32.pt)")
+    i.add_argument("--a", type=Path, required=True, help="weights file (e.g. data/weights/emoji-32.pt)")
     i.add_argument(
         "--b", type=Path, required=True, help="weights file fine-tuned from a (e.g. data/candidates/emoji-32.pt)"
     )

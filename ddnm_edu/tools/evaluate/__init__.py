@@ -88,7 +88,7 @@ def main(argv=None) -> None:
         type=Path,
         default=None,
         help="measure this state dict (e.g. runs/emoji-32/ema.pt) instead of the shipped file; "
-        "use with one --name and an --out outside ddnm_edu/assets/weights",
+        "use with one --name and an --out outside data/weights",
     )
     c = sub.add_parser("compare", help="DDNM vs DDNM+ vs DDRM vs DPS vs baselines on the held-out sets")
     size = c.add_mutually_exclusive_group()

@@ -6,7 +6,7 @@
 For each model: unconditional DDIM samples (a grid), the held-out denoising loss by timestep
 bucket next to the training loss, for emoji the nearest training image of some samples, and DDNM
 on the held-out set next to A^dagger y and a classical method (bicubic for SR, biharmonic
-inpainting). Results go to ``ddnm_edu/assets/weights/<name>.md`` (the model card), ``<name>-eval.json`` and
+inpainting). Results go to ``data/weights/<name>.md`` (the model card), ``<name>-eval.json`` and
 PNG figures beside them.
 """
 
@@ -23,6 +23,7 @@ from ... import baselines, data, metrics
 from ... import operators as ops
 from ...pretrained import _record, load_pretrained
 from ...sampling import ddnm, sample
+from ...rng import spawn
 from ...schedule import NoiseSchedule
 from ...book_scale import best_device, model_device
 from ..images import save_grid
@@ -70,26 +71,32 @@ def restoration_table(
     for task, op in tasks_for(name).items():
         y = op.A(x)
         outs = {"A^dagger y": op.A_pinv(y)}
-        base = baselines.classical(task, op, y)
+        base = baselines.classical(op, y)
         if base is not None:
             outs[base[0]] = base[1]
         baseline = base[0] if base is not None else "A^dagger y"
 
-        def run(s0: int) -> torch.Tensor:
+        def run(k: int) -> torch.Tensor:  # sample k of every image: image j draws from its own stream
             return torch.cat(
                 [
-                    ddnm(model, sched, op, y[i : i + batch], steps=steps, eta=0.85, seed=s0 + i)
+                    ddnm(
+                        model,
+                        sched,
+                        op,
+                        y[i : i + batch],
+                        steps=steps,
+                        eta=0.85,
+                        generator=[spawn(seed, "image", j, "sample", k) for j in range(i, min(i + batch, len(x)))],
+                    )
                     for i in range(0, len(x), batch)
                 ]
             )
 
         t0 = time.time()
-        outs["DDNM"] = run(seed)
+        outs["DDNM"] = run(0)
         secs = time.time() - t0
         if n_mean > 1 and task == "inpaint-box12":
-            outs[f"DDNM mean of {n_mean}"] = torch.stack(
-                [outs["DDNM"]] + [run(seed + 100_000 * k) for k in range(1, n_mean)]
-            ).mean(0)
+            outs[f"DDNM mean of {n_mean}"] = torch.stack([outs["DDNM"]] + [run(k) for k in range(1, n_mean)]).mean(0)
         psnrs = {m: psnr_capped(o, x) for m, o in outs.items()}
         res[task] = {
             m: {**scores(op, o, x, y), "beats_baseline": float((psnrs[m] > psnrs[baseline]).double().mean())}
@@ -308,7 +315,7 @@ def write_card(name: str, rec: dict, r: dict, out: Path) -> None:
         ds = (
             f"emoji in {len(m['per_style'])} art styles, RGB, {m['n']:,} training images ("
             + ", ".join(f"{k} {v:,}" for k, v in m["per_style"].items())
-            + "; at most two per base emoji; ddnm_edu/assets/README.md)"
+            + "; at most two per base emoji; data/README.md)"
         )
     else:
         ds = "Fashion-MNIST (60,000 training images, grayscale, zero-padded to 32x32)"

@@ -12,6 +12,7 @@ import torch
 from ... import baselines, data, metrics
 from ... import operators as ops
 from ...pretrained import available, load_pretrained, registry
+from ...rng import spawn
 from ...schedule import NoiseSchedule
 from ...book_scale import best_device
 from .common import markdown_table, score_cells, scores
@@ -31,14 +32,15 @@ COMPARE_TASKS = (
 def compare_tasks() -> dict:
     """task -> (dataset, operator, sigma_y). Noisy tasks use DDNM+ noise scaling."""
     return {
-        t: ("emoji" if t == "colorize" else "fashion-mnist", ops.from_name(t), ops.noise_level(t))
+        t: ("emoji" if t == "colorize" else "fashion-mnist", ops.from_name(t), ops.get_task(t).sigma_y)
         for t in COMPARE_TASKS
     }
 
 
 def noisy_measurement(op, x: torch.Tensor, sigma_y: float, seed: int = 0) -> torch.Tensor:
-    """y = A x + sigma_y n, with n drawn from the seed every comparison table uses (10,000 + seed)."""
-    return op.measure(x, sigma_y, generator=torch.Generator().manual_seed(10_000 + seed))
+    """y = A x + sigma_y n, with n from the stream every comparison table uses, ``rng.spawn(seed,
+    "measure")`` (independent of the samplers' noise, which seed= draws from)."""
+    return op.measure(x, sigma_y, seed=seed)
 
 
 def _rows(task, dataset, sy, op, x, y, outs: dict, steps: int) -> list[dict]:
@@ -98,7 +100,7 @@ def run_compare(
             outs[name] = (fn(), nfe, time.time() - t0)
 
         timed("A^dagger y", lambda: op.A_pinv(y), 0)
-        base = baselines.classical(task, op, y)
+        base = baselines.classical(op, y)
         if base is not None:
             outs[base[0]] = (base[1], 0, 0.0)
         if isinstance(op, ops.SVDOperator):  # the DDRM-style sampler works in the operator's singular basis
@@ -123,7 +125,10 @@ def run_compare(
             nfe_tt,
         )
         samples = torch.stack(
-            [ddnm_plus(model, sched, op, y, sigma_y=sy, steps=steps, seed=seed + k).x0_hat for k in range(n_mean)]
+            [
+                ddnm_plus(model, sched, op, y, sigma_y=sy, steps=steps, generator=spawn(seed, "sample", k)).x0_hat
+                for k in range(n_mean)
+            ]
         )
         outs[f"DDNM mean of {n_mean}"] = (samples.mean(0), steps * n_mean, 0.0)
         rows += _rows(task, dataset, sy, op, x, y, outs, steps)

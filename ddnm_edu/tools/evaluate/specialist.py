@@ -18,20 +18,16 @@ from ...book_scale import best_device
 from ..images import save_grid
 from .common import markdown_table, score_cells, scores
 from .compare import noisy_measurement
+from ...rng import spawn
 
-#: The supervised specialists (chapter 11) and the task each was trained for (``restormer.TASKS``).
-SPECIALISTS = {"restormer-sr4": "sr4", "restormer-denoise": "denoise"}
+#: The supervised specialists (chapter 11) and the task each was trained for (``operators.TASKS``).
+SPECIALISTS = {"restormer-sr4": "sr4", "restormer-denoise": "denoise-noisy0.2"}
 
 
 def specialist_problems() -> dict:
     """problem -> (operator, sigma_y): the specialists' own tasks, then problems neither was trained for."""
-    from ...restormer import TASKS
-
-    unseen = ("sr2", "sr4-noisy0.2", "inpaint-box12", "deblur-gauss1")
-    return {
-        **{task: (ops.from_name(task), spec["sigma"]) for task, spec in TASKS.items()},
-        **{p: (ops.from_name(p), ops.noise_level(p)) for p in unseen},
-    }
+    problems = (*SPECIALISTS.values(), "sr2", "sr4-noisy0.2", "inpaint-box12", "deblur-gauss1")
+    return {p: (ops.from_name(p), ops.get_task(p).sigma_y) for p in problems}
 
 
 def run_specialist(
@@ -64,7 +60,7 @@ def run_specialist(
         y = noisy_measurement(op, x, sy, seed)
         x_in = op.A_pinv(y)
         outs: dict[str, tuple[torch.Tensor, int, float, str | None]] = {"A^dagger y": (x_in, 0, 0.0, None)}
-        base = baselines.classical(problem, op, y)
+        base = baselines.classical(op, y)
         if base is not None:
             outs[base[0]] = (base[1], 0, 0.0, None)
         for name, trained_for in SPECIALISTS.items():
@@ -80,7 +76,14 @@ def run_specialist(
         xh = torch.cat(
             [
                 ddnm_plus(
-                    prior, sched, op, y[i : i + batch], sigma_y=sy, steps=steps, seed=seed + i, progress=progress
+                    prior,
+                    sched,
+                    op,
+                    y[i : i + batch],
+                    sigma_y=sy,
+                    steps=steps,
+                    generator=[spawn(seed, "image", j) for j in range(i, min(i + batch, len(x)))],
+                    progress=progress,
                 ).x0_hat.cpu()
                 for i in range(0, len(x), batch)
             ]
@@ -120,20 +123,20 @@ def evaluate_specialist(name: str, out: Path, n: int = 256, seed: int = 0) -> di
     """The model card of a supervised specialist: held-out PSNR / SSIM / consistency on its own task
     (one forward pass per image) next to A^dagger y, the classical method and its rectified output, an
     example figure and the learning curve (``<name>-loss.csv``, copied from the run at export)."""
-    from ...restormer import TASKS, measure
+    from ...restormer import measure
 
     rec = dict(_record(name))
     task = rec["task"]
     model = load_pretrained(name)
     x = data.load("fashion-mnist", "test")[:n]
     op = ops.from_name(task)
-    y, x_in = measure(task, x, torch.Generator().manual_seed(10_000 + seed))
+    y, x_in = measure(task, x, spawn(seed, "measure"))
     t0 = time.perf_counter()
     with torch.no_grad():
         f = model(x_in)
     secs = (time.perf_counter() - t0) / len(x)
     outs = {"A^dagger y": x_in, name: f, f"{name} rectified": ops.rectify(op, y, f)}
-    base = baselines.classical(task, op, y)
+    base = baselines.classical(op, y)
     if base is not None:
         outs[base[0]] = base[1]
     table = {m: scores(op, o, x, y) for m, o in outs.items()}
@@ -143,10 +146,11 @@ def evaluate_specialist(name: str, out: Path, n: int = 256, seed: int = 0) -> di
         f"# Model card: `{name}`",
         "",
         f"A tiny Restormer (Zamir et al., CVPR 2022; `ddnm_edu.restormer`) trained with supervision for one "
-        f"task: {TASKS[task]['about']}. Trained by `python -m ddnm_edu.tools.train --config {rec['dataset']}` "
+        f"task: {ops.get_task(task).about}; the network sees A^dagger y. Trained by "
+        f"`python -m ddnm_edu.tools.train --config {rec['dataset']}` "
         "(L1 loss between f(A^dagger y) and x, AdamW, EMA; the shipped file holds the EMA weights). Numbers "
         f"below: `python -m ddnm_edu.tools.evaluate models --name {name}` ({len(x)} held-out Fashion-MNIST test "
-        f"images, noise seed {10_000 + seed}).",
+        f"images, measurement noise from `rng.spawn({seed}, 'measure')`).",
         "",
         "| | |",
         "|---|---|",

@@ -27,6 +27,7 @@ import torch
 
 from . import operators as ops
 from .errors import check_finite, check_int_range, check_sigma_y
+from .rng import generators
 from .sampling import randn
 from .schedule import NoiseSchedule
 from .book_scale import model_device
@@ -45,11 +46,11 @@ def ddrm(
     steps: int = 100,
     eta: float = 0.85,
     eta_b: float = 1.0,
-    generator: torch.Generator | None = None,
-    seed: int = 0,
+    generator: torch.Generator | list[torch.Generator] | None = None,
+    seed: int | None = None,
 ) -> Tensor:
     """DDRM-style restoration (see the module docstring); NFE = steps. Noise from ``generator``
-    (default ``torch.Generator().manual_seed(seed)``): x_T, then one z per step."""
+    (one, or one per image) or ``seed`` (not both; ``rng.generators``): x_T, then one z per step."""
     sigma_y = check_sigma_y(sigma_y)
     steps = check_int_range(steps, "steps", 1, sched.T)
     check_finite(y, "y")
@@ -61,7 +62,7 @@ def ddrm(
     ys = op.y_coords(y)  # U^T y at the coordinates it measures
     seen = s > 0
     s_safe = torch.where(seen, s, torch.ones_like(s))
-    gen = torch.Generator().manual_seed(int(seed)) if generator is None else generator
+    gen = generators(generator, seed, x_like.shape[0])
     x = randn(x_like.shape, gen, device=x_like.device).to(x_like)
     for t, t_next in sched.timestep_pairs(steps):
         z = randn(x.shape, gen, device=x.device).to(x)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from .errors import check_finite, check_int_range, check_nonnegative
+from .rng import generators
 from .sampling import randn
 from .schedule import NoiseSchedule
 from .book_scale import model_device
@@ -37,18 +38,18 @@ def dps(
     steps: int = 100,
     eta: float = 0.85,
     zeta: float = 10.0,
-    generator: torch.Generator | None = None,
-    seed: int = 0,
+    generator: torch.Generator | list[torch.Generator] | None = None,
+    seed: int | None = None,
 ) -> Tensor:
     """DPS-style restoration; NFE = steps (each with a backward pass). Noise from ``generator``
-    (default ``torch.Generator().manual_seed(seed)``): x_T, then one z per step."""
+    (one, or one per image) or ``seed`` (not both; ``rng.generators``): x_T, then one z per step."""
     steps = check_int_range(steps, "steps", 1, sched.T)
     check_finite(y, "y")
     zeta = check_nonnegative(zeta, "zeta", "the DPS step size", "10 is the tuned default, 0 turns the guidance off")
     device = model_device(model, y.device)
     y_device, y = y.device, y.to(device)
     shape = op.A_pinv(y).shape
-    gen = torch.Generator().manual_seed(int(seed)) if generator is None else generator
+    gen = generators(generator, seed, shape[0])
     x = randn(shape, gen, device=device)
     for t, t_next in sched.timestep_pairs(steps):
         z = randn(shape, gen, device=device)

@@ -30,6 +30,8 @@ def spawn(seed: int, *key: int | str) -> torch.Generator:
     """
     seed = check_int_range(seed, "seed", 0, hint=" Use a whole number >= 0.")
     words = tuple(zlib.crc32(k.encode()) if isinstance(k, str) else int(k) for k in key)
+    if min(words, default=0) < 0:
+        raise DDNMInputError(f"stream keys must be strings or whole numbers >= 0, got {key}.")
     state = np.random.SeedSequence(seed, spawn_key=words).generate_state(1, np.uint64)[0]
     return torch.Generator().manual_seed(int(state))
 
@@ -45,6 +47,8 @@ def stream_ids(ids: Sequence[int] | None, n: int) -> list[int]:
     ids = list(range(n)) if ids is None else list(ids)
     if len(ids) != n:
         raise DDNMInputError(f"image_ids has {len(ids)} entries for {n} images; give one per image.")
+    if len(set(ids)) != n:
+        raise DDNMInputError(f"image_ids {ids} repeats an id; two images would share their noise. Give each its own.")
     return ids
 
 

@@ -262,10 +262,18 @@ def _prepare(model, sched, op, y, sigma_y, steps, settings, generator, seed, x_T
             f"settings must be a SamplerSettings, got {type(settings).__name__}; "
             "e.g. settings=de.SamplerSettings(eta=0.5)."
         )
+    if sigma_y > 0 and settings.kind == "ddpm" and settings.eta != 1:
+        # eq. 19's budget with DDPM steps is the posterior std, which eta scales: eta = 0 would ignore y
+        raise DDNMInputError(
+            f"DDNM+ with kind='ddpm' budgets the noise with DDPM's posterior std, so it needs eta=1.0 "
+            f"(got eta={settings.eta}; eta=0 would ignore y). Use eta=1.0, or kind='ddim' for other eta."
+        )
     if not isinstance(y, torch.Tensor):
         raise DDNMInputError("y must be a torch.Tensor; load images with ddnm_edu.data or torch.as_tensor.")
     check_finite(y, "y")
     A_pinv_y = op.A_pinv(y)
+    if x_T is not None and tuple(x_T.shape) != tuple(A_pinv_y.shape):
+        raise DDNMInputError(f"x_T has shape {tuple(x_T.shape)}; it must match A^dagger y, {tuple(A_pinv_y.shape)}.")
     err = op.consistency_probe(A_pinv_y)
     if err > 1e-4:
         warn_user(

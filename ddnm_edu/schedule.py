@@ -90,8 +90,8 @@ class NoiseSchedule:
         return table[idx].to(device=like.device, dtype=like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
 
     def snr(self, t: TimeLike) -> Tensor:
-        """Signal-to-noise ratio alpha_bar_t / (1 - alpha_bar_t)."""
-        ab = self.alphas_cumprod[_as_index(t, self.T)]
+        """Signal-to-noise ratio alpha_bar_t / (1 - alpha_bar_t) (infinite at t = -1, clean data)."""
+        ab = self._alpha_bar_from_clean[_as_index(t, self.T) + 1]
         return ab / (1 - ab)
 
     # ------------------------------------------------------------------ forward process

@@ -622,3 +622,27 @@ def test_the_sampler_runs_in_inference_mode_and_returns_ordinary_tensors(sched, 
     res.x0_hat.mul_(2)  # in place: allowed on an ordinary tensor
     res.trace[0].x0_hat.add_(1)
     assert not torch.is_inference_mode_enabled()
+
+
+def test_bad_streams_and_shapes_get_one_clear_line(random_unet):
+    """Review of issue 38: keys and ids that would share or break streams, a wrong x_T, seed beside
+    generator, DDNM+ with DDPM steps at eta < 1 (its budget would shrink, and eta = 0 would ignore y)."""
+    from ddnm_edu.rng import spawn, stream_ids
+
+    with pytest.raises(DDNMInputError, match="stream keys must be"):
+        spawn(0, "image", -1)
+    with pytest.raises(DDNMInputError, match="repeats an id"):
+        stream_ids([0, 3, 3], 3)
+    op, sched = ops.SuperResolution(2), de.NoiseSchedule.linear(50)
+    x = torch.zeros(1, 3, 8, 8)
+    with pytest.raises(DDNMInputError, match="not both"):
+        op.measure(x, 0.1, seed=1, generator=torch.Generator())
+    with pytest.raises(DDNMInputError, match="sigma_y must be"):
+        op.measure(x, -0.1)
+    y = op.A(x)
+    with pytest.raises(DDNMInputError, match=r"x_T has shape \(1, 3, 4, 4\)"):
+        de.ddnm_plus(random_unet, sched, op, y, steps=2, x_T=torch.zeros(1, 3, 4, 4))
+    with pytest.raises(DDNMInputError, match="needs eta=1.0"):
+        de.ddnm_plus(random_unet, sched, op, y, sigma_y=0.1, steps=2, settings=de.SamplerSettings(kind="ddpm", eta=0))
+    de.ddnm_plus(random_unet, sched, op, y, sigma_y=0.1, steps=2, settings=de.SamplerSettings(kind="ddpm", eta=1.0))
+    assert sched.snr(-1) == float("inf") and torch.isclose(sched.snr(0), sched.alphas_cumprod[0] / sched.betas[0])

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import DDNMInputError, warn_user
+from ..errors import DDNMInputError, check_sigma_y, warn_user
 from ..linalg import penrose_errors
 from ..rng import spawn
 
@@ -87,18 +87,21 @@ class LinearOperator:
         return self.A(x)
 
     def measure(
-        self, x: Tensor, sigma_y: float = 0.0, *, generator: torch.Generator | None = None, seed: int = 0
+        self, x: Tensor, sigma_y: float = 0.0, *, generator: torch.Generator | None = None, seed: int | None = None
     ) -> Tensor:
         """y = A x + sigma_y n, n ~ N(0, I): the measurement (DDNM eq. 16; sigma_y on the images' [-1, 1] scale).
 
-        n is drawn on the CPU in y's dtype from ``generator``, by default from the stream
-        ``rng.spawn(seed, "measure")``: the same seed gives the same y on every device, and the
-        measurement noise never equals the noise a sampler draws from the same seed.
+        n is drawn on the CPU in y's dtype from ``generator``, or (not both) from the stream
+        ``rng.spawn(seed, "measure")``, seed 0 by default: the same seed gives the same y on every
+        device, and the measurement noise never equals the noise a sampler draws from the same seed.
         """
+        sigma_y = check_sigma_y(sigma_y)
+        if generator is not None and seed is not None:
+            raise DDNMInputError("give seed= or generator=, not both: the generator decides the noise.")
         y = self.A(x)
         if sigma_y == 0:
             return y
-        g = spawn(seed, "measure") if generator is None else generator
+        g = spawn(seed or 0, "measure") if generator is None else generator
         return y + sigma_y * torch.randn(y.shape, generator=g, dtype=y.dtype).to(y.device)
 
     # --- derived once for every operator ----------------------------------------------------

@@ -287,8 +287,9 @@ def _restore_command(args: argparse.Namespace) -> int:
     """``ddnm-edu restore``: read y, restore it, write the result (bad input raises DDNMInputError)."""
     from ..pretrained import _record, arch_key, available
 
-    check_sigma_y(args.sigma_y)  # the numbers first: before a model is loaded or an image read
-    check_int_range(args.seed, "--seed", 0, hint=" Use a whole number >= 0.")
+    # the numbers first, before a model is loaded or an image read; the checked values go on
+    args.sigma_y = check_sigma_y(args.sigma_y)
+    args.seed = check_int_range(args.seed, "--seed", 0, hint=" Use a whole number >= 0.")
     if not is_folder(args.model):  # a shipped model: a diffusion prior, not the specialist
         check_model_name(args.model)
         if arch_key(_record(args.model)) != "unet":

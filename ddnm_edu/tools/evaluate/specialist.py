@@ -30,6 +30,21 @@ def specialist_problems() -> dict:
     return {p: (ops.from_name(p), ops.get_task(p).sigma_y) for p in problems}
 
 
+def _ddnm_in_batches(prior, sched, op, y, sigma_y, steps, seed, batch, progress) -> torch.Tensor:
+    """DDNM (DDNM+ when sigma_y > 0) on y in batches; image j draws from its own stream
+    ``rng.spawn(seed, "image", j)``, so the result does not depend on the batch size."""
+    from ...sampling import ddnm_plus
+
+    out = []
+    for i in range(0, len(y), batch):
+        gens = [spawn(seed, "image", j) for j in range(i, min(i + batch, len(y)))]
+        res = ddnm_plus(
+            prior, sched, op, y[i : i + batch], sigma_y=sigma_y, steps=steps, generator=gens, progress=progress
+        )
+        out.append(res.x0_hat.cpu())
+    return torch.cat(out)
+
+
 def run_specialist(
     n: int = 128,
     steps: int = 100,
@@ -46,8 +61,6 @@ def run_specialist(
     (``operators.rectify``), and DDNM (DDNM+ with noise scaling when sigma_y > 0) at ``steps`` NFE.
     Seconds are per image, the batch run divided by its size, on this machine.
     """
-    from ...sampling import ddnm_plus
-
     dev = best_device()
     sched = NoiseSchedule.linear(1000)
     prior = load_pretrained("fashion-mnist-32", dev)
@@ -73,21 +86,7 @@ def run_specialist(
             outs[name] = (f, 1, secs, trained_for)
             outs[f"{name} rectified"] = (ops.rectify(op, y, f), 1, secs, trained_for)
         t0 = time.perf_counter()
-        xh = torch.cat(
-            [
-                ddnm_plus(
-                    prior,
-                    sched,
-                    op,
-                    y[i : i + batch],
-                    sigma_y=sy,
-                    steps=steps,
-                    generator=[spawn(seed, "image", j) for j in range(i, min(i + batch, len(x)))],
-                    progress=progress,
-                ).x0_hat.cpu()
-                for i in range(0, len(x), batch)
-            ]
-        )
+        xh = _ddnm_in_batches(prior, sched, op, y, sy, steps, seed, batch, progress)
         outs["DDNM+" if sy > 0 else "DDNM"] = (xh, steps, (time.perf_counter() - t0) / len(x), "any")
         for method, (xh, nfe, secs, trained_for) in outs.items():
             rows.append(

@@ -34,7 +34,16 @@ class DDNMInputError(ValueError):
 
 
 def check_image_batch(x: torch.Tensor, name: str = "x", channels: int | None = None) -> None:
-    """Check that ``x`` is a finite ``(B, C, H, W)`` tensor (with ``channels`` channels)."""
+    """Check that ``x`` is a finite ``(B, C, H, W)`` tensor (with ``channels`` channels): where images
+    enter the library (measurements, samplers, metrics)."""
+    check_image_shape(x, name, channels)
+    check_finite(x, name)
+
+
+def check_image_shape(x: torch.Tensor, name: str = "x", channels: int | None = None) -> None:
+    """Check that ``x`` is a ``(B, C, H, W)`` tensor (with ``channels`` channels). The operators' maps
+    check only this (no pass over the values): inside a sampler they run at every step on tensors
+    that the sampler's entry and the model check already (see ``benchmarks/speed.md``)."""
     if not isinstance(x, torch.Tensor):
         raise DDNMInputError(
             f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}; "
@@ -50,7 +59,6 @@ def check_image_batch(x: torch.Tensor, name: str = "x", channels: int | None = N
             f"{name} has {x.shape[1]} channel(s) but {channels} are needed here; "
             f"pass a {channels}-channel image (B, {channels}, H, W)."
         )
-    check_finite(x, name)
 
 
 def check_finite(x: torch.Tensor, name: str) -> None:

@@ -245,7 +245,7 @@ class StepCoefs:
         """The one reverse-step formula of the library: DDIM (eq. 12 of Song et al.), DDPM's posterior
         (eq. 6-7) and DDNM's line 5 (x0 = x0_hat). ``noise_scale`` scales the noise part, eps and z
         together (DDNM+'s scalar rule: sqrt(gamma_t) / B_t)."""
-        x_next = self.c_x0 * x0 + noise_scale * (self.c_eps * eps + self.sigma * z)
+        x_next = self.c_x0 * x0 + (noise_scale * self.c_eps) * eps + (noise_scale * self.sigma) * z
         if self.c_xt:  # DDPM steps: the posterior mean also weighs x_t
             x_next = x_next + self.c_xt * x_t
         return x_next

@@ -11,6 +11,9 @@ the DDNM rectification ``project(x0_t, y)`` (eq. 13), the dense matrix
 ``as_matrix(shape)`` for small shapes, and ``check_pinv(shape)`` which reports
 which of the four Penrose conditions hold. :class:`SVDOperator` adds the closed-form SVD that some
 operators carry.
+
+The maps check the shape of what they get, not its values: NaN is refused where images enter
+(``measure``, the samplers' y, the model's eps at every step).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import DDNMInputError, check_sigma_y, warn_user
+from ..errors import DDNMInputError, check_image_batch, check_sigma_y, warn_user
 from ..linalg import penrose_errors
 from ..rng import spawn
 
@@ -98,6 +101,7 @@ class LinearOperator:
         sigma_y = check_sigma_y(sigma_y)
         if generator is not None and seed is not None:
             raise DDNMInputError("give seed= or generator=, not both: the generator decides the noise.")
+        check_image_batch(x)  # the maps check shapes only: NaN stops here, where the image enters
         y = self.A(x)
         if sigma_y == 0:
             return y

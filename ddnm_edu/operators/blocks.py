@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..errors import DDNMInputError, check_image_batch
+from ..errors import DDNMInputError, check_image_shape
 from .base import SVDOperator, orthonormal_basis_with_ones
 
 Tensor = torch.Tensor
@@ -74,7 +74,7 @@ class SuperResolution(BlockSVD):
         self.svd_block = (orthonormal_basis_with_ones(self.scale**2), self.scale, 1, 1.0 / self.scale)
 
     def _check(self, x: Tensor) -> None:
-        check_image_batch(x)
+        check_image_shape(x)
         H, W = x.shape[-2:]
         s = self.scale
         if H % s or W % s:
@@ -88,7 +88,7 @@ class SuperResolution(BlockSVD):
         return F.avg_pool2d(x, self.scale)
 
     def A_pinv(self, y: Tensor) -> Tensor:  # (B, C, h, w) -> (B, C, h*s, w*s)
-        check_image_batch(y, "y")
+        check_image_shape(y, "y")
         return y.repeat_interleave(self.scale, -2).repeat_interleave(self.scale, -1)
 
     def A_adjoint(self, y: Tensor) -> Tensor:
@@ -144,7 +144,7 @@ class CompressedSensing(BlockSVD):
         return self._cache[key]
 
     def A(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, C*m, H/b, W/b)
-        check_image_batch(x)
+        check_image_shape(x)
         B, C, H, W = x.shape
         b = self.block
         if H % b or W % b:
@@ -157,7 +157,7 @@ class CompressedSensing(BlockSVD):
         return yv.permute(0, 1, 4, 2, 3).reshape(B, C * self.m, H // b, W // b)
 
     def A_pinv(self, y: Tensor) -> Tensor:  # (B, C*m, nh, nw) -> (B, C, nh*b, nw*b)
-        check_image_batch(y, "y")
+        check_image_shape(y, "y")
         B, Cm, nh, nw = y.shape
         if Cm % self.m:
             raise DDNMInputError(

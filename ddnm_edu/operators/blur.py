@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..errors import DDNMInputError, check_finite, check_image_batch
+from ..errors import DDNMInputError, check_finite, check_image_shape
 from .base import SVDOperator
 
 Tensor = torch.Tensor
@@ -69,11 +69,11 @@ class Deblur(SVDOperator):
         return torch.fft.irfft2(torch.fft.rfft2(x) * K, s=(H, W)).to(x.dtype)
 
     def A(self, x: Tensor) -> Tensor:
-        check_image_batch(x)
+        check_image_shape(x)
         return self._apply(x, 0)
 
     def A_pinv(self, y: Tensor) -> Tensor:
-        check_image_batch(y, "y")
+        check_image_shape(y, "y")
         return self._apply(y, 1)
 
     def A_adjoint(self, y: Tensor) -> Tensor:

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from ..errors import DDNMInputError, check_finite, check_image_batch
+from ..errors import DDNMInputError, check_finite, check_image_shape
 from .base import SVDOperator, orthonormal_basis_with_ones
 
 Tensor = torch.Tensor
@@ -20,11 +20,11 @@ class Denoising(SVDOperator):
     """A = I: y = x + n. A^dagger = I and the null space is {0}."""
 
     def A(self, x: Tensor) -> Tensor:
-        check_image_batch(x)
+        check_image_shape(x)
         return x
 
     def A_pinv(self, y: Tensor) -> Tensor:
-        check_finite(y, "y")
+        check_image_shape(y, "y")
         return y
 
     def A_adjoint(self, y: Tensor) -> Tensor:
@@ -72,11 +72,11 @@ class Inpainting(SVDOperator):
         return m.to(device=x.device, dtype=x.dtype)
 
     def A(self, x: Tensor) -> Tensor:
-        check_image_batch(x)
+        check_image_shape(x)
         return x * self._m(x)
 
     def A_pinv(self, y: Tensor) -> Tensor:
-        check_image_batch(y, "y")
+        check_image_shape(y, "y")
         return y * self._m(y)
 
     def A_adjoint(self, y: Tensor) -> Tensor:
@@ -120,11 +120,11 @@ class Colorization(SVDOperator):
     _basis = orthonormal_basis_with_ones(3)  # rows: (1, 1, 1)/sqrt 3, then two more
 
     def A(self, x: Tensor) -> Tensor:  # (B, 3, H, W) -> (B, 1, H, W)
-        check_image_batch(x, channels=3)
+        check_image_shape(x, channels=3)
         return x.mean(1, keepdim=True)
 
     def A_pinv(self, y: Tensor) -> Tensor:  # (B, 1, H, W) -> (B, 3, H, W)
-        check_image_batch(y, "y", channels=1)
+        check_image_shape(y, "y", channels=1)
         return y.repeat(1, 3, 1, 1)
 
     def A_adjoint(self, y: Tensor) -> Tensor:

@@ -31,7 +31,7 @@ import torch
 
 from .errors import DDNMInputError
 from .operators import Colorization, Denoising, Inpainting, LinearOperator, SuperResolution
-from .rng import spawn, stream_ids
+from .rng import image_streams, stream_ids
 from .sampling import SamplerSettings, ddnm_plus
 from .schedule import NoiseSchedule
 
@@ -199,7 +199,7 @@ def restore_large(
                 steps=steps,
                 settings=settings or SamplerSettings(),
                 progress=progress,
-                generator=[spawn(seed, "image", i, "window", k) for i in ids],
+                generator=image_streams(seed, ids, "window", k),
             )
             canvas[sl] = res.x0_hat.to(canvas)
             done[sl] = 1

@@ -41,6 +41,12 @@ def spawn_many(seed: int, n: int, *key: int | str) -> list[torch.Generator]:
     return [spawn(seed, *key, i) for i in range(n)]
 
 
+def image_streams(seed: int, ids: Sequence[int], *key: int | str) -> list[torch.Generator]:
+    """One stream per image, ``spawn(seed, "image", i, *key)`` for each id i: a batch's
+    ``generator=`` list (e.g. ``key = ("window", 3)`` for window 3 of each image)."""
+    return [spawn(seed, "image", i, *key) for i in ids]
+
+
 def stream_ids(ids: Sequence[int] | None, n: int) -> list[int]:
     """The indices that key the streams of ``n`` images (``spawn(seed, "image", id, ...)``): 0..n-1 by
     default, or the images' indices in a larger set (a folder, so results do not depend on batching)."""

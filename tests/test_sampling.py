@@ -547,7 +547,7 @@ def test_seed_or_generator_not_both(sched):
 
 def test_child_streams_never_collide():
     """Images of a folder, their samples and their windows each draw their own numbers."""
-    from ddnm_edu.rng import spawn, spawn_many
+    from ddnm_edu.rng import image_streams, spawn, spawn_many
 
     keys = [("image", i) for i in range(4)] + [("image", i, "sample", j) for i in range(4) for j in range(4)]
     keys += [("image", i, "window", w) for i in range(4) for w in range(4)] + [("measure",), ("sample", 1)]
@@ -561,6 +561,8 @@ def test_child_streams_never_collide():
     assert [torch.randn(3, generator=g).tolist() for g in spawn_many(0, 2, "image")] == [
         torch.randn(3, generator=spawn(0, "image", i)).tolist() for i in range(2)
     ]
+    window3 = [torch.randn(3, generator=g).tolist() for g in image_streams(0, [5, 7], "window", 3)]
+    assert window3 == [torch.randn(3, generator=spawn(0, "image", i, "window", 3)).tolist() for i in (5, 7)]
 
 
 # --- speed work must not change results (issue 17) -------------------------------------------------

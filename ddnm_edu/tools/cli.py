@@ -51,7 +51,7 @@ import torch
 from .. import operators as ops
 from ..errors import DDNMInputError, check_int_range, check_sigma_y
 from .command import CommandParser, run_command
-from ..rng import spawn, stream_ids
+from ..rng import image_streams, stream_ids
 from ..viz import UNCERTAINTY_VMAX, colour_map  # the std that --uncertainty maps to the top of its scale
 from .images import check_output_folder, check_output_path, expand_inputs, read_image, read_mask, write_image
 
@@ -201,8 +201,7 @@ def restore(
     if samples > 1:
         drawn = posterior_samples(model, sched, op, y.to(device), k=samples, seed=seed, image_ids=ids, **run)
         return Restoration(drawn.mean.cpu(), op.A_pinv(y), op, drawn.std.cpu())
-    gens = [spawn(seed, "image", i) for i in ids]
-    res = ddnm_plus(model, sched, op, y.to(device), generator=gens, **run)
+    res = ddnm_plus(model, sched, op, y.to(device), generator=image_streams(seed, ids), **run)
     return Restoration(res.x0_hat.cpu(), op.A_pinv(y), op, None)
 
 

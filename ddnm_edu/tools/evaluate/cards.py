@@ -23,7 +23,7 @@ from ... import baselines, data, metrics
 from ... import operators as ops
 from ...pretrained import _record, load_pretrained
 from ...sampling import ddnm, sample
-from ...rng import spawn
+from ...rng import image_streams
 from ...schedule import NoiseSchedule
 from ...book_scale import best_device, model_device
 from ..images import save_grid
@@ -86,7 +86,7 @@ def restoration_table(
                         y[i : i + batch],
                         steps=steps,
                         eta=0.85,
-                        generator=[spawn(seed, "image", j, "sample", k) for j in range(i, min(i + batch, len(x)))],
+                        generator=image_streams(seed, range(i, min(i + batch, len(x))), "sample", k),
                     )
                     for i in range(0, len(x), batch)
                 ]

@@ -18,7 +18,7 @@ from ...book_scale import best_device
 from ..images import save_grid
 from .common import markdown_table, score_cells, scores
 from .compare import noisy_measurement
-from ...rng import spawn
+from ...rng import image_streams, spawn
 
 #: The supervised specialists (chapter 11) and the task each was trained for (``operators.TASKS``).
 SPECIALISTS = {"restormer-sr4": "sr4", "restormer-denoise": "denoise-noisy0.2"}
@@ -37,7 +37,7 @@ def _ddnm_in_batches(prior, sched, op, y, sigma_y, steps, seed, batch, progress)
 
     out = []
     for i in range(0, len(y), batch):
-        gens = [spawn(seed, "image", j) for j in range(i, min(i + batch, len(y)))]
+        gens = image_streams(seed, range(i, min(i + batch, len(y))))
         res = ddnm_plus(
             prior, sched, op, y[i : i + batch], sigma_y=sigma_y, steps=steps, generator=gens, progress=progress
         )

@@ -1,5 +1,7 @@
 """DDNM / DDNM+ samplers: oracle recovery, consistency, DDNM+ variance rule, time travel, seeds, errors."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -7,6 +9,8 @@ import ddnm_edu as de
 from ddnm_edu import DDNMInputError
 from ddnm_edu import operators as ops
 from ddnm_edu.unet import UNet, UNetConfig
+
+ROOT = Path(__file__).resolve().parent.parent
 
 S = de.SamplerSettings
 
@@ -648,3 +652,15 @@ def test_bad_streams_and_shapes_get_one_clear_line(random_unet):
         de.ddnm_plus(random_unet, sched, op, y, sigma_y=0.1, steps=2, settings=de.SamplerSettings(kind="ddpm", eta=0))
     de.ddnm_plus(random_unet, sched, op, y, sigma_y=0.1, steps=2, settings=de.SamplerSettings(kind="ddpm", eta=1.0))
     assert sched.snr(-1) == float("inf") and torch.isclose(sched.snr(0), sched.alphas_cumprod[0] / sched.betas[0])
+
+
+def test_between_calls_benchmark_times_every_method():
+    """benchmarks/between_calls.py (speed.md quotes it) runs and times the same calls for each method."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("between_calls", ROOT / "benchmarks" / "between_calls.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    got = mod.measure(1, runs=1, steps=2)
+    assert set(got) == {"unet", "ddim", "ddnm", "ddnm_plus"}
+    assert all(r["call_ms"] > 0 and r["between_ms"] > 0 for r in got.values())

@@ -141,7 +141,8 @@ def warn_if_scalar_fails(op: LinearOperator, x_shape: tuple[int, int, int]) -> N
 
         warn_user(
             f"{op!r}: A^dagger amplifies noise up to {gain:.0f}x in some directions, and the scalar "
-            "noise rule budgets it as if it were 1x; use noise_rule='svd' (chapter 8)."
+            "noise rule budgets it as if it were 1x; use noise_rule='svd' (ddnm-edu restore --noise-rule svd; "
+            "chapter 8)."
         )
 
 

@@ -446,3 +446,19 @@ def test_samples_and_uncertainty_through_the_console_script(tmp_path):
     ):
         r = subprocess.run(cmd + extra, capture_output=True, text=True, cwd=ROOT)
         assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and says in r.stderr, r.stderr
+
+
+def test_noise_rule_option_reaches_the_sampler(tmp_path):
+    """Noisy deblurring: the scalar rule warns (A^dagger amplifies noise), --noise-rule svd does
+    not and gives another restoration; a rule the large-image path cannot use is one clear line."""
+    x = data.load("fashion-mnist", "test", n=1)
+    inp = save(ops.from_name("deblur", 32).measure(x, 0.1), tmp_path / "blurred.png")
+    common = ("--task", "deblur", "--model", "fashion-mnist-32", "--steps", "5", "--sigma-y", "0.1")
+    scalar = run("restore", inp, *common, "--out", tmp_path / "scalar.png")
+    svd = run("restore", inp, *common, "--noise-rule", "svd", "--out", tmp_path / "svd.png")
+    assert scalar.returncode == 0 and svd.returncode == 0, scalar.stderr + svd.stderr
+    assert "--noise-rule svd" in scalar.stderr and "amplifies" not in svd.stderr
+    a, b = (cli.read_image(tmp_path / f, 1) for f in ("scalar.png", "svd.png"))
+    assert not torch.equal(a, b)
+    bad = run("restore", inp, *common, "--noise-rule", "exact", "--out", tmp_path / "x.png")
+    assert bad.returncode == 2 and "invalid choice: 'exact'" in bad.stderr

@@ -13,7 +13,8 @@
 Tasks: sr2, sr4 (input is (32/s)x(32/s) for a 32x32 model; a larger input is restored window by
 window, see --overlap), inpaint (--mask: white = observed, same size as the
 input), colorize (grayscale input, RGB model), deblur (--blur-sigma, Gaussian), denoise. Any task
-takes --sigma-y for noisy input (then DDNM+ is used). The same function is importable:
+takes --sigma-y for noisy input (then DDNM+ is used; --noise-rule svd where A^dagger amplifies
+noise, e.g. noisy deblur). The same function is importable:
 ``ddnm_edu.tools.cli.restore(y_image, task, model_name, ...)``.
 
 Input conventions:
@@ -50,6 +51,7 @@ import torch
 
 from .. import operators as ops
 from ..errors import DDNMInputError, check_int_range, check_sigma_y
+from ..noise_rules import NOISE_RULES
 from .command import CommandParser, run_command
 from ..rng import image_streams, stream_ids
 from ..viz import UNCERTAINTY_VMAX, colour_map  # the std that --uncertainty maps to the top of its scale
@@ -151,6 +153,7 @@ def restore(
     sigma_y: float = 0.0,
     steps: int = 100,
     eta: float = 0.85,
+    noise_rule: str = "scalar",
     seed: int = 0,
     image_ids: Sequence[int] | None = None,
     blur_sigma: float = 1.0,
@@ -192,7 +195,8 @@ def restore(
     if task == "inpaint":  # whatever the file holds in the holes is not a measurement: y = A y_file
         y = op.A(y)
     ids = stream_ids(image_ids, len(y))
-    run = dict(sigma_y=sigma_y, steps=steps, settings=SamplerSettings(eta=eta), progress=progress)
+    settings = SamplerSettings(eta=eta, noise_rule=noise_rule)  # DDNM+'s rule when sigma_y > 0 (chapter 8)
+    run = dict(sigma_y=sigma_y, steps=steps, settings=settings, progress=progress)
     if large:
         out = restore_large(
             model, sched, op, y.to(device), window=size, overlap=overlap, seed=seed, image_ids=ids, **run
@@ -261,6 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--blur-sigma", type=float, default=1.0, help="Gaussian blur std in pixels (deblur)")
     r.add_argument("--steps", type=int, default=100)
     r.add_argument("--eta", type=float, default=0.85)
+    r.add_argument(
+        "--noise-rule",
+        choices=NOISE_RULES,
+        default="scalar",
+        help="DDNM+'s noise scaling when --sigma-y > 0: 'scalar' (one lambda_t, eq. 19) or 'svd' "
+        "(one per singular direction; needed where A^dagger amplifies noise, e.g. noisy deblur)",
+    )
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="cpu")
     r.add_argument("--strip", type=Path, help="also save a strip: y (enlarged), A_pinv y, result")
@@ -362,6 +373,7 @@ def _options(args: argparse.Namespace, mask: torch.Tensor | None) -> dict:
         sigma_y=args.sigma_y,
         steps=args.steps,
         eta=args.eta,
+        noise_rule=args.noise_rule,
         seed=args.seed,
         blur_sigma=args.blur_sigma,
         device=args.device,

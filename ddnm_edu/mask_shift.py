@@ -159,7 +159,9 @@ def restore_large(
     from the top left; window k of image i draws from ``rng.spawn(seed, "image", image_ids[i],
     "window", k)`` (``image_ids`` default 0..B-1). Returns x0_hat for the whole image, on y's device.
     With ``sigma_y > 0`` the scalar noise rule is used (the SVD rules need an SVD of each window's
-    operator, which the known pixels do not have).
+    operator, which the known pixels do not have). A simplification: the known pixels are earlier
+    windows' results, not noisy measurements, yet the scalar rule gives them the same lambda_t < 1 as
+    y's part, so they are only partly enforced and the seams are less exact than with noise-free y.
     """
     g = grid(op)
     overlap = _default_overlap(window, g) if overlap is None else overlap

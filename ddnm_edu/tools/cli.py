@@ -222,6 +222,13 @@ def main(argv: list[str] | None = None) -> int:
         help="classroom edition: `ddnm-edu classroom export OUT/` (nbgrader), `ddnm-edu classroom student-book OUT/`",
         add_help=False,
     )
+    _restore_options(sub)
+    args = ap.parse_args(argv)
+    return run_command("ddnm-edu restore", _restore_command, args)
+
+
+def _restore_options(sub) -> None:
+    """The ``restore`` subcommand and its options."""
     r = sub.add_parser(
         "restore",
         help="restore a degraded image file (the file is y)",
@@ -289,8 +296,6 @@ def main(argv: list[str] | None = None) -> int:
         f"black = 0 to pale yellow = {UNCERTAINTY_VMAX} or more (std on the images' [-1, 1] "
         "scale; a file for one input, a folder for several)",
     )
-    args = ap.parse_args(argv)
-    return run_command("ddnm-edu restore", _restore_command, args)
 
 
 def _restore_command(args: argparse.Namespace) -> int:

@@ -44,8 +44,8 @@ def show_images(
 ):
     """A row (or grid) of images with titles; returns the matplotlib figure.
 
-    ``signed[i] = True`` shows image i with a diverging colour map centred on 0 (for null-space
-    parts, differences, noise), scaled to its own largest magnitude.
+    ``signed[i] = True`` shows image i as a signed image (:func:`signed_rgb`: for null-space parts,
+    differences, noise), scaled to its own largest magnitude.
     """
     import matplotlib.pyplot as plt
 
@@ -65,9 +65,7 @@ def show_images(
             arr = im.detach().float().cpu()
             arr = arr[0] if arr.ndim == 4 else arr
             arr = torch.nn.functional.interpolate(arr[None], size=(size, size), mode="nearest")[0]
-            arr = arr.mean(0).numpy()
-            m = float(np.abs(arr).max()) or 1.0
-            ax.imshow(arr, cmap="RdBu_r", vmin=-m, vmax=m, interpolation="nearest")
+            ax.imshow(signed_rgb(arr), interpolation="nearest")
         else:
             d = to_display(im, size)
             ax.imshow(d, cmap="gray" if d.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
@@ -77,6 +75,22 @@ def show_images(
         fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def signed_rgb(v: Tensor) -> np.ndarray:
+    """A signed (C, H, W) image -> (H, W, 3) colours in [0, 1], scaled by its largest magnitude m.
+
+    One channel: a red/blue map centred on 0 (blue -m, white 0, red +m). Three channels: each channel
+    drawn as itself, 0.5 + v / (2 m), so mid-gray means 0 and a colour residual keeps its colour
+    (averaging the channels would hide it: colorization's null part x - gray(x) has channel mean 0).
+    """
+    import matplotlib
+
+    v = v.detach().float().cpu()
+    m = float(v.abs().max()) or 1.0
+    if v.shape[0] == 3:
+        return (0.5 + v / (2 * m)).permute(1, 2, 0).numpy()
+    return matplotlib.colormaps["RdBu_r"]((v[0].numpy() / m + 1) / 2)[..., :3]
 
 
 def show_decomposition(op, x: Tensor, title: str | None = None):
@@ -133,15 +147,10 @@ def _panels(spread: bool) -> tuple[str, ...]:
 
 
 def _rgb(x: Tensor, signed: bool = False) -> np.ndarray:
-    """(C, H, W) -> (H, W, 3) uint8; signed images use a red/blue map centred on 0."""
+    """(C, H, W) -> (H, W, 3) uint8; signed images as :func:`signed_rgb` draws them."""
     x = x.detach().float().cpu()
     if signed:
-        import matplotlib
-
-        v = x.mean(0).numpy()
-        m = float(np.abs(v).max()) or 1.0
-        rgba = matplotlib.colormaps["RdBu_r"]((v / m + 1) / 2)
-        return (rgba[..., :3] * 255).round().astype(np.uint8)
+        return (signed_rgb(x) * 255).round().astype(np.uint8)
     arr = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
     if arr.shape[0] == 1:
         arr = np.repeat(arr, 3, 0)

@@ -215,3 +215,27 @@ def test_colourfulness():
     assert de.metrics.colourfulness(red).item() == pytest.approx(4 / 9)
     with pytest.raises(de.DDNMInputError, match="RGB"):
         de.metrics.colourfulness(torch.zeros(1, 1, 2, 2))
+
+
+def test_a_colour_null_part_is_drawn_in_colour():
+    """Colorization's null part x - gray(x) has channel mean 0: drawn through the channel mean it was
+    amplified rounding error. show_decomposition and the step viewer now draw it as the residual."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ddnm_edu import viz
+
+    x = de.data.load("emoji", "test")[60:61]
+    op = ops.Colorization()
+    nul = op.null_part(x)[0]
+    assert float(nul.mean(0).abs().max()) < 1e-5 < float(nul.abs().max())  # the trap
+    fig = viz.show_decomposition(op, x)
+    drawn = np.asarray(fig.axes[3].images[0].get_array())
+    want = (0.5 + nul / (2 * nul.abs().max())).permute(1, 2, 0).numpy()
+    assert drawn.shape == (32, 32, 3)
+    np.testing.assert_allclose(drawn, want, atol=1e-6)
+    assert drawn.std(axis=(0, 1)).max() > 0.1  # a picture, not a flat gray square
+    np.testing.assert_array_equal(viz._rgb(nul, signed=True), (want * 255).round().astype(np.uint8))
+    gray = viz.signed_rgb(nul[:1])  # one channel: the red/blue map, white at 0
+    assert gray.shape == (32, 32, 3)
+    np.testing.assert_allclose(viz.signed_rgb(torch.zeros(1, 2, 2)), 1.0, atol=0.05)

@@ -77,8 +77,9 @@ def show_images(
     return fig
 
 
-def signed_rgb(v: Tensor) -> np.ndarray:
-    """A signed (C, H, W) image -> (H, W, 3) colours in [0, 1], scaled by its largest magnitude m.
+def signed_rgb(v: Tensor, m: float | None = None) -> np.ndarray:
+    """A signed (C, H, W) image -> (H, W, 3) colours in [0, 1], scaled by m (default: its largest
+    magnitude; the step viewer passes one m for a whole run, so frames compare).
 
     One channel: a red/blue map centred on 0 (blue -m, white 0, red +m). Three channels: each channel
     drawn as itself, 0.5 + v / (2 m), so mid-gray means 0 and a colour residual keeps its colour
@@ -87,10 +88,10 @@ def signed_rgb(v: Tensor) -> np.ndarray:
     import matplotlib
 
     v = v.detach().float().cpu()
-    m = float(v.abs().max()) or 1.0
+    m = m or float(v.abs().max()) or 1.0
     if v.shape[0] == 3:
-        return (0.5 + v / (2 * m)).permute(1, 2, 0).numpy()
-    return matplotlib.colormaps["RdBu_r"]((v[0].numpy() / m + 1) / 2)[..., :3]
+        return (0.5 + v / (2 * m)).clamp(0, 1).permute(1, 2, 0).numpy()
+    return matplotlib.colormaps["RdBu_r"](((v[0] / m).clamp(-1, 1).numpy() + 1) / 2)[..., :3]
 
 
 def show_decomposition(op, x: Tensor, title: str | None = None):
@@ -146,11 +147,11 @@ def _panels(spread: bool) -> tuple[str, ...]:
     return PANELS + (SPREAD,) if spread else PANELS
 
 
-def _rgb(x: Tensor, signed: bool = False) -> np.ndarray:
-    """(C, H, W) -> (H, W, 3) uint8; signed images as :func:`signed_rgb` draws them."""
+def _rgb(x: Tensor, signed: bool = False, m: float | None = None) -> np.ndarray:
+    """(C, H, W) -> (H, W, 3) uint8; signed images as :func:`signed_rgb` draws them (scale m)."""
     x = x.detach().float().cpu()
     if signed:
-        return (signed_rgb(x) * 255).round().astype(np.uint8)
+        return (signed_rgb(x, m) * 255).round().astype(np.uint8)
     arr = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
     if arr.shape[0] == 1:
         arr = np.repeat(arr, 3, 0)
@@ -178,7 +179,13 @@ def _title_band(width: int, zoom: int, gap: int, height: int = 18, spread: bool 
 
 
 def trace_frame(
-    step, index: int = 0, zoom: int = 4, gap: int = 4, titles: bool = False, spread: bool = False
+    step,
+    index: int = 0,
+    zoom: int = 4,
+    gap: int = 4,
+    titles: bool = False,
+    spread: bool = False,
+    null_scale: float | None = None,
 ) -> np.ndarray:
     """One step of a trace as an (H, W, 3) uint8 strip: x_t | x0_t | A†y | null part | x0_hat.
 
@@ -194,7 +201,7 @@ def trace_frame(
         if name == SPREAD:
             img = _rgb(colour_map(step.x0_hat.std(0), UNCERTAINTY_VMAX))
         else:
-            img = _rgb(getattr(step, name)[index], signed=(name == "null_part"))
+            img = _rgb(getattr(step, name)[index], signed=(name == "null_part"), m=null_scale)
         img = np.kron(img, np.ones((zoom, zoom, 1), dtype=np.uint8))
         tiles.append(img)
         tiles.append(np.full((img.shape[0], gap, 3), 255, np.uint8))
@@ -218,7 +225,14 @@ def trace_frames(result, index: int = 0, zoom: int = 4, titles: bool = True, spr
     """PNG bytes of every step of ``result.trace`` (computed once; scrubbing only swaps images)."""
     if not result.trace:
         raise ValueError("the result has no trace; run ddnm_plus(..., trace=True).")
-    return [_png(trace_frame(s, index, zoom, titles=titles, spread=spread)) for s in result.trace]
+    m = null_scale(result, index)
+    return [_png(trace_frame(s, index, zoom, titles=titles, spread=spread, null_scale=m)) for s in result.trace]
+
+
+def null_scale(result, index: int = 0) -> float:
+    """The null panel's scale for a whole run: the largest |(I - A^dagger A) x0|t| over its steps, so
+    that the panel shows the null part grow or settle (white/gray = 0, full colour = this value)."""
+    return max(float(s.null_part[index].abs().max()) for s in result.trace) or 1.0
 
 
 def _strip_width(zoom: int, spread: bool, gap: int = 4) -> int:
@@ -226,9 +240,10 @@ def _strip_width(zoom: int, spread: bool, gap: int = 4) -> int:
     return n * 32 * zoom + (n - 1) * gap
 
 
-def _caption(step) -> str:
+def _caption(step, index: int = 0) -> str:
     return (
-        f"t = {step.t} → {step.t_next}   λ_t = {step.lam:.3f}   consistency ‖A x̂0|t − y‖/‖y‖ = {step.consistency:.1e}"
+        f"t = {step.t} → {step.t_next}   λ_t = {step.lam:.3f}   max |null| = "
+        f"{float(step.null_part[index].abs().max()):.2f}   consistency ‖A x̂0|t − y‖/‖y‖ = {step.consistency:.1e}"
     )
 
 
@@ -253,7 +268,8 @@ def trace_html(result, index: int = 0, zoom: int = 4, spread: bool = False) -> s
         "data:image/png;base64," + base64.b64encode(f).decode()
         for f in trace_frames(result, index, zoom, spread=spread)
     ]
-    caps = [html.escape(_caption(s)) for s in result.trace]
+    caps = [html.escape(_caption(s, index)) for s in result.trace]
+    scale = f"null panel: one scale for all steps, full colour = ±{null_scale(result, index):.2f}"
     uid = "ddnm" + uuid.uuid4().hex[:8]
     n = len(frames)
     width = _strip_width(zoom, spread)
@@ -265,6 +281,7 @@ def trace_html(result, index: int = 0, zoom: int = 4, spread: bool = False) -> s
  aria-label="step">
 <span id="{uid}-step">{_step_label(0, n)}</span></div>
 <div id="{uid}-cap" style="font-family:monospace;font-size:12px">{caps[0]}</div>
+<div style="font-family:monospace;font-size:12px">{html.escape(scale)}</div>
 <script>
 (function() {{
   var srcs = {json.dumps(frames)};
@@ -382,7 +399,9 @@ class TraceExplorer:
         def show(_=None):
             i = step.value - 1
             img.value = state["frames"][i]
-            cap.value = f"<code>{_step_label(i, len(state['frames']))}   {_caption(state['res'].trace[i])}</code>"
+            res = state["res"]
+            scale = f"null panel ±{null_scale(res):.2f} (one scale for all steps)"
+            cap.value = f"<code>{_step_label(i, len(state['frames']))}   {_caption(res.trace[i])}   {scale}</code>"
 
         def rerun(_=None):
             if not self.is_cached(task.value, sig.value, seed.value):

@@ -122,7 +122,14 @@ def test_trace_viewer_data():
     # panel 5 (x0_hat) is the trace's x0_hat, mapped to 0..255
     want = ((res.trace[2].x0_hat[0, 0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
     np.testing.assert_array_equal(frame[:, 4 * 32 :, 0], want)
+    # the null panel has one scale for the whole run (issue 39): the largest |null part| over the steps
+    m = viz.null_scale(res)
+    assert m == max(float(s.null_part.abs().max()) for s in res.trace)
+    frame = viz.trace_frame(res.trace[2], zoom=1, gap=0, null_scale=m)
+    want = (viz.signed_rgb(res.trace[2].null_part[0], m) * 255).round().astype(np.uint8)
+    np.testing.assert_array_equal(frame[:, 3 * 32 : 4 * 32], want)
     html = viz.trace_html(res)
+    assert f"full colour = ±{m:.2f}" in html and "max |null| = " in html
     assert html.count("data:image/png;base64,") == 1 + 5 == 1 + res.nfe  # the first frame, then all five
     first = re.search(r'<img id="ddnm[0-9a-f]+-img" src="([^"]+)"', html).group(1)
     assert first.startswith("data:image/png;base64,") and "," not in first.split(",", 1)[1]  # a whole data URL

@@ -15,8 +15,9 @@ import torch
 Tensor = torch.Tensor
 
 
-def to_display(x: Tensor, size: int | None = None) -> np.ndarray:
-    """(C, H, W) or (1, C, H, W) in [-1, 1] -> (H, W) or (H, W, 3) float array in [0, 1].
+def to_display(x: Tensor, size: int | None = None, vrange: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+    """(C, H, W) or (1, C, H, W) in ``vrange`` (default the images' [-1, 1]) -> (H, W) or (H, W, 3) float
+    array in [0, 1]; values outside ``vrange`` are clipped.
 
     ``size`` enlarges small images (e.g. a low-resolution y) by pixel replication, so they are shown
     at the same scale as the others. Images with a channel count other than 1 or 3 (e.g. CS
@@ -27,7 +28,8 @@ def to_display(x: Tensor, size: int | None = None) -> np.ndarray:
         x = x[0]
     if size is not None and x.shape[-1] != size:
         x = torch.nn.functional.interpolate(x[None], size=(size, size), mode="nearest")[0]
-    x = ((x.clamp(-1, 1) + 1) / 2).numpy()
+    lo, hi = vrange
+    x = ((x.clamp(lo, hi) - lo) / (hi - lo)).numpy()
     if x.shape[0] == 3:
         return x.transpose(1, 2, 0)
     return x[0]
@@ -41,8 +43,12 @@ def show_images(
     size: int | None = None,
     signed: Sequence[bool] | None = None,
     suptitle: str | None = None,
+    vrange: tuple[float, float] = (-1.0, 1.0),
 ):
     """A row (or grid) of images with titles; returns the matplotlib figure.
+
+    Unsigned images share one gray (or colour) scale, ``vrange`` (black to white); widen it for noisy
+    images such as x_t, whose values leave [-1, 1] and would be clipped.
 
     ``signed[i] = True`` shows image i as a signed image (:func:`signed_rgb`: for null-space parts,
     differences, noise), scaled to its own largest magnitude.
@@ -67,7 +73,7 @@ def show_images(
             arr = torch.nn.functional.interpolate(arr[None], size=(size, size), mode="nearest")[0]
             ax.imshow(signed_rgb(arr), interpolation="nearest")
         else:
-            d = to_display(im, size)
+            d = to_display(im, size, vrange)
             ax.imshow(d, cmap="gray" if d.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
         if titles is not None:
             ax.set_title(titles[k], fontsize=9)
@@ -99,10 +105,11 @@ def show_decomposition(op, x: Tensor, title: str | None = None):
     y = op.A(x)
     r, nul = op.range_part(x), op.null_part(x)
     size = x.shape[-1]
-    y_show = y if y.shape[1] in (1, 3) else op.A_pinv(y)
+    is_image = y.shape[1] in (1, 3)  # compressed sensing's y is m channels of coefficients
+    y_show, y_title = (y, "y = A x") if is_image else (op.A_pinv(y), "y (not an image):\nA†y drawn")
     return show_images(
         [x, y_show, r, nul, r + nul],
-        ["x", "y = A x", "A†y = A†A x", "(I − A†A) x", "sum = x"],
+        ["x", y_title, "A†y = A†A x", "(I − A†A) x", "sum = x"],
         size=size,
         signed=[False, False, False, True, False],
         suptitle=title,
@@ -141,6 +148,16 @@ def colour_map(value: Tensor, vmax: float) -> Tensor:
     w = (u - i)[None]
     rgb = _COLOURS[i].permute(2, 0, 1) * (1 - w) + _COLOURS[i + 1].permute(2, 0, 1) * w
     return rgb * 2 - 1
+
+
+def add_colour_bar(fig, vmax: float = UNCERTAINTY_VMAX, label: str = "std"):
+    """A colour bar for :func:`colour_map` (0 black to ``vmax`` pale yellow) beside a figure's panels."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import LinearSegmentedColormap, Normalize
+
+    cmap = LinearSegmentedColormap.from_list("uncertainty", _COLOURS.numpy())
+    sm = ScalarMappable(norm=Normalize(0, vmax), cmap=cmap)
+    return fig.colorbar(sm, ax=fig.axes, fraction=0.015, pad=0.01, label=label)
 
 
 def _panels(spread: bool) -> tuple[str, ...]:

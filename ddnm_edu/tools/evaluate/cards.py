@@ -221,8 +221,8 @@ def evaluate_model(
     ).cpu()
     save_grid(samples, out / f"{name}-samples.png")
     result["samples_seconds"] = time.time() - t0
-    if dataset == "emoji":
-        train = data.load("emoji", "train")
+    if dataset == "emoji":  # the styles it was trained on (the record says; default: all of train.npz)
+        train = data.load("emoji", "train", style=rec.get("train_style"))
     else:
         imgs, _ = data.fashion_mnist_raw("train") if data.FASHION_DIR.exists() else (None, None)
         train = data.to_unit(imgs[: len(test)]) if imgs is not None else None
@@ -310,7 +310,9 @@ def _target_lines(r: dict) -> list[str]:
 
 
 def write_card(name: str, rec: dict, r: dict, out: Path) -> None:
-    if name.startswith("emoji"):
+    if rec.get("train_data"):  # a model trained before the shipped training set changed
+        ds = rec["train_data"]
+    elif name.startswith("emoji"):
         m = json.loads((data.ASSETS / "manifest.json").read_text())["emoji/train.npz"]
         ds = (
             f"emoji in {len(m['per_style'])} art styles, RGB, {m['n']:,} training images ("

@@ -48,7 +48,7 @@ def model_device(model, default: torch.device | str = "cpu") -> torch.device:
 def settings() -> Settings:
     scale = os.environ.get("DDNM_EDU_SCALE", "cpu").lower()
     if scale == "cpu":
-        return Settings("cpu", best_device(), steps=25, n_images=8, n_seeds=4, train_steps=600)
+        return Settings("cpu", best_device(), steps=25, n_images=8, n_seeds=4, train_steps=3000)
     if scale == "full":
-        return Settings("full", best_device(), steps=100, n_images=64, n_seeds=8, train_steps=3000)
+        return Settings("full", best_device(), steps=100, n_images=64, n_seeds=8, train_steps=6000)
     raise DDNMInputError(f"DDNM_EDU_SCALE must be 'cpu' or 'full', got {scale!r}.")

@@ -14,6 +14,10 @@ import torch
 
 Tensor = torch.Tensor
 
+# One picture per quantity in every chapter: images on [-1, 1]; noisy x_t on this wider scale (on
+# [-1, 1] its noise would clip to salt and pepper); signed parts: signed_rgb; spreads, errors: colour_map.
+NOISY_VRANGE = (-2.5, 2.5)
+
 
 def to_display(x: Tensor, size: int | None = None, vrange: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
     """(C, H, W) or (1, C, H, W) in ``vrange`` (default the images' [-1, 1]) -> (H, W) or (H, W, 3) float
@@ -43,12 +47,13 @@ def show_images(
     size: int | None = None,
     signed: Sequence[bool] | None = None,
     suptitle: str | None = None,
-    vrange: tuple[float, float] = (-1.0, 1.0),
+    vrange: tuple[float, float] | Sequence[tuple[float, float]] = (-1.0, 1.0),
 ):
     """A row (or grid) of images with titles; returns the matplotlib figure.
 
     Unsigned images share one gray (or colour) scale, ``vrange`` (black to white); widen it for noisy
-    images such as x_t, whose values leave [-1, 1] and would be clipped.
+    images such as x_t, whose values leave [-1, 1] and would be clipped (``NOISY_VRANGE``). A list
+    gives each image its own range.
 
     ``signed[i] = True`` shows image i as a signed image (:func:`signed_rgb`: for null-space parts,
     differences, noise), scaled to its own largest magnitude.
@@ -73,7 +78,7 @@ def show_images(
             arr = torch.nn.functional.interpolate(arr[None], size=(size, size), mode="nearest")[0]
             ax.imshow(signed_rgb(arr), interpolation="nearest")
         else:
-            d = to_display(im, size, vrange)
+            d = to_display(im, size, vrange if isinstance(vrange[0], (int, float)) else vrange[k])
             ax.imshow(d, cmap="gray" if d.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
         if titles is not None:
             ax.set_title(titles[k], fontsize=9)
@@ -164,15 +169,11 @@ def _panels(spread: bool) -> tuple[str, ...]:
     return PANELS + (SPREAD,) if spread else PANELS
 
 
-def _rgb(x: Tensor, signed: bool = False, m: float | None = None) -> np.ndarray:
-    """(C, H, W) -> (H, W, 3) uint8; signed images as :func:`signed_rgb` draws them (scale m)."""
-    x = x.detach().float().cpu()
-    if signed:
-        return (signed_rgb(x, m) * 255).round().astype(np.uint8)
-    arr = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
-    if arr.shape[0] == 1:
-        arr = np.repeat(arr, 3, 0)
-    return arr[:3].transpose(1, 2, 0)
+def _rgb(x: Tensor, signed: bool = False, m: float | None = None, vrange=(-1.0, 1.0)) -> np.ndarray:
+    """(C, H, W) -> (H, W, 3) uint8, as :func:`to_display` (on vrange) or :func:`signed_rgb` (scale m) draw it."""
+    d = signed_rgb(x, m) if signed else to_display(x, vrange=vrange)
+    d = np.repeat(d[..., None], 3, -1) if d.ndim == 2 else d
+    return (d * 255).round().astype(np.uint8)
 
 
 def _title_band(width: int, zoom: int, gap: int, height: int = 18, spread: bool = False) -> np.ndarray:
@@ -218,7 +219,8 @@ def trace_frame(
         if name == SPREAD:
             img = _rgb(colour_map(step.x0_hat.std(0), UNCERTAINTY_VMAX))
         else:
-            img = _rgb(getattr(step, name)[index], signed=(name == "null_part"), m=null_scale)
+            wide = NOISY_VRANGE if name == "x_t" else (-1.0, 1.0)
+            img = _rgb(getattr(step, name)[index], signed=(name == "null_part"), m=null_scale, vrange=wide)
         img = np.kron(img, np.ones((zoom, zoom, 1), dtype=np.uint8))
         tiles.append(img)
         tiles.append(np.full((img.shape[0], gap, 3), 255, np.uint8))
@@ -286,7 +288,8 @@ def trace_html(result, index: int = 0, zoom: int = 4, spread: bool = False) -> s
         for f in trace_frames(result, index, zoom, spread=spread)
     ]
     caps = [html.escape(_caption(s, index)) for s in result.trace]
-    scale = f"null panel: one scale for all steps, full colour = ±{null_scale(result, index):.2f}"
+    lo, hi, m = *NOISY_VRANGE, null_scale(result, index)
+    scale = f"x_t on {lo}..{hi}, the rest on -1..1; null panel: one scale for all steps, full colour = ±{m:.2f}"
     uid = "ddnm" + uuid.uuid4().hex[:8]
     n = len(frames)
     width = _strip_width(zoom, spread)

@@ -106,15 +106,16 @@ def signed_rgb(v: Tensor, m: float | None = None) -> np.ndarray:
 
 
 def show_decomposition(op, x: Tensor, title: str | None = None):
-    """x, y = A x, A^dagger y (= range part), the null part (I - A^dagger A) x, and their sum."""
+    """x, y = A x, A^dagger y (= range part), the null part (I - A^dagger A) x (own scale, in its title), the sum."""
     y = op.A(x)
     r, nul = op.range_part(x), op.null_part(x)
     size = x.shape[-1]
     is_image = y.shape[1] in (1, 3)  # compressed sensing's y is m channels of coefficients
     y_show, y_title = (y, "y = A x") if is_image else (op.A_pinv(y), "y (not an image):\nA†y drawn")
+    m, share = float(nul.abs().max()), float(nul.norm() / x.norm())  # the null panel's own scale, its size
     return show_images(
         [x, y_show, r, nul, r + nul],
-        ["x", y_title, "A†y = A†A x", "(I − A†A) x", "sum = x"],
+        ["x", y_title, "A†y = A†A x", f"(I − A†A) x: ±{m:.2f}\n{share:.0%} of ‖x‖", "sum = x"],
         size=size,
         signed=[False, False, False, True, False],
         suptitle=title,

@@ -248,6 +248,9 @@ def test_a_colour_null_part_is_drawn_in_colour():
     assert drawn.shape == (32, 32, 3)
     np.testing.assert_allclose(drawn, want, atol=1e-6)
     assert drawn.std(axis=(0, 1)).max() > 0.1  # a picture, not a flat gray square
+    # the panel's own scale and its size are in its title (a student can compare panels)
+    share = float(nul.norm() / x.norm())
+    assert fig.axes[3].get_title() == f"(I − A†A) x: ±{float(nul.abs().max()):.2f}\n{share:.0%} of ‖x‖"
     np.testing.assert_array_equal(viz._rgb(nul, signed=True), (want * 255).round().astype(np.uint8))
     gray = viz.signed_rgb(nul[:1])  # one channel: the red/blue map, white at 0
     assert gray.shape == (32, 32, 3)

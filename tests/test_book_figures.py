@@ -128,6 +128,7 @@ def test_chapter_numbering():
     spec.loader.exec_module(mod)
     assert mod.chapter_label("book/07-ddnm") == "7"
     assert mod.chapter_label("book/appendix-real-images") == "A"
+    assert mod.chapter_label("book/00-preface") == "P"
     assert mod.chapter_label("book/intro") is None
     # Sphinx numbers through the whole book; each chapter restarts at 1 behind its number, in order
     nums = {

@@ -95,3 +95,68 @@ def test_dps_rejects_bad_step_size(sched):
     for bad in (-1.0, float("nan"), float("inf"), "ten"):
         with pytest.raises(DDNMInputError, match="zeta must be a finite number >= 0"):
             dps(lambda x, t: torch.zeros_like(x), sched, op, y, steps=2, zeta=bad)
+
+
+def _model(x, t):  # a deterministic stand-in for the network: depends on x and t
+    return 0.4 * x + 0.05 * torch.sin(3 * x) + 1e-4 * t.reshape(-1, 1, 1, 1)
+
+
+def test_ddrm_step_is_the_books_equation(sched):
+    """Chapter 10's DDRM box, written out per direction in V's coordinates, against ``ddrm``: unseen
+    directions, measured ones noisier than y (s sigma_s > sigma_y) and quieter ones all occur here."""
+    op, sigma_y, eta, eta_b, steps = ops.Colorization(), 0.1, 0.85, 1.0, 8
+    x0 = images(2, seed=3)
+    y = op.A(x0) + sigma_y * torch.randn(op.A(x0).shape, generator=torch.Generator().manual_seed(9))
+    want = ddrm(_model, sched, op, y, sigma_y=sigma_y, steps=steps, eta=eta, eta_b=eta_b, seed=5)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(x0.shape, generator=g)
+    s = op.singular_values(tuple(x0.shape[1:]))
+    y_bar = s * op.Vt(op.A_pinv(y))  # U^T y at the measured coordinates: s_i (V^T A^+ y)_i
+    branches = set()
+    for t, t_next in sched.timestep_pairs(steps):
+        z = torch.randn(x.shape, generator=g)
+        ab_s = float(sched.alphas_cumprod[t_next]) if t_next >= 0 else 1.0
+        sig = (1 - ab_s) ** 0.5 / ab_s**0.5  # sigma_s, the noise level of x_s / sqrt(ab_s)
+        eps = _model(x, torch.full((len(x),), t))
+        shape = op.Vt(x).shape
+        c0, ce = op.Vt(sched.predict_x0(x, eps, t).clamp(-1, 1)).flatten(1), op.Vt(eps).flatten(1)
+        cz, yb = z.reshape(len(x), -1), y_bar.flatten(1)
+        c = torch.empty_like(c0)
+        for i in range(c0.shape[1]):  # one coordinate of V^T x at a time, as the box's cases
+            si = float(s.flatten()[i])
+            if si == 0:
+                c[:, i] = c0[:, i] + (1 - eta**2) ** 0.5 * sig * ce[:, i] + eta * sig * cz[:, i]
+                branches.add("unseen")
+            elif si * sig > sigma_y:
+                var = sig**2 - eta_b**2 * sigma_y**2 / si**2
+                c[:, i] = eta_b * yb[:, i] / si + (1 - eta_b) * c0[:, i] + max(var, 0) ** 0.5 * cz[:, i]
+                branches.add("noisier than y")
+            else:
+                c[:, i] = c0[:, i] + (1 - eta**2) ** 0.5 * sig * (yb[:, i] - si * c0[:, i]) / sigma_y
+                c[:, i] += eta * sig * cz[:, i]
+                branches.add("quieter than y")
+        x = ab_s**0.5 * op.V(c.reshape(shape))
+    assert branches == {"unseen", "noisier than y", "quieter than y"}
+    torch.testing.assert_close(x, want, atol=1e-5, rtol=0)
+
+
+def test_dps_step_is_the_books_equation(sched):
+    """Chapter 10's DPS box: a DDIM step with x0|t, then x_s <- x_s - zeta grad_{x_t} ||y - A x0|t(x_t)||."""
+    op, zeta, eta, steps = ops.SuperResolution(4), 3.0, 0.85, 4
+    y = op.A(images(2, seed=4))
+    want = dps(_model, sched, op, y, steps=steps, zeta=zeta, eta=eta, seed=2)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(op.A_pinv(y).shape, generator=g)
+    for t, t_next in sched.timestep_pairs(steps):
+        z = torch.randn(x.shape, generator=g)
+        x_in = x.detach().requires_grad_(True)
+        eps = _model(x_in, torch.full((len(x),), t))
+        x0_t = (x_in - (1 - sched.alphas_cumprod[t]).sqrt() * eps) / sched.alphas_cumprod[t].sqrt()
+        misfit = (y - op.A(x0_t)).flatten(1).norm(dim=1).sum()  # one norm per image
+        (grad,) = torch.autograd.grad(misfit, x_in)
+        ab_s = sched.alphas_cumprod[t_next] if t_next >= 0 else torch.tensor(1.0, dtype=torch.float64)
+        sigma = eta * (1 - ab_s).sqrt()  # the book's DDIM convention (chapter 3)
+        x0c, e = x0_t.detach().clamp(-1, 1), eps.detach()
+        x = ab_s.sqrt() * x0c + (1 - ab_s - sigma**2).sqrt() * e + sigma * z - zeta * grad
+        x = x.float()
+    torch.testing.assert_close(x, want, atol=1e-5, rtol=0)

@@ -4,7 +4,7 @@ Sphinx numbers figures through the whole book when its sections are not numbered
 carry their numbers in their titles: "# 7. DDNM ..."), so chapter 7's second figure would be
 "Fig. 23". After Sphinx assigns its numbers (the ``env-get-updated`` event), each chapter's figures
 are renumbered from 1 behind the chapter's number, taken from the file name (``book/07-ddnm`` ->
-7, ``book/appendix-...`` -> A). Tables and code listings are left as Sphinx numbers them.
+7, ``book/00-preface`` -> P, ``book/appendix-...`` -> A). Tables and code listings keep Sphinx's.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ CHAPTER = re.compile(r"(?:^|/)(\d+)-[^/]*$")
 
 
 def chapter_label(docname: str) -> str | None:
-    """ "book/07-ddnm" -> "7", "book/appendix-real-images" -> "A", anything else -> None."""
+    """ "book/07-ddnm" -> "7", "book/00-preface" -> "P", "book/appendix-real-images" -> "A", else None."""
     m = CHAPTER.search(docname)
     if m:
-        return str(int(m.group(1)))
+        return str(int(m.group(1))) if int(m.group(1)) else "P"
     if docname.rsplit("/", 1)[-1].startswith("appendix"):
         return "A"
     return None

@@ -40,8 +40,8 @@ class ToyDenoiser(nn.Module):
     """eps_theta(x_t, t) for 2-D points: an MLP on [Fourier features of x_t, sinusoidal embedding of t].
 
     The MLP sees the point through sin and cos of pi 2^k x_t for k = 0 .. octaves - 1 (Fourier
-    features, Tancik et al. 2020). On the raw coordinates alone the same MLP cannot place the
-    0.03-thick spiral finely enough, and its samples stay a blob around it (chapter 3).
+    features, NeRF's positional encoding; Tancik et al. 2020). On the raw coordinates alone the same MLP
+    cannot place the spiral (points scattered 0.03 around its curve) finely enough: its samples stay a blob.
     """
 
     def __init__(self, hidden: int = 128, temb: int = 32, octaves: int = 6):

@@ -163,7 +163,7 @@ def add_colour_bar(fig, vmax: float = UNCERTAINTY_VMAX, label: str = "std"):
 
     cmap = LinearSegmentedColormap.from_list("uncertainty", _COLOURS.numpy())
     sm = ScalarMappable(norm=Normalize(0, vmax), cmap=cmap)
-    return fig.colorbar(sm, ax=fig.axes, fraction=0.015, pad=0.01, label=label)
+    return fig.colorbar(sm, ax=fig.axes, fraction=0.015, pad=0.01, label=label, extend="max")  # larger: clipped
 
 
 def _panels(spread: bool) -> tuple[str, ...]:

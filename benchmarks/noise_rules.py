@@ -8,7 +8,7 @@ on the book's [-1, 1] scale (paper / official code: half of it), the same held-o
 steps for every method: DDNM (noise-unaware), DDNM+ with the scalar rule, the SVD rule and the
 official code's SVD rule (``ddnm_edu/noise_rules.py`` explains all three). Reports mean PSNR
 (capped at the 8-bit limit, as everywhere in the book) and the per-image standard error of the
-SVD - scalar difference. Chapter 8 reads the CSV back.
+SVD - scalar difference. Chapter 9 reads the CSV back.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ the range/null projections, each operator's closed-form SVD, and the named tasks
 larger than the prior, window by window), ``diffusers_prior`` (any diffusers DDPM as the prior,
 ``load_diffusers``; diffusers itself is imported only when a model is loaded: the ``diffusers`` extra),
 ``ddrm`` and ``dps`` (the peers), ``baselines``, ``metrics``, ``unet``, ``restormer`` (the supervised
-specialist of chapter 11), ``data`` and ``pretrained`` (what ships), ``viz`` (figures and step
+specialist of chapter 13), ``data`` and ``pretrained`` (what ships), ``viz`` (figures and step
 viewers), ``check`` (self-checks for the exercises), ``linalg`` and ``toy`` (the small dense and 2-D
-examples of chapters 3-5, and an oracle Gaussian prior); ``errors`` and ``book_scale`` (the run sizes and
+examples of chapters 3, 5 and 6, and an oracle Gaussian prior); ``errors`` and ``book_scale`` (the run sizes and
 the device) serve them all.
 ``ddnm_edu.tools`` is the tooling: the ``ddnm-edu`` command, training, model cards and benchmarks,
 shipping weights, rebuilding the datasets, and the classroom edition.

@@ -19,7 +19,7 @@ per-pixel variance sigma_y^2 in every direction:
     lambda_t = 1 if B_t >= a_t sigma_y, else B_t / (a_t sigma_y);    gamma_t = B_t^2 - (a_t lambda_t sigma_y)^2.
 
 The noise the step adds is scaled by sqrt(gamma_t) / B_t (fresh noise and the eps term alike; the
-official ``simplified_ddnm_plus`` scales the same terms by its own ``gamma_t``, see chapter 8's note).
+official ``simplified_ddnm_plus`` scales the same terms by its own ``gamma_t``, see chapter 9's note).
 This is exact only when A^dagger A^dagger^T = I (denoising).
 Otherwise A^dagger n has covariance sigma_y^2 A^dagger A^dagger^T = sigma_y^2 V diag(1/s_i^2) V^T on the
 measured directions and 0 on the null directions: for 4x average-pool SR each block mean direction gets
@@ -38,14 +38,14 @@ a_t lambda_{t,i} sigma_y / s_i there, and the rule budgets each direction separa
 * ``noise_rule="svd-official"``: the coefficients of the official ``functions/svd_operators.py``
   ``Lambda`` / ``Lambda_noise``, applied in the true singular coordinates (the official ``Lambda_noise``
   scales z and eps in pixel coordinates and then applies V without V^T, which for eps is not the same;
-  chapter 8):
+  chapter 9):
   lambda_{t,i} = 1 and fresh noise sqrt(B_t^2 - a_t^2 sigma_y^2 / s_i^2) if B_t >= a_t sigma_y / s_i; otherwise
   lambda_{t,i} = s_i B_t sqrt(1 - eta^2) / (a_t sigma_y) and fresh noise eta B_t. Measured directions get
   no eps term at all (only fresh noise), and lambda jumps from 1 to sqrt(1 - eta^2) at the threshold.
 
 In both, null directions take the plain DDIM step (fresh eta B_t, eps weight sqrt(1 - eta^2) B_t) and
 every direction holds noise of variance exactly B_t^2 (:func:`noise_by_direction` checks it by Monte
-Carlo). Here eta = sigma_t / B_t. Chapter 8 and ``benchmarks/noise-rules.md`` compare their PSNR.
+Carlo). Here eta = sigma_t / B_t. Chapter 9 and ``benchmarks/noise-rules.md`` compare their PSNR.
 
 With sigma_y = 0 both rules reduce to DDNM (lambda = 1, the step's own noise).
 """
@@ -126,7 +126,7 @@ def svd_rule(c: StepCoefs, s: Tensor, sigma_y: float, noise_rule: str = "svd") -
 
 
 #: The scalar rule budgets A^dagger n as noise of std sigma_y; beyond this gain 1 / s_i it fails badly
-#: (chapter 8: deblurring, gain ~950, scores like plain DDNM, 14 dB or more below the SVD rules).
+#: (chapter 9: deblurring, gain ~950, scores like plain DDNM, 14 dB or more below the SVD rules).
 SCALAR_GAIN_LIMIT = 10.0
 
 
@@ -142,7 +142,7 @@ def warn_if_scalar_fails(op: LinearOperator, x_shape: tuple[int, int, int]) -> N
         warn_user(
             f"{op!r}: A^dagger amplifies noise up to {gain:.0f}x in some directions, and the scalar "
             "noise rule budgets it as if it were 1x; use noise_rule='svd' (ddnm-edu restore --noise-rule svd; "
-            "chapter 8)."
+            "chapter 9)."
         )
 
 

@@ -35,16 +35,21 @@ TEMPLATE = {
     "time": re.compile(r"\*\*Time\*\*"),
     "key takeaways": re.compile(r"^## Key takeaways\s*$", re.M),
     "check your understanding": re.compile(r"^## Check your understanding\s*$", re.M),
-    "notes": NOTES,
 }
+# every exercise's title ends with its difficulty: ★ (minutes), ★★ (a derivation or a few steps of code),
+# ★★★ (extends the chapter)
+EXERCISE = re.compile(r"^```\{exercise\} (.*)$", re.M)
+DIFFICULTY = re.compile(r" (★{1,3})$")
+# the opener's time: "**Time**: about N minutes ..."
+TIME = re.compile(r"\*\*Time\*\*: about (\d+) minutes")
 
 
 def core_chapters() -> list[Path]:
-    """Chapters 1-11 and any chapter a split made: the numbered notebooks before the summary."""
+    """Chapters 1-13 and any chapter a split made: the numbered notebooks before the summary."""
     out = []
     for p in sorted(BOOK.glob("[0-9][0-9]-*.ipynb")):
         n = int(p.name[:2])
-        if 1 <= n <= 11:
+        if 1 <= n <= 13:
             out.append(p)
     return out
 
@@ -57,7 +62,7 @@ MATH = [
 FENCED_CODE = re.compile(r"^(`{3,})(?!\{)[^\n]*\n.*?^\1\s*$", re.S | re.M)
 COMMENT = re.compile(r"<!--.*?-->", re.S)
 OPTION = re.compile(r"^:[\w-]+:.*$", re.M)
-FENCE_LINE = re.compile(r"^`{3,}.*$", re.M)
+FENCE_LINE = re.compile(r"^`{3,}(?:\{[\w-]+\})?(.*)$", re.M)  # a directive's title is read
 ROLE = re.compile(r"\{(\w+)\}`([^`]*)`")
 WORD = re.compile(r"[^\W\d_][\w'’-]*")
 
@@ -67,7 +72,7 @@ def prose_words(md: str) -> int:
     for rx in [COMMENT, FENCED_CODE, *MATH]:
         md = rx.sub(" ", md)
     md = OPTION.sub(" ", md)
-    md = FENCE_LINE.sub(" ", md)
+    md = FENCE_LINE.sub(lambda m: " " + m.group(1), md)
     # a role reads as its text: {numref}`Fig <x>` reads "Fig", {cite}`key` as a number, {eq}`x` as a number
     md = ROLE.sub(lambda m: re.sub(r"<[^>]*>", "", m.group(2)) if m.group(1) in ("ref", "numref", "doc") else " ", md)
     md = re.sub(r"`[^`]*`", " x ", md)  # inline code reads as one word
@@ -97,6 +102,14 @@ class Shape:
     asserts: int = 0
     template: dict = field(default_factory=dict)
 
+    untagged: list = field(default_factory=list)
+    stated_minutes: int | None = None
+
+    @property
+    def minutes(self) -> int:
+        """Reading time, rounded up to 5 minutes: 120 prose words and 8 code lines a minute."""
+        return 5 * -(-(self.words / 120 + self.code / 8) // 5)
+
     @property
     def assert_share(self) -> float:
         return self.asserts / self.code if self.code else 0.0
@@ -110,6 +123,9 @@ class Shape:
         if self.assert_share > GOALS["assert_share"]:
             out.append(f"{self.assert_share:.0%} of the visible code is assert (at most 5 %)")
         out += [f"no {part}" for part, ok in self.template.items() if not ok]
+        out += [f"exercise without a difficulty: {title}" for title in self.untagged]
+        if self.stated_minutes is not None and abs(self.stated_minutes - self.minutes) > 5:
+            out.append(f"the opener says {self.stated_minutes} minutes; the reading path takes about {self.minutes}")
         return out
 
 
@@ -118,6 +134,9 @@ def shape(path: Path) -> Shape:
     s = Shape(path.stem)
     whole = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     s.template = {part: bool(rx.search(whole)) for part, rx in TEMPLATE.items()}
+    s.untagged = [m.group(1) for m in EXERCISE.finditer(whole) if not DIFFICULTY.search(m.group(1))]
+    m = TIME.search(whole)
+    s.stated_minutes = int(m.group(1)) if m else None
     in_solution = False
     for c in cells:
         src = "".join(c["source"])

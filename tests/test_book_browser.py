@@ -39,7 +39,7 @@ RAW_TEX = r"""() => {
 
 @pytest.fixture(scope="module")
 def site():
-    require((HTML / "book" / "07-ddnm.html").exists(), "the book is not built: run `make book` (make test does)")
+    require((HTML / "book" / "08-ddnm.html").exists(), "the book is not built: run `make book` (make test does)")
     with serve(HTML) as url:
         yield url
 
@@ -77,11 +77,11 @@ def test_chapter_reads_offline(page, site, chapter):
     )
     assert page.problems == [], page.problems
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    if chapter.endswith(("05-range-null", "07-ddnm")):
+    if chapter.endswith(("06-range-null", "08-ddnm")):
         page.screenshot(path=str(ARTEFACTS / f"{Path(chapter).name}-offline.png"), full_page=False)
 
 
-@pytest.mark.parametrize("chapter", ["book/07-ddnm", "book/08-ddnm-plus"])
+@pytest.mark.parametrize("chapter", ["book/08-ddnm", "book/09-ddnm-plus"])
 def test_static_step_viewer_moves(page, site, chapter):
     """The per-step viewer changes frame, step label and caption when its slider moves (no kernel)."""
     open_chapter(page, site, chapter)
@@ -102,7 +102,7 @@ def test_static_step_viewer_moves(page, site, chapter):
 
 def test_exercise_solution_opens(page, site):
     """Solutions start folded (togglebutton) and open when their title is clicked."""
-    open_chapter(page, site, "book/04-pseudo-inverse")
+    open_chapter(page, site, "book/05-pseudo-inverse")
     sol = page.locator("div.solution.dropdown").first
     content = sol.locator("section").first
     assert sol.count() == 1 and not content.is_visible()
@@ -143,9 +143,9 @@ def test_student_edition_has_the_exercises_but_no_solutions():
 
     from ddnm_edu.tools import classroom
 
-    require((HTML / "book" / "07-ddnm.html").exists(), "the book is not built: run `make book` (make test does)")
+    require((HTML / "book" / "08-ddnm.html").exists(), "the book is not built: run `make book` (make test does)")
     require(
-        (STUDENT_HTML / "book" / "07-ddnm.html").exists(),
+        (STUDENT_HTML / "book" / "08-ddnm.html").exists(),
         "the student edition is not built: run `make book-student` (make test does)",
     )
     sol = re.compile(r'<div[^>]*class="[^"]*\bsolution\b')
@@ -167,7 +167,7 @@ def test_student_edition_has_the_exercises_but_no_solutions():
     for page in STUDENT_HTML.rglob("*.html"):
         text = page.read_text()
         assert "colab.research.google.com" not in text and "github.com/ddnm-edu" not in text, page.name
-        assert "13-teaching.html" not in text, page.name  # no link to the instructors' chapter
+        assert "15-teaching.html" not in text, page.name  # no link to the instructors' chapter
 
 
 @pytest.mark.parametrize("chapter", sorted(NOTEBOOKS))
@@ -175,7 +175,7 @@ def test_tables_printed_by_cells_render_as_tables(chapter):
     """A cell's display(Markdown(table)) must become an HTML table, not '| a | b | |---|' text."""
     import re
 
-    require((HTML / "book" / "07-ddnm.html").exists(), "the book is not built: run `make book` (make test does)")
+    require((HTML / "book" / "08-ddnm.html").exists(), "the book is not built: run `make book` (make test does)")
     page = (HTML / f"{chapter}.html").read_text()
     text = re.sub(r"<[^>]+>", " ", re.sub(r"(?s)<pre.*?</pre>", " ", page))  # the page's text, code left out
     assert not re.search(r"\|\s*(---|—|–)+\s*\|", text), f"{chapter}: a Markdown table was printed as text"

@@ -1,7 +1,7 @@
 """Every figure of the book is numbered, captioned and referred to by number (issue 39).
 
 A code cell that draws a figure carries MyST-NB's ``mystnb: figure: {name, caption}`` metadata, so the
-built book wraps its output in a numbered figure with a caption ("Fig. 7.2", numbered by chapter
+built book wraps its output in a numbered figure with a caption ("Fig. 8.2", numbered by chapter
 by ``book/_ext/chapter_figures.py``). This module checks the notebooks' sources; the built HTML is
 checked by ``tests/test_notebooks.py``'s book build and the browser tests.
 """
@@ -126,18 +126,18 @@ def test_chapter_numbering():
     spec = importlib.util.spec_from_file_location("chapter_figures", BOOK / "_ext" / "chapter_figures.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    assert mod.chapter_label("book/07-ddnm") == "7"
+    assert mod.chapter_label("book/08-ddnm") == "8"
     assert mod.chapter_label("book/appendix-real-images") == "A"
     assert mod.chapter_label("book/00-preface") == "P"
     assert mod.chapter_label("book/intro") is None
     # Sphinx numbers through the whole book; each chapter restarts at 1 behind its number, in order
     nums = {
-        "book/06-operators": {"figure": {"a": (12,), "b": (11,)}, "table": {"t": (3,)}},
-        "book/07-ddnm": {"figure": {"c": (14,), "d": (13,)}},
+        "book/07-operators": {"figure": {"a": (12,), "b": (11,)}, "table": {"t": (3,)}},
+        "book/08-ddnm": {"figure": {"c": (14,), "d": (13,)}},
         "book/intro": {"figure": {"e": (1,)}},
     }
     mod.renumber(nums)
-    assert nums["book/06-operators"]["figure"] == {"b": ("6", 1), "a": ("6", 2)}
-    assert nums["book/06-operators"]["table"] == {"t": (3,)}
-    assert nums["book/07-ddnm"]["figure"] == {"d": ("7", 1), "c": ("7", 2)}
+    assert nums["book/07-operators"]["figure"] == {"b": ("7", 1), "a": ("7", 2)}
+    assert nums["book/07-operators"]["table"] == {"t": (3,)}
+    assert nums["book/08-ddnm"]["figure"] == {"d": ("8", 1), "c": ("8", 2)}
     assert nums["book/intro"]["figure"] == {"e": (1,)}

@@ -63,22 +63,22 @@ def test_student_notebook_has_no_solution(n):
 
 def test_assignment_source_marks_solutions_and_tests():
     src, points = C.assignment_notebook(_book(4))
-    assert points == {"ex-ch4-color": 2, "ex-ch4-rowrank": 4}  # rowrank: 2 by hand, 2 auto-graded
+    assert points == {"ex-ch5-color": 2, "ex-ch5-rowrank": 4}  # rowrank: 2 by hand, 2 auto-graded
     meta = [c["metadata"].get("nbgrader") for c in src["cells"]]
     tests = [m for m in meta if m and m["grade"] and not m["solution"]]
-    assert [(m["grade_id"], m["points"]) for m in tests] == [("ex-ch4-color-test", 2), ("ex-ch4-rowrank-test", 2)]
+    assert [(m["grade_id"], m["points"]) for m in tests] == [("ex-ch5-color-test", 2), ("ex-ch5-rowrank-test", 2)]
     assert (
         src["cells"][0]["source"].startswith("**Assignment: 4.")
         and "6 points: 4 auto-graded" in src["cells"][0]["source"]
     )
     answers = [m for m in meta if m and m["grade"] and m["solution"]]
-    assert [(m["grade_id"], m["points"]) for m in answers] == [("ex-ch4-rowrank-answer", 2)]
+    assert [(m["grade_id"], m["points"]) for m in answers] == [("ex-ch5-rowrank-answer", 2)]
     for c in src["cells"]:
         m = c["metadata"].get("nbgrader")
         if m and m["solution"] and c["cell_type"] == "code":
             assert c["source"].startswith("### BEGIN SOLUTION") and "### END SOLUTION" in c["source"]
     text = json.dumps(src)
-    assert "{exercise}" not in text and "**Exercise (ex-ch4-color): Colorization by hand**" in text
+    assert "{exercise}" not in text and "**Exercise (ex-ch5-color): Colorization by hand**" in text
 
 
 def test_exported_chapters_are_plain_markdown():
@@ -140,7 +140,7 @@ def test_nbgrader_generate_and_autograde(tmp_path):
     pytest.importorskip("nbgrader")
     course = tmp_path / "course"
     summary = C.export(course, [4, 5])
-    assert set(summary) == {"04-pseudo-inverse", "05-range-null"}
+    assert set(summary) == {"05-pseudo-inverse", "06-range-null"}
     for a in summary:
         _nbgrader(course, "generate_assignment", a, "--force")
         release = json.loads((course / "release" / a / f"{a}.ipynb").read_text())
@@ -160,10 +160,10 @@ def test_nbgrader_generate_and_autograde(tmp_path):
                         assert json.dumps(line.strip())[1:-1] not in text, line
         assert "a.T / (a @ a.T)" not in text and "mask * x1, (1 - mask) * x1" not in text
 
-        def wrong(grade_id, code):  # A^dagger with one wrong entry; ch5's parts for an operator that sees all
-            if grade_id.startswith("ex-ch4-color"):
+        def wrong(grade_id, code):  # A^dagger with one wrong entry; ch6's parts for an operator that sees all
+            if grade_id.startswith("ex-ch5-color"):
                 return code + "\na_pinv = a_pinv.clone()\na_pinv[1, 0] += 0.25\n"
-            if grade_id.startswith("ex-ch5-inpaint"):
+            if grade_id.startswith("ex-ch6-inpaint"):
                 return (
                     "op_in = ops.Inpainting(torch.ones_like(ops.Inpainting.random_mask(32, 0.5, seed=3)))\n"
                     "range_x, null_x = x1, torch.zeros_like(x1)\n"
@@ -183,8 +183,8 @@ def test_nbgrader_generate_and_autograde(tmp_path):
         for a in summary
     }
     # feedback shows the student what failed in one line, without the hidden tests or a library traceback
-    _nbgrader(course, "generate_feedback", "04-pseudo-inverse", "--student", "wrong", "--force")
-    page = (course / "feedback" / "wrong" / "04-pseudo-inverse" / "04-pseudo-inverse.html").read_text()
+    _nbgrader(course, "generate_feedback", "05-pseudo-inverse", "--student", "wrong", "--force")
+    page = (course / "feedback" / "wrong" / "05-pseudo-inverse" / "05-pseudo-inverse.html").read_text()
     page = html.unescape(re.sub(r"<[^>]+>", "", page))  # the text a student reads (code is highlighted)
     assert "CheckFailed: not the Moore-Penrose inverse" in page  # ddnm_edu.check's message, in one line
     assert "Traceback (most recent call last)" not in page and "check.py" not in page
@@ -196,7 +196,7 @@ def test_nbgrader_generate_and_autograde(tmp_path):
             assert perfect[gid] == (pts, pts), (a, gid, perfect)  # the book's own solution: full points
             assert untouched[gid][0] == 0, (a, gid, untouched)  # untouched: zero, and autograde did not crash
         lost = {gid: tests[gid] - wrong[gid][0] for gid in tests}
-        spoiled = {"04-pseudo-inverse": "ex-ch4-color-test", "05-range-null": "ex-ch5-inpaint-test"}[a]
+        spoiled = {"05-pseudo-inverse": "ex-ch5-color-test", "06-range-null": "ex-ch6-inpaint-test"}[a]
         assert lost == {gid: (tests[gid] if gid == spoiled else 0) for gid in tests}  # exactly that exercise's
 
 
@@ -232,9 +232,9 @@ def test_cli_export(tmp_path):
         env=dict(os.environ, PYTHONPATH=str(ROOT)),
     )
     assert r.returncode == 0, r.stderr
-    assert "ex-ch1-null (2 pt)" in r.stdout and "ex-ch10-psnr (2 pt)" in r.stdout
+    assert "ex-ch1-null (2 pt)" in r.stdout and "ex-ch11-psnr (2 pt)" in r.stdout
     assert (tmp_path / "c" / "nbgrader_config.py").exists()
-    assert sorted(p.name for p in (tmp_path / "c" / "source").iterdir()) == ["01-inverse-problems", "10-evaluation"]
+    assert sorted(p.name for p in (tmp_path / "c" / "source").iterdir()) == ["01-inverse-problems", "11-evaluation"]
     shutil.rmtree(tmp_path / "c")
 
 
@@ -290,7 +290,7 @@ def test_export_keeps_an_edited_config_and_earlier_chapters_and_stable_ids(tmp_p
     C.export(out, [1])
     first = (out / "source" / "01-inverse-problems" / "01-inverse-problems.ipynb").read_text()
     C.export(out, [4])
-    assert set(json.loads((out / "assignments.json").read_text())) == {"01-inverse-problems", "04-pseudo-inverse"}
+    assert set(json.loads((out / "assignments.json").read_text())) == {"01-inverse-problems", "05-pseudo-inverse"}
     C.export(out, [1])
     assert (out / "source" / "01-inverse-problems" / "01-inverse-problems.ipynb").read_text() == first  # same ids
     config = out / "nbgrader_config.py"
@@ -328,14 +328,14 @@ sys.exit(main())
 
 @pytest.mark.timeout(1200)
 def test_the_course_workflow_with_two_students(tmp_path):
-    """Chapter 13's workflow end to end, in a temporary course folder: export, generate, release; two students
+    """Chapter 15's workflow end to end, in a temporary course folder: export, generate, release; two students
     fetch and submit through the exchange (which lives in the course folder); collect, autograde, feedback
     released and fetched, grades exported. The book's solutions get the auto-graded points, an untouched
     notebook none; nothing is written outside tmp_path (HOME is there too)."""
     pytest.importorskip("nbgrader")
     system_exchange = Path("/usr/local/share/nbgrader/exchange")
     existed = system_exchange.exists()
-    course, a = tmp_path / "course", "04-pseudo-inverse"
+    course, a = tmp_path / "course", "05-pseudo-inverse"
     env = dict(
         os.environ,
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -402,31 +402,31 @@ WRONG: dict[str, list[str]] = {
         "t_half = {'linear': t_half['cosine'], 'cosine': t_half['linear']}",
         "t_half = {'linear': t_half['linear']}",
     ],
-    "ex-ch3-eta": [
+    "ex-ch4-eta": [
         "pairs = {0.0: pairs[1.0], 1.0: pairs[0.0]}",
         "pairs = {0.0: [p * 1.01 for p in pairs[0.0]], 1.0: pairs[1.0]}",
         "pairs = {0.0: pairs[0.0], 1.0: [pairs[1.0][0], pairs[1.0][0]]}",
         "pairs = {0.0: pairs[0.0], 1.0: [de.sample(model, sched, x_T.shape, steps=10, eta=1.0, seed=s)"
         " for s in (0, 1)]}  # not from x_T",
     ],
-    "ex-ch4-color": [
+    "ex-ch5-color": [
         "a_pinv = a_pinv.clone()\na_pinv[1, 0] += 0.25",
         "a_pinv = a.T  # transposed, not inverted",
         "a_pinv = a_pinv / 3",
     ],
-    "ex-ch4-rowrank": ["P_sr2 = M.T", "P_sr2 = M.T / 4", "P_sr2 = M"],
-    "ex-ch5-inpaint": [
+    "ex-ch5-rowrank": ["P_sr2 = M.T", "P_sr2 = M.T / 4", "P_sr2 = M"],
+    "ex-ch6-inpaint": [
         "op_in = ops.Inpainting(torch.ones_like(ops.Inpainting.random_mask(32, 0.5, seed=3)))\n"
         "range_x, null_x = x1, torch.zeros_like(x1)  # an operator that sees every pixel",
         "range_x, null_x = null_x, range_x",
         "null_x = torch.zeros_like(x1)",
     ],
-    "ex-ch5-invisible": [
+    "ex-ch6-invisible": [
         "null_proj = Pc @ Mc  # the other projector",
         "null_proj = I48 - Mc.T @ Mc  # A^T, not A^+",
         "null_proj = torch.zeros(48, 48, dtype=torch.float64)",
     ],
-    "ex-ch6-new": [
+    "ex-ch7-new": [
         "class ColumnSubsampling(de.LinearOperator):\n"
         "    def A(self, x):\n        return x[..., ::2]\n\n"
         "    def A_pinv(self, y):\n        return y.repeat_interleave(2, dim=-1)  # not the MP inverse",
@@ -439,34 +439,34 @@ WRONG: dict[str, list[str]] = {
         "    def A_pinv(self, y):\n        x = torch.zeros(*y.shape[:-1], 2 * y.shape[-1], dtype=y.dtype)\n"
         "        x[..., 1::2] = y  # into the wrong columns\n        return x",
     ],
-    "ex-ch6-composite": [
+    "ex-ch7-composite": [
         "P_gray_sr = M.T",
         "P_gray_sr = M",
         "P_gray_sr = 12 * M.T + 0.01",
         "P_gray_sr = torch.ones(12, 1) * 3  # copies, but three times too bright",
     ],
-    "ex-ch7-cs": ["x_cs = cs.A_pinv(y_cs)  # consistent, but not DDNM", "x_cs = x_cs + 0.1", "x_cs = x_cs.flip(0)"],
-    "ex-ch7-mean": [
+    "ex-ch8-cs": ["x_cs = cs.A_pinv(y_cs)  # consistent, but not DDNM", "x_cs = x_cs + 0.1", "x_cs = x_cs.flip(0)"],
+    "ex-ch8-mean": [
         "mean = outs[:1]",
         "mean = outs.median(0, keepdim=True).values",
         "psnr_mean = psnr_outs.item()  # the samples' PSNR",
         "outs = x[2:3].repeat(len(outs), 1, 1, 1)  # its own 'samples'\n"
         "mean = outs.mean(0, keepdim=True)\npsnr_mean = de.metrics.psnr(mean, x[2:3]).item()",
     ],
-    "ex-ch8-ddpm": ["first = first + 1", "first = float(first)", "first = first - 1"],
-    "ex-ch8-deblur": [
+    "ex-ch9-ddpm": ["first = first + 1", "first = float(first)", "first = first - 1"],
+    "ex-ch9-deblur": [
         "deblur_psnr = {(r, 'DDNM+' if m == 'DDNM' else 'DDNM'): v for (r, m), v in deblur_psnr.items()}",
         "deblur_psnr = {k: v + 0.5 for k, v in deblur_psnr.items()}",
         "deblur_psnr = {k: v for k, v in deblur_psnr.items() if k[0] == 1e-4}",
     ],
-    "ex-ch9-travel": ["sr_gain = -sr_gain", "sr_gain = sr_gain + 0.1", "sr_gain = torch.tensor(sr_gain)"],
-    "ex-ch9-paper-nfe": [
+    "ex-ch10-travel": ["sr_gain = -sr_gain", "sr_gain = sr_gain + 0.1", "sr_gain = torch.tensor(sr_gain)"],
+    "ex-ch10-paper-nfe": [
         "def nfe_paper_formula(n, l):\n    return (l + 1) * n",
         "def nfe_paper_formula(n, l):\n    return n + l * (n - 1 - l)  # the first steps forgotten",
         "def nfe_paper_formula(n, l):\n    return n + l * (l + 1) // 2 + l * (n - l)  # off by one",
         "def nfe_paper_formula(n, l):\n    return float(n + l * (l + 1) // 2 + l * (n - 1 - l))",
     ],
-    "ex-ch10-psnr": [
+    "ex-ch11-psnr": [
         "def my_psnr(a, b):  # no clipping\n"
         "    return 10 * torch.log10(4 / (a - b).double().pow(2).flatten(1).mean(1))",
         "def my_psnr(a, b):  # peak 1\n    a, b = a.clamp(-1, 1).double(), b.clamp(-1, 1).double()\n"
@@ -475,12 +475,12 @@ WRONG: dict[str, list[str]] = {
         "    a, b = a.clamp(-1, 1).double(), b.clamp(-1, 1).double()\n"
         "    return 10 * torch.log10(4 / (a - b).pow(2).mean())",
     ],
-    "ex-ch11-flops": [
+    "ex-ch13-flops": [
         "spatial, mdta = mdta, spatial",
         "spatial = (H * W) ** 2 * C  # no factor 2",
         "mdta = 2 * H * W * C",
     ],
-    "ex-ch11-rectify": [
+    "ex-ch13-rectify": [
         "r2 = f2  # not rectified",
         "r2 = op2.A_pinv(y2)  # consistent, but not rectify",
         "r2 = f2 - op2.range_part(f2)  # the null part only",
@@ -561,7 +561,7 @@ def test_graders_score_every_wrong_answer_zero(tmp_path):
     last solution cell, through its grader cell, which must fail as nbgrader would score it (an error, or
     anything on stderr); then the names the wrong answer reassigned are restored and the exercise's cells
     run again, which must pass. Real nbgrader grades the book's solutions of every chapter (above) and
-    spoiled submissions of chapters 4-5 and the course workflow (``test_nbgrader_generate_and_autograde``,
+    spoiled submissions of chapters 5-6 and the course workflow (``test_nbgrader_generate_and_autograde``,
     ``test_the_course_workflow_with_two_students``)."""
     pytest.importorskip("nbgrader")
     course = tmp_path / "course"

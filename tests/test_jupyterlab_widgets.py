@@ -27,7 +27,7 @@ from browser import ARTEFACTS, ROOT, chromium_path, offline_browser
 
 pytestmark = pytest.mark.slow  # make test runs it, make check skips it
 
-LIVE_CHAPTERS = ["07-ddnm", "08-ddnm-plus"]
+LIVE_CHAPTERS = ["08-ddnm", "09-ddnm-plus"]
 TIMINGS: dict = {}
 
 

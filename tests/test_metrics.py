@@ -122,7 +122,7 @@ def test_trace_viewer_data():
     # panel 5 (x0_hat) is the trace's x0_hat, mapped to 0..255 (to within rounding: one gray level)
     want = ((res.trace[2].x0_hat[0, 0].clamp(-1, 1) + 1) * 127.5).round().numpy()
     assert np.abs(frame[:, 4 * 32 :, 0] - want).max() <= 1
-    # panel 1 (x_t) is noisy: drawn on the wider NOISY_VRANGE, as chapters 2, 3 and 7 draw x_t
+    # panel 1 (x_t) is noisy: drawn on the wider NOISY_VRANGE, as chapters 2, 4 and 8 draw x_t
     lo, hi = viz.NOISY_VRANGE
     x_t = res.trace[2].x_t[0, 0]
     want = ((x_t.clamp(lo, hi) - lo) * (255 / (hi - lo))).round().numpy()

@@ -102,7 +102,7 @@ def _model(x, t):  # a deterministic stand-in for the network: depends on x and 
 
 
 def test_ddrm_step_is_the_books_equation(sched):
-    """Chapter 10's DDRM box, written out per direction in V's coordinates, against ``ddrm``: unseen
+    """Chapter 11's DDRM box, written out per direction in V's coordinates, against ``ddrm``: unseen
     directions, measured ones noisier than y (s sigma_s > sigma_y) and quieter ones all occur here."""
     op, sigma_y, eta, eta_b, steps = ops.Colorization(), 0.1, 0.85, 1.0, 8
     x0 = images(2, seed=3)
@@ -141,7 +141,7 @@ def test_ddrm_step_is_the_books_equation(sched):
 
 
 def test_dps_step_is_the_books_equation(sched):
-    """Chapter 10's DPS box: a DDIM step with x0|t, then x_s <- x_s - zeta grad_{x_t} ||y - A x0|t(x_t)||."""
+    """Chapter 11's DPS box: a DDIM step with x0|t, then x_s <- x_s - zeta grad_{x_t} ||y - A x0|t(x_t)||."""
     op, zeta, eta, steps = ops.SuperResolution(4), 3.0, 0.85, 4
     y = op.A(images(2, seed=4))
     want = dps(_model, sched, op, y, steps=steps, zeta=zeta, eta=eta, seed=2)
@@ -155,7 +155,7 @@ def test_dps_step_is_the_books_equation(sched):
         misfit = (y - op.A(x0_t)).flatten(1).norm(dim=1).sum()  # one norm per image
         (grad,) = torch.autograd.grad(misfit, x_in)
         ab_s = sched.alphas_cumprod[t_next] if t_next >= 0 else torch.tensor(1.0, dtype=torch.float64)
-        sigma = eta * (1 - ab_s).sqrt()  # the book's DDIM convention (chapter 3)
+        sigma = eta * (1 - ab_s).sqrt()  # the book's DDIM convention (chapter 4)
         x0c, e = x0_t.detach().clamp(-1, 1), eps.detach()
         x = ab_s.sqrt() * x0c + (1 - ab_s - sigma**2).sqrt() * e + sigma * z - zeta * grad
         x = x.float()

@@ -64,7 +64,7 @@ def test_calibration_is_right_on_an_oracle_and_notices_an_underdispersed_sampler
     narrow = de.SamplerSettings(kind="ddim", eta=1.0, clip_x0=False)
     under = de.posterior_samples(prior, SCHED, op, y, k=64, steps=50, settings=narrow).calibration(x)
     assert under["coverage"] < exact["expected"] - 0.05
-    # fewer steps under-disperse too, even DDPM's; and so does the book's default eta = 0.85 (ch10 says so)
+    # fewer steps under-disperse too, even DDPM's; and so does the book's default eta = 0.85 (ch12 says so)
     for settings in (EXACT, de.SamplerSettings(eta=0.85, clip_x0=False)):
         short = de.posterior_samples(prior, SCHED, op, y, k=64, steps=50, settings=settings).calibration(x)
         assert short["coverage"] < exact["expected"] - 0.015, settings

@@ -1,4 +1,4 @@
-"""The tiny Restormer (chapter 11): its equations, its size, MDTA's cost, the specialist's tasks and
+"""The tiny Restormer (chapter 13): its equations, its size, MDTA's cost, the specialist's tasks and
 null-space rectification."""
 
 import pytest
@@ -185,7 +185,7 @@ def test_specialists_are_not_diffusion_priors(capsys):
 
     assert main(["restore", "nothing.png", "--task", "sr4", "--model", "restormer-sr4", "--out", "x.png"]) == 2
     assert (
-        "'restormer-sr4' is a supervised specialist (chapter 11), not a diffusion prior; restore uses one of: "
+        "'restormer-sr4' is a supervised specialist (chapter 13), not a diffusion prior; restore uses one of: "
         "emoji-32, fashion-mnist-32 (or a diffusers folder)." in capsys.readouterr().err
     )
 

@@ -91,18 +91,18 @@ def test_ddnm_plus_without_noise_or_travel_is_ddnm(sched, random_unet):
 
 
 def chapter_7_ddnm_by_hand(sched):
-    """The ten-line Algorithm 1 that students read and write in chapter 7 (``ddnm_by_hand``), taken from the
+    """The ten-line Algorithm 1 that students read and write in chapter 8 (``ddnm_by_hand``), taken from the
     notebook itself: the library is tested against the book's loop, not against a copy kept here."""
     import ast
     import json
     from pathlib import Path
 
-    nb = json.loads((Path(__file__).parent.parent / "book" / "07-ddnm.ipynb").read_text())
+    nb = json.loads((Path(__file__).parent.parent / "book" / "08-ddnm.ipynb").read_text())
     cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
     tree = ast.parse(next(c for c in cells if "def ddnm_by_hand" in c))
     fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "ddnm_by_hand")
     ns = {"torch": torch, "sched": sched}
-    exec(compile(ast.Module([fn], []), "07-ddnm.ipynb", "exec"), ns)
+    exec(compile(ast.Module([fn], []), "08-ddnm.ipynb", "exec"), ns)
     return ns["ddnm_by_hand"]
 
 

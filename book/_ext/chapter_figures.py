@@ -1,10 +1,10 @@
 """Sphinx extension: figures numbered by chapter, "Fig. 7.2", as a textbook numbers them.
 
 Sphinx numbers figures through the whole book when its sections are not numbered (the chapters
-carry their numbers in their titles: "# 7. DDNM ..."), so chapter 7's second figure would be
+carry their numbers in their titles: "# 8. DDNM ..."), so chapter 8's second figure would be
 "Fig. 23". After Sphinx assigns its numbers (the ``env-get-updated`` event), each chapter's figures
-are renumbered from 1 behind the chapter's number, taken from the file name (``book/07-ddnm`` ->
-7, ``book/00-preface`` -> P, ``book/appendix-...`` -> A). Tables and code listings keep Sphinx's.
+are renumbered from 1 behind the chapter's number, taken from the file name (``book/08-ddnm`` ->
+8, ``book/00-preface`` -> P, ``book/appendix-...`` -> A). Tables and code listings keep Sphinx's.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ CHAPTER = re.compile(r"(?:^|/)(\d+)-[^/]*$")
 
 
 def chapter_label(docname: str) -> str | None:
-    """ "book/07-ddnm" -> "7", "book/00-preface" -> "P", "book/appendix-real-images" -> "A", else None."""
+    """ "book/08-ddnm" -> "8", "book/00-preface" -> "P", "book/appendix-real-images" -> "A", else None."""
     m = CHAPTER.search(docname)
     if m:
         return str(int(m.group(1))) if int(m.group(1)) else "P"

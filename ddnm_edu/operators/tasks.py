@@ -47,7 +47,7 @@ def _noisy(base: str, sigma_y: float) -> Task:
     return Task(f"{TASKS[base].about}, sigma_y = {sigma_y} on [-1, 1]", TASKS[base].build, sigma_y)
 
 
-#: task name -> :class:`Task`. The noisy entries are the evaluations' (chapter 8's and 11's) problems.
+#: task name -> :class:`Task`. The noisy entries are the evaluations' (chapter 9's and 11's) problems.
 TASKS: dict[str, Task] = {
     "sr2": Task("2x average-pool super-resolution", lambda *_: SuperResolution(2), restores_files=True),
     "sr4": Task("4x average-pool super-resolution", lambda *_: SuperResolution(4), restores_files=True),
@@ -77,7 +77,7 @@ TASKS: dict[str, Task] = {
     "denoise": Task("denoising (A = I)", lambda *_: Denoising(), restores_files=True),
 }
 TASKS.update({f"{base}-noisy{sy}": _noisy(base, sy) for base in ("sr4", "cs25") for sy in (0.05, 0.1, 0.2)})
-TASKS["denoise-noisy0.2"] = _noisy("denoise", 0.2)  # the denoising specialist's task (chapter 11)
+TASKS["denoise-noisy0.2"] = _noisy("denoise", 0.2)  # the denoising specialist's task (chapter 13)
 
 
 def get_task(name: str) -> Task:

@@ -6,5 +6,5 @@
 * ``datasets`` and ``emoji`` (rebuild ``data/`` from Debian, PyPI and npm)
 * ``classroom`` (nbgrader assignments and the student edition) and ``myst`` (the book's MyST as plain Markdown)
 * ``command`` (what every command shares: one-line errors, exit code 2)
-* ``attention_cost`` (chapter 11's measurement of MDTA against spatial attention)
+* ``attention_cost`` (chapter 13's measurement of MDTA against spatial attention)
 """

@@ -1,5 +1,5 @@
 """What attention costs: one forward pass of MDTA and of spatial self-attention (``ddnm_edu.restormer``),
-timed and with its peak tensor memory from the PyTorch profiler (chapter 11 measures it live).
+timed and with its peak tensor memory from the PyTorch profiler (chapter 13 measures it live).
 
 Measurement tooling, not part of the model: the profiler's internals (``kineto_results``) and a
 silenced file descriptor 2 live here, so ``restormer.py`` reads as the model alone.

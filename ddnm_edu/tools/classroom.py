@@ -1,6 +1,6 @@
 """The classroom edition, made from the book's own notebooks (the single source of every exercise).
 
-    ddnm-edu classroom export OUT/ [--chapters 4 5 7]    # an nbgrader course folder
+    ddnm-edu classroom export OUT/ [--chapters 5 6 8]    # an nbgrader course folder
     ddnm-edu classroom student-book OUT/                 # the book's sources without solutions
 
 The book writes an exercise as a sphinx-exercise ``{exercise}`` block with a ``:label:``, followed by a
@@ -346,7 +346,7 @@ def export(out: Path, numbers: list[int] | None = None, course: Path | None = No
 
 
 #: chapters for instructors only: not in the student edition (the graded exercises, the workflow)
-INSTRUCTOR_ONLY = ("13-teaching",)
+INSTRUCTOR_ONLY = ("15-teaching",)
 
 
 def student_book(out: Path) -> Path:

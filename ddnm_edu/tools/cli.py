@@ -195,7 +195,7 @@ def restore(
     if task == "inpaint":  # whatever the file holds in the holes is not a measurement: y = A y_file
         y = op.A(y)
     ids = stream_ids(image_ids, len(y))
-    settings = SamplerSettings(eta=eta, noise_rule=noise_rule)  # DDNM+'s rule when sigma_y > 0 (chapter 8)
+    settings = SamplerSettings(eta=eta, noise_rule=noise_rule)  # DDNM+'s rule when sigma_y > 0 (chapter 9)
     run = dict(sigma_y=sigma_y, steps=steps, settings=settings, progress=progress)
     if large:
         out = restore_large(
@@ -309,7 +309,7 @@ def _restore_command(args: argparse.Namespace) -> int:
         check_model_name(args.model)
         if arch_key(_record(args.model)) != "unet":
             raise DDNMInputError(
-                f"{args.model!r} is a supervised specialist (chapter 11), not a diffusion prior; "
+                f"{args.model!r} is a supervised specialist (chapter 13), not a diffusion prior; "
                 f"restore uses one of: {', '.join(available('diffusion'))} (or a diffusers "
                 "folder)."
             )

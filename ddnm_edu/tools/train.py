@@ -1,5 +1,5 @@
 """Train the tiny epsilon-UNets: ``python -m ddnm_edu.tools.train --config fashion-mnist-32``
-(and the supervised Restormer specialists of chapter 11: ``--config restormer-sr4``, whose loss is the
+(and the supervised Restormer specialists of chapter 13: ``--config restormer-sr4``, whose loss is the
 L1 distance between f(A^dagger y) and x0; see ``ddnm_edu.restormer``).
 
 The DDPM objective (Ho et al. 2020, Algorithm 1): sample x_0 from the data,
@@ -57,7 +57,7 @@ CONFIGS: dict[str, dict] = {
             in_channels=3, image_size=32, ch=32, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(8,)
         ),
     ),
-    # supervised specialists (chapter 11): a tiny Restormer trained for one degradation, L1 loss
+    # supervised specialists (chapter 13): a tiny Restormer trained for one degradation, L1 loss
     "restormer-sr4": dict(dataset="fashion-mnist", flip=True, task="sr4", restormer=RestormerConfig()),
     "restormer-denoise": dict(
         dataset="fashion-mnist", flip=True, task="denoise-noisy0.2", restormer=RestormerConfig()

@@ -63,7 +63,7 @@ def export(run: Path, name: str, init_steps: int | None = None, init_minutes: fl
     if log.exists():
         import csv
 
-        shutil.copy(log, WEIGHTS_DIR / f"{name}-loss.csv")  # the learning curve travels with the weights (ch11)
+        shutil.copy(log, WEIGHTS_DIR / f"{name}-loss.csv")  # the learning curve travels with the weights (ch13)
         # final loss: the mean of the values logged over the last 500 steps, whatever --log-every was
         rows = list(csv.DictReader(open(log)))
         rows = [r for r in rows if int(r["step"]) > int(rows[-1]["step"]) - 500] if rows else rows

@@ -188,7 +188,7 @@ def evaluate_model(
     """All model-card numbers for ``name``; ``n``/``n_samples``/``n_loss`` shrink it for quick looks.
 
     Samples use stochastic DDIM (``sample_eta=1``, DDPM-like) with x0_t clipped: with these tiny models
-    deterministic DDIM (eta = 0) gives washed-out, grayish images (chapter 3 shows both).
+    deterministic DDIM (eta = 0) gives washed-out, grayish images (chapter 4 shows both).
     ``weights`` measures another state dict (a training run's ``ema.pt``) instead of the shipped file.
     Emoji are measured on each held-out art style (``n`` images of each)."""
     torch.manual_seed(seed)
@@ -401,7 +401,7 @@ def posterior_section(name: str, bench: Path = BENCH_DIR) -> list[str]:
         "images. *Exact sampler*: what the mean of the samples would score if they were exact posterior "
         "samples with the measured single-sample error; *shared / spread*: the error the samples share over "
         "their spread (1 for an exact sampler); *coverage*: pixels with |x - mean| <= 2 std, in brackets the "
-        "value for a calibrated spread; *rank corr.*: Spearman's between std and |x - mean|. Chapter 10 "
+        "value for a calibrated spread; *rank corr.*: Spearman's between std and |x - mean|. Chapter 12 "
         "explains each.",
         "",
         *markdown_table(

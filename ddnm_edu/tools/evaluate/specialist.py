@@ -1,4 +1,4 @@
-"""The supervised specialists (chapter 11) next to DDNM, on their own problems and on problems neither was
+"""The supervised specialists (chapter 13) next to DDNM, on their own problems and on problems neither was
 trained for (``python -m ddnm_edu.tools.evaluate specialist`` writes ``benchmarks/specialist.md`` and ``.json``)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .common import markdown_table, score_cells, scores
 from .compare import noisy_measurement
 from ...rng import image_streams, spawn
 
-#: The supervised specialists (chapter 11) and the task each was trained for (``operators.TASKS``).
+#: The supervised specialists (chapter 13) and the task each was trained for (``operators.TASKS``).
 SPECIALISTS = {"restormer-sr4": "sr4", "restormer-denoise": "denoise-noisy0.2"}
 
 
@@ -178,7 +178,7 @@ def evaluate_specialist(name: str, out: Path, n: int = 256, seed: int = 0) -> di
         "",
         f"![examples]({name}-examples.png)",
         "",
-        "Chapter 11 compares it with DDNM on this task and on problems it never saw "
+        "Chapter 13 compares it with DDNM on this task and on problems it never saw "
         "(`python -m ddnm_edu.tools.evaluate specialist`, `benchmarks/specialist.md`).",
     ]
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")

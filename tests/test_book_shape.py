@@ -1,0 +1,188 @@
+"""A textbook, not a lab notebook (issue 40): every core chapter follows one template, and its reading path
+fits a sitting. The measurements are ``tests/book_shape.py``'s; ``python tests/book_shape.py`` prints them."""
+
+from __future__ import annotations
+
+import json
+
+import book_shape as bs
+
+# Shortfalls still open, by chapter: each entry must still be a shortfall (a fixed one is struck from here),
+# and no chapter may gain one. Empty when issue 40 is done.
+OPEN: dict[str, set[str]] = {
+    "01-inverse-problems": {
+        "exercise without a difficulty",
+        "no check your understanding",
+        "no key takeaways",
+        "no prerequisites",
+        "no time",
+        "no you will learn",
+    },
+    "02-forward-process": {
+        "exercise without a difficulty",
+        "no check your understanding",
+        "no key takeaways",
+        "no prerequisites",
+        "no time",
+        "no you will learn",
+    },
+    "03-reverse-process": {
+        "exercise without a difficulty",
+        "no check your understanding",
+        "no key takeaways",
+        "no prerequisites",
+        "no time",
+        "no you will learn",
+    },
+    "04-sampling": {
+        "exercise without a difficulty",
+        "no check your understanding",
+        "no key takeaways",
+        "no prerequisites",
+        "no time",
+        "no you will learn",
+    },
+    "05-pseudo-inverse": {
+        "exercise without a difficulty",
+        "no check your understanding",
+        "no key takeaways",
+        "no prerequisites",
+        "no time",
+        "no you will learn",
+    },
+    "06-range-null": {
+        "exercise without a difficulty",
+        "no check your understanding",
+        "no key takeaways",
+        "no prerequisites",
+        "no time",
+        "no you will learn",
+    },
+    "07-operators": {
+        "exercise without a difficulty",
+        "no check your understanding",
+        "no key takeaways",
+        "no prerequisites",
+        "no time",
+        "no you will learn",
+    },
+    "08-ddnm": {
+        "243 visible code lines",
+        "exercise without a difficulty",
+        "no check your understanding",
+        "no key takeaways",
+        "no prerequisites",
+        "no time",
+        "no you will learn",
+    },
+    "09-ddnm-plus": {
+        "12% of the visible code is assert",
+        "279 visible code lines",
+        "exercise without a difficulty",
+        "no check your understanding",
+        "no key takeaways",
+        "no prerequisites",
+        "no time",
+        "no you will learn",
+    },
+    "10-time-travel": {
+        "exercise without a difficulty",
+        "no check your understanding",
+        "no key takeaways",
+        "no prerequisites",
+        "no time",
+        "no you will learn",
+    },
+    "11-evaluation": {
+        "159 visible code lines",
+        "exercise without a difficulty",
+        "no check your understanding",
+        "no key takeaways",
+        "no prerequisites",
+        "no time",
+        "no you will learn",
+    },
+    "12-many-samples": {
+        "exercise without a difficulty",
+        "no check your understanding",
+        "no key takeaways",
+        "no prerequisites",
+        "no time",
+        "no you will learn",
+    },
+    "13-restormer": {
+        "203 visible code lines",
+        "exercise without a difficulty",
+        "no check your understanding",
+        "no key takeaways",
+        "no prerequisites",
+        "no time",
+        "no you will learn",
+    },
+}
+
+
+def _kind(shortfall: str) -> str:
+    return shortfall.split(":")[0] if shortfall.startswith("exercise without") else shortfall.split(" (")[0]
+
+
+def _nb(tmp_path, cells):
+    path = tmp_path / "01-x.ipynb"
+    path.write_text(json.dumps({"cells": cells}))
+    return path
+
+
+def md(s):
+    return {"cell_type": "markdown", "metadata": {}, "source": s}
+
+
+def code(s, tags=()):
+    return {"cell_type": "code", "metadata": {"tags": list(tags)}, "source": s}
+
+
+def test_the_measure_counts_only_the_reading_path(tmp_path):
+    cells = [
+        md("# 1. Title\n\nFive words of prose here. $a + b = c$ and $$x = y$$ (eq-x)"),
+        code("x = 1\n# a comment\n\nassert x == 1"),
+        code("assert x == 1\nassert x > 0", tags=["hide-input"]),
+        md(
+            "```{exercise} Try it ★★\n:label: ex-x\nDo this.\n```\n\n````{solution-start} ex-x\n"
+            ":class: dropdown\n````\nThe long answer is not read."
+        ),
+        code("y = 2\ny += 1"),  # inside the solution
+        md("````{solution-end}\n````\n\n## Notes\n\nResearch words are not counted here at all."),
+        code("z = 3"),  # after the notes begin
+    ]
+    s = bs.shape(_nb(tmp_path, cells))
+    # Title, Five words of prose here, and; Try it, Do this
+    assert s.words == 1 + 5 + 1 + 2 + 2, s.words
+    assert (s.code, s.asserts) == (2, 1)
+    assert s.untagged == []
+    assert "50% of the visible code is assert (at most 5 %)" in s.shortfalls()
+    assert "no prerequisites" in s.shortfalls()
+
+
+def test_the_template_is_found_and_a_wrong_time_is_caught(tmp_path):
+    opener = (
+        "# 1. T\n\n```{admonition} Before you start\n**Prerequisites**: none.\n\n**You will learn**\n\n- a\n\n"
+        "**Time**: about 30 minutes to read.\n```"
+    )
+    closer = "## Key takeaways\n\n- a\n\n## Check your understanding\n\n1. Why?\n\n## Exercises\n\n"
+    cells = [md(opener), md(closer + "```{exercise} Untagged\n:label: ex-y\nDo.\n```")]
+    s = bs.shape(_nb(tmp_path, cells))
+    assert all(s.template.values()), s.template
+    assert s.untagged == ["Untagged"]
+    assert s.minutes == 5 and s.stated_minutes == 30
+    assert any(f.startswith("the opener says 30 minutes") for f in s.shortfalls())
+
+
+def test_every_core_chapter_follows_the_template_and_fits_a_sitting():
+    new, fixed = [], []
+    for path in bs.core_chapters():
+        s = bs.shape(path)
+        now = {_kind(f) for f in s.shortfalls()}
+        allowed = OPEN.get(s.chapter, set())
+        new += [f"{s.chapter}: {f}" for f in s.shortfalls() if _kind(f) not in allowed]
+        fixed += [f"{s.chapter}: {k}" for k in allowed - now]
+    assert not new, "new shortfalls:\n" + "\n".join(new)
+    assert not fixed, "fixed, so strike them from OPEN:\n" + "\n".join(fixed)

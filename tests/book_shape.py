@@ -61,6 +61,8 @@ MATH = [
 ]
 FENCED_CODE = re.compile(r"^(`{3,})(?!\{)[^\n]*\n.*?^\1\s*$", re.S | re.M)
 COMMENT = re.compile(r"<!--.*?-->", re.S)
+# a folded block (an answer to "Check your understanding") is not on the reading path; its title is
+FOLDED = re.compile(r"^(\s*)```\{admonition\}([^\n]*)\n\s*:class: dropdown\n.*?^\1```\s*$", re.S | re.M)
 OPTION = re.compile(r"^:[\w-]+:.*$", re.M)
 FENCE_LINE = re.compile(r"^`{3,}(?:\{[\w-]+\})?(.*)$", re.M)  # a directive's title is read
 ROLE = re.compile(r"\{(\w+)\}`([^`]*)`")
@@ -69,6 +71,7 @@ WORD = re.compile(r"[^\W\d_][\w'’-]*")
 
 def prose_words(md: str) -> int:
     """Words of prose a reader reads in a Markdown block."""
+    md = FOLDED.sub(lambda m: " " + m.group(2), md)
     for rx in [COMMENT, FENCED_CODE, *MATH]:
         md = rx.sub(" ", md)
     md = OPTION.sub(" ", md)
@@ -108,7 +111,7 @@ class Shape:
     @property
     def minutes(self) -> int:
         """Reading time, rounded up to 5 minutes: 120 prose words and 8 code lines a minute."""
-        return 5 * -(-(self.words / 120 + self.code / 8) // 5)
+        return int(5 * -(-(self.words / 120 + self.code / 8) // 5))
 
     @property
     def assert_share(self) -> float:

@@ -78,7 +78,7 @@ def test_assignment_source_marks_solutions_and_tests():
         if m and m["solution"] and c["cell_type"] == "code":
             assert c["source"].startswith("### BEGIN SOLUTION") and "### END SOLUTION" in c["source"]
     text = json.dumps(src)
-    assert "{exercise}" not in text and "**Exercise (ex-ch5-color): Colorization by hand**" in text
+    assert "{exercise}" not in text and "**Exercise (ex-ch5-color): Colorization by hand ★**" in text
 
 
 def test_exported_chapters_are_plain_markdown():

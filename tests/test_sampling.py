@@ -90,7 +90,7 @@ def test_ddnm_plus_without_noise_or_travel_is_ddnm(sched, random_unet):
     assert torch.equal(a, b)
 
 
-def chapter_7_ddnm_by_hand(sched):
+def chapter_8_ddnm_by_hand(sched):
     """The ten-line Algorithm 1 that students read and write in chapter 8 (``ddnm_by_hand``), taken from the
     notebook itself: the library is tested against the book's loop, not against a copy kept here."""
     import ast
@@ -112,10 +112,11 @@ def test_matches_the_books_algorithm_1(sched, random_unet, name):
     y = op.A(images(seed=5))
     ours = de.ddnm(random_unet, sched, op, y, steps=12, eta=0.85, seed=3, clip_x0=False)  # Algorithm 1 has no clip
     with torch.no_grad():
-        ref = chapter_7_ddnm_by_hand(sched)(random_unet, y, op, steps=12, eta=0.85, seed=3)
-    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+        ref = chapter_8_ddnm_by_hand(sched)(random_unet, y, op, steps=12, eta=0.85, seed=3)
+    # the book writes line 5 out in float32 (the library computes its coefficients in float64): rounding only
+    torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-4)
     with torch.no_grad():  # and the comparison can fail: another seed is another sample
-        other = chapter_7_ddnm_by_hand(sched)(random_unet, y, op, steps=12, eta=0.85, seed=4)
+        other = chapter_8_ddnm_by_hand(sched)(random_unet, y, op, steps=12, eta=0.85, seed=4)
     assert (other - ours).abs().max() > 1e-2
 
 

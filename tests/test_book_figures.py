@@ -70,7 +70,9 @@ def _figures(path: Path) -> list[tuple[int, dict | None, str]]:
 
 def _prefix(path: Path) -> str:
     m = re.match(r"(\d+)-", path.name)
-    return f"fig-ch{int(m.group(1))}-" if m else "fig-a-"
+    return (
+        f"fig-ch{int(m.group(1))}-" if m else {"appendix-real-images": "fig-a-", "appendix-math": "fig-b-"}[path.stem]
+    )
 
 
 def test_every_figure_is_named_and_captioned():
@@ -128,6 +130,7 @@ def test_chapter_numbering():
     spec.loader.exec_module(mod)
     assert mod.chapter_label("book/08-ddnm") == "8"
     assert mod.chapter_label("book/appendix-real-images") == "A"
+    assert mod.chapter_label("book/appendix-math") == "B"
     assert mod.chapter_label("book/00-preface") == "P"
     assert mod.chapter_label("book/intro") is None
     # Sphinx numbers through the whole book; each chapter restarts at 1 behind its number, in order

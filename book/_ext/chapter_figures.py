@@ -4,7 +4,7 @@ Sphinx numbers figures through the whole book when its sections are not numbered
 carry their numbers in their titles: "# 8. DDNM ..."), so chapter 8's second figure would be
 "Fig. 23". After Sphinx assigns its numbers (the ``env-get-updated`` event), each chapter's figures
 are renumbered from 1 behind the chapter's number, taken from the file name (``book/08-ddnm`` ->
-8, ``book/00-preface`` -> P, ``book/appendix-...`` -> A). Tables and code listings keep Sphinx's.
+8, ``book/00-preface`` -> P, the appendices by ``APPENDICES``). Tables and code listings keep Sphinx's.
 """
 
 from __future__ import annotations
@@ -12,16 +12,15 @@ from __future__ import annotations
 import re
 
 CHAPTER = re.compile(r"(?:^|/)(\d+)-[^/]*$")
+APPENDICES = {"appendix-real-images": "A", "appendix-math": "B"}
 
 
 def chapter_label(docname: str) -> str | None:
-    """ "book/08-ddnm" -> "8", "book/00-preface" -> "P", "book/appendix-real-images" -> "A", else None."""
+    """ "book/08-ddnm" -> "8", "book/00-preface" -> "P", "book/appendix-math" -> "B", else None."""
     m = CHAPTER.search(docname)
     if m:
         return str(int(m.group(1))) if int(m.group(1)) else "P"
-    if docname.rsplit("/", 1)[-1].startswith("appendix"):
-        return "A"
-    return None
+    return APPENDICES.get(docname.rsplit("/", 1)[-1])
 
 
 def renumber(fignumbers: dict[str, dict[str, dict[str, tuple]]]) -> None:

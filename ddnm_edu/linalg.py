@@ -1,7 +1,7 @@
 """Small dense linear algebra for the pseudo-inverse chapters (float64 matrices).
 
-* ``pinv_svd``: the Moore-Penrose inverse by SVD, A^+ = V S^+ U^T (singular values below
-  rcond * s_max are treated as zero).
+* ``pinv_svd``: the Moore-Penrose inverse by SVD, A^+ = V diag(s_i^+) U^T (the book's eq-pinv-svd;
+  singular values below rcond * max s_i are treated as zero).
 * ``penrose_errors``: how far a candidate X is from each of the four Penrose conditions.
 * ``min_norm_solution``: x = A^+ y, the least-squares solution of smallest norm.
 """
@@ -14,11 +14,11 @@ Tensor = torch.Tensor
 
 
 def pinv_svd(A: Tensor, rcond: float = 1e-12) -> Tensor:
-    """Moore-Penrose inverse of an (m, n) matrix: A = U S V^T  =>  A^+ = V S^+ U^T."""
-    U, S, Vh = torch.linalg.svd(A.double(), full_matrices=False)
-    keep = S > rcond * S.max()
-    S_inv = torch.where(keep, 1.0 / S.clamp_min(1e-300), torch.zeros_like(S))
-    return (Vh.T * S_inv) @ U.T
+    """Moore-Penrose inverse of an (m, n) matrix: A = U diag(s_i) V^T  =>  A^+ = V diag(s_i^+) U^T."""
+    U, s, Vh = torch.linalg.svd(A.double(), full_matrices=False)
+    keep = s > rcond * s.max()
+    s_pinv = torch.where(keep, 1.0 / s.clamp_min(1e-300), torch.zeros_like(s))  # 1/s_i, or 0
+    return (Vh.T * s_pinv) @ U.T
 
 
 def penrose_errors(A: Tensor, X: Tensor) -> dict[str, float]:

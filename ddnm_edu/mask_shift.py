@@ -14,7 +14,7 @@ Here the overwrite is an operator, :class:`KnownPixels`: with m the mask of know
 
     A_w x = m x + (1 - m) A^dagger A x,        y_w = m x_known + (1 - m) A^dagger y.
 
-When m covers whole blocks of A (whole s x s blocks for s-times super-resolution, any pixels for
+When m covers whole blocks of A (whole k x k blocks for k-times super-resolution, any pixels for
 inpainting, colorization or denoising), m commutes with A^dagger A and A_w is an orthogonal projector:
 its own pseudo-inverse. Line 4 with (A_w, y_w) is then exactly the official "project, then overwrite"
 -- and x0_hat is consistent with y and with the known pixels at once, so the stitched result is

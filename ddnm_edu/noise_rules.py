@@ -1,13 +1,16 @@
-"""DDNM+ noise scaling: the paper's scalar rule and the exact per-singular-direction rule.
+"""DDNM+ noise scaling: the paper's scalar rule and a rule per singular direction.
 
 With noisy measurements y = A x + n, n ~ N(0, sigma_y^2 I) (sigma_y on the book's [-1, 1] scale),
 the rectified estimate x0_hat = x0_t - Sigma_t A^dagger (A x0_t - y) carries Sigma_t A^dagger n
 (paper eq. 17), and a reverse step x_s = a_t x0_hat + (noise) passes it on as a_t Sigma_t A^dagger n.
-The step should leave x_s with noise of covariance B_t^2 I, where the **noise budget** B_t is
+The step should leave x_s with the noise it expects. The **noise budget** B_t is the std of the noise
+the step is free to set in x_s:
 
 * ``kind="ddim"`` / ``"ddim-paper"``: B_t = sqrt(1 - alpha_bar_s), all the noise x_s holds
   (fresh noise sigma_t z and the model's eps with weight c_eps: sigma_t^2 + c_eps^2 = 1 - alpha_bar_s);
-* ``kind="ddpm"``: B_t = sigma_t, the posterior std (the paper's eq. 19 setting).
+* ``kind="ddpm"``: B_t = sigma_t, the posterior std (the paper's eq. 19 setting): only the fresh part,
+  since the c_t x_t term carries noise inherited from x_t (c_t^2 (1 - alpha_bar_t) + sigma_t^2 =
+  1 - alpha_bar_s).
 
 The paper (eq. 18) asks for a_t^2 Sigma_t A^dagger (sigma_y^2 I) A^dagger^T Sigma_t + Phi_t = B_t^2 I,
 with Phi_t the covariance of the noise the step adds. Two ways to satisfy it:
@@ -20,7 +23,7 @@ per-pixel variance sigma_y^2 in every direction:
 
 The noise the step adds is scaled by sqrt(gamma_t) / B_t (fresh noise and the eps term alike; the
 official ``simplified_ddnm_plus`` scales the same terms by its own ``gamma_t``, see chapter 9's note).
-This is exact only when A^dagger A^dagger^T = I (denoising).
+Within one step this is exact only when A^dagger A^dagger^T = I (denoising).
 Otherwise A^dagger n has covariance sigma_y^2 A^dagger A^dagger^T = sigma_y^2 V diag(1/s_i^2) V^T on the
 measured directions and 0 on the null directions: for 4x average-pool SR each block mean direction gets
 16 sigma_y^2, for colorization (1,1,1)/sqrt 3 gets 3 sigma_y^2, CS (orthonormal rows) gets sigma_y^2, and
@@ -76,7 +79,7 @@ def check_rule(noise_rule: str, kind: str) -> None:
 
 
 def noise_budget(c: StepCoefs, kind: str = "ddim") -> float:
-    """B_t: the std of the noise x_s should hold after the step (see the module docstring)."""
+    """B_t: the std of the noise the step is free to set in x_s (see the module docstring)."""
     sigma, c_eps = float(c.sigma), float(c.c_eps)
     return sigma if kind == "ddpm" else math.sqrt(sigma**2 + c_eps**2)
 

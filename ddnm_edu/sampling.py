@@ -20,7 +20,8 @@ eta (``kind="ddim-paper"``), where eta = 1 means DDPM's posterior variance.
 
 **DDNM+ noise scaling (paper eq. 17-19)** lives in ``noise_rules.py``: the scalar rule
 (``noise_rule="scalar"``, lambda_t the same for all pixels, exact only for denoising) and the
-per-singular-direction rule (``noise_rule="svd"``, exact for every operator with an SVD view).
+per-singular-direction rule (``noise_rule="svd"``, right within one step for every operator with an
+SVD view; over a whole run neither rule samples p(x | y), chapter 9's Notes).
 Both budget the *whole* noise of the step, B_t = sqrt(1 - alpha_bar_s) for DDIM steps (the
 posterior std for DDPM steps); budgeting only the fresh part eta * sqrt(1 - alpha_bar_s) would
 give lambda_t = 0 at eta = 0, i.e. ignore y. With sigma_y = 0 both are DDNM.

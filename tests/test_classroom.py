@@ -25,7 +25,7 @@ def _book(n: int) -> dict:
     return json.loads(C.chapter_path(n).read_text())
 
 
-def test_every_chapter_1_to_10_has_an_auto_graded_exercise_and_every_label_exists():
+def test_every_chapter_1_to_11_has_an_auto_graded_exercise_and_every_label_exists():
     labels = {}
     for p in C.chapters():
         for label in C.exercises(json.loads(p.read_text())):
@@ -33,11 +33,11 @@ def test_every_chapter_1_to_10_has_an_auto_graded_exercise_and_every_label_exist
     for label in list(COURSE.auto) + list(COURSE.manual):
         assert label in labels, f"{label} is graded but no chapter has that exercise"
     graded_chapters = {labels[label] for label in COURSE.auto}
-    assert set(range(1, 11)) <= graded_chapters, sorted(graded_chapters)
+    assert set(range(1, 12)) <= graded_chapters, sorted(graded_chapters)
 
 
 def test_pieces_split_solutions_at_their_fences():
-    nb = _book(5)
+    nb = _book(6)
     ps = C.pieces(nb)
     sols = {p.solution for p in ps if p.solution}
     assert sols == set(C.exercises(nb))
@@ -49,7 +49,7 @@ def test_pieces_split_solutions_at_their_fences():
     assert "A - A A^\\dagger A = A - A = 0" in inside and "{exercise}" in outside
 
 
-@pytest.mark.parametrize("n", range(1, 11))
+@pytest.mark.parametrize("n", range(1, 14))
 def test_student_notebook_has_no_solution(n):
     nb = _book(n)
     student = C.student_notebook(nb)
@@ -62,13 +62,13 @@ def test_student_notebook_has_no_solution(n):
 
 
 def test_assignment_source_marks_solutions_and_tests():
-    src, points = C.assignment_notebook(_book(4))
+    src, points = C.assignment_notebook(_book(5))
     assert points == {"ex-ch5-color": 2, "ex-ch5-rowrank": 4}  # rowrank: 2 by hand, 2 auto-graded
     meta = [c["metadata"].get("nbgrader") for c in src["cells"]]
     tests = [m for m in meta if m and m["grade"] and not m["solution"]]
     assert [(m["grade_id"], m["points"]) for m in tests] == [("ex-ch5-color-test", 2), ("ex-ch5-rowrank-test", 2)]
     assert (
-        src["cells"][0]["source"].startswith("**Assignment: 4.")
+        src["cells"][0]["source"].startswith("**Assignment: 5.")
         and "6 points: 4 auto-graded" in src["cells"][0]["source"]
     )
     answers = [m for m in meta if m and m["grade"] and m["solution"]]
@@ -139,7 +139,7 @@ def _scores(course: Path, assignment: str, student: str) -> dict:
 def test_nbgrader_generate_and_autograde(tmp_path):
     pytest.importorskip("nbgrader")
     course = tmp_path / "course"
-    summary = C.export(course, [4, 5])
+    summary = C.export(course, [5, 6])
     assert set(summary) == {"05-pseudo-inverse", "06-range-null"}
     for a in summary:
         _nbgrader(course, "generate_assignment", a, "--force")
@@ -224,7 +224,7 @@ def test_cli_export(tmp_path):
             str(tmp_path / "c"),
             "--chapters",
             "1",
-            "10",
+            "11",
         ],
         capture_output=True,
         text=True,
@@ -289,7 +289,7 @@ def test_export_keeps_an_edited_config_and_earlier_chapters_and_stable_ids(tmp_p
     out = tmp_path / "c"
     C.export(out, [1])
     first = (out / "source" / "01-inverse-problems" / "01-inverse-problems.ipynb").read_text()
-    C.export(out, [4])
+    C.export(out, [5])
     assert set(json.loads((out / "assignments.json").read_text())) == {"01-inverse-problems", "05-pseudo-inverse"}
     C.export(out, [1])
     assert (out / "source" / "01-inverse-problems" / "01-inverse-problems.ipynb").read_text() == first  # same ids
@@ -357,7 +357,7 @@ def test_the_course_workflow_with_two_students(tmp_path):
         r = subprocess.run(cmd + list(args) + extra, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
 
-    summary = C.export(course, [4])
+    summary = C.export(course, [5])
     run(course, "generate_assignment", a)
     run(course, "release_assignment", a)
     assert (course / "exchange" / "ddnm-edu" / "outbound" / a).is_dir()
@@ -401,6 +401,20 @@ WRONG: dict[str, list[str]] = {
         "t_half = {k: v + 1 for k, v in t_half.items()}",
         "t_half = {'linear': t_half['cosine'], 'cosine': t_half['linear']}",
         "t_half = {'linear': t_half['linear']}",
+    ],
+    "ex-ch3-x0": [
+        "def x0_from_eps(x_t, eps, t):  # off by one timestep\n"
+        "    ab = sched.alphas_cumprod[t - 1]\n"
+        "    return (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()",
+        "def x0_from_eps(x_t, eps, t):  # no square roots\n"
+        "    ab = sched.alphas_cumprod[t]\n"
+        "    return (x_t - (1 - ab) * eps) / ab",
+        "def x0_from_eps(x_t, eps, t):  # the noise added, not removed\n"
+        "    ab = sched.alphas_cumprod[t]\n"
+        "    return (x_t + (1 - ab).sqrt() * eps) / ab.sqrt()",
+        "def x0_from_eps(x_t, eps, t):  # not rescaled\n"
+        "    ab = sched.alphas_cumprod[t]\n"
+        "    return x_t - (1 - ab).sqrt() * eps",
     ],
     "ex-ch4-eta": [
         "pairs = {0.0: pairs[1.0], 1.0: pairs[0.0]}",
@@ -502,7 +516,7 @@ def _spoil(release: dict, source: dict, wrong: dict[str, str]) -> dict:
     return out
 
 
-def test_every_auto_graded_exercise_has_a_table_of_wrong_answers_and_chapters_4_to_9_have_two():
+def test_every_auto_graded_exercise_has_a_table_of_wrong_answers_and_chapters_5_to_10_have_two():
     assert set(WRONG) == set(COURSE.auto)
     assert all(len(v) >= 3 for v in WRONG.values())
     chapters = {}
@@ -510,7 +524,7 @@ def test_every_auto_graded_exercise_has_a_table_of_wrong_answers_and_chapters_4_
         for label in C.exercises(json.loads(p.read_text())):
             if label in COURSE.auto:
                 chapters.setdefault(int(p.name[:2]), []).append(label)
-    assert all(len(chapters.get(n, [])) >= 2 for n in range(4, 10)), chapters
+    assert all(len(chapters.get(n, [])) >= 2 for n in range(5, 11)), chapters
 
 
 def _assigned(code: str) -> list[str]:

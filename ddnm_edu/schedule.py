@@ -2,11 +2,13 @@
 
 Notation (Ho et al. 2020, "DDPM"; Song et al. 2021, "DDIM"; Wang et al. 2023, "DDNM"):
 
-* ``betas[t]`` = beta_t, ``alphas[t]`` = alpha_t = 1 - beta_t,
-  ``alphas_cumprod[t]`` = alpha_bar_t = prod_{i<=t} alpha_i.
 * Timesteps are **0-indexed** as in diffusers and the DDNM code: ``t = 0`` is the
   first noise level and ``t = T - 1`` the last; "t = -1" stands for clean data
-  with alpha_bar = 1.
+  with alpha_bar = 1. The library's ``t`` is the papers' t + 1 (the book's equations
+  count like the papers: x_0 clean, t = 1..T; preface, "Timesteps: paper and code").
+* In the library's indexing, written below with the library's t: ``betas[t]`` = beta_t,
+  ``alphas[t]`` = alpha_t = 1 - beta_t, ``alphas_cumprod[t]`` = alpha_bar_t =
+  prod_{i<=t} alpha_i (the papers' beta_{t+1}, alpha_{t+1} and alpha_bar_{t+1}).
 
 All tables are float64 on the CPU; every method casts the entries it needs to
 the dtype and device of its input, so the schedule works unchanged on CPU,

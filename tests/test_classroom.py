@@ -78,7 +78,15 @@ def test_assignment_source_marks_solutions_and_tests():
         if m and m["solution"] and c["cell_type"] == "code":
             assert c["source"].startswith("### BEGIN SOLUTION") and "### END SOLUTION" in c["source"]
     text = json.dumps(src)
-    assert "{exercise}" not in text and "**Exercise (ex-ch5-color): Colorization by hand ★**" in text
+    assert "{exercise}" not in text and "**Exercise (ex-ch5-color): Colorization by hand \\u2605**" in text
+
+
+def test_plain_markdown_keeps_an_indented_directive_in_its_list_item():
+    from ddnm_edu.tools.myst import plain_markdown
+
+    text = "1. Why?\n\n   ```{admonition} Answer\n   :class: dropdown\n   Because {eq}`eq-x`.\n   ```\n\n2. Next?\n"
+    out = plain_markdown(text)
+    assert "   > **Answer**\n   >\n   > Because (eq-x).\n" in out and "```" not in out and "2. Next?" in out
 
 
 def test_exported_chapters_are_plain_markdown():

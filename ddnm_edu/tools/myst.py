@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import re
 
+# a directive, also one indented inside a list item (its fences and options carry the same indent)
 DIRECTIVE_RE = re.compile(
-    r"```\{(?P<name>[a-z-]+)\}[ \t]*(?P<title>[^\n]*)\n(?P<opts>(?::[^\n]*\n)*)(?P<body>.*?)\n```[ \t]*(?:\n|$)", re.S
+    r"^(?P<indent>[ \t]*)```\{(?P<name>[a-z-]+)\}[ \t]*(?P<title>[^\n]*)\n"
+    r"(?P<opts>(?:(?P=indent):[^\n]*\n)*)(?P<body>.*?)\n(?P=indent)```[ \t]*(?:\n|$)",
+    re.S | re.M,
 )
 ROLE_RE = re.compile(r"\{(?P<role>[a-z]+)\}`(?P<arg>[^`]*)`")
 LABELLED_MATH_RE = re.compile(r"\n\$\$[ \t]*\((?P<label>[\w:-]+)\)[ \t]*(?=\n|$)")
@@ -31,11 +34,15 @@ def plain_markdown(text: str) -> str:
     {eq}/{cite}/{math}/{ref} roles as text, and a labelled equation's label as its \\tag."""
 
     def directive(m: re.Match) -> str:
+        indent = m["indent"]
         title = m["title"].strip() or m["name"].capitalize()
-        label = re.search(r"^:label:[ \t]*(\S+)", m["opts"], re.M)
+        label = re.search(r"^[ \t]*:label:[ \t]*(\S+)", m["opts"], re.M)
+        body = "\n".join(line[len(indent) :] if line.startswith(indent) else line for line in m["body"].splitlines())
         if m["name"] == "exercise":  # a bold title, the body as it is
-            return f"**Exercise ({label[1] if label else ''}): {title}**\n\n{m['body']}\n"
-        return "\n".join([f"> **{title}**", ">"] + [f"> {line}".rstrip() for line in m["body"].splitlines()]) + "\n"
+            out = f"**Exercise ({label[1] if label else ''}): {title}**\n\n{body}"
+        else:
+            out = "\n".join([f"> **{title}**", ">"] + [f"> {line}".rstrip() for line in body.splitlines()])
+        return "\n".join(indent + line if line else line for line in out.splitlines()) + "\n"
 
     text = DIRECTIVE_RE.sub(directive, text)
     text = LABELLED_MATH_RE.sub(lambda m: f"\n\\tag{{{m['label']}}}\n$$", text)
